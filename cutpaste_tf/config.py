@@ -1,0 +1,177 @@
+"""Typed, frozen configuration for a CutPaste run, with a JSON round trip.
+
+Defaults are the paper's settings (Appendix A.1-A.2). The launcher builds these from flags;
+library code only ever sees these objects or plain arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Optional
+
+# Proxy task -> the views each source image contributes, in label order.
+TASK_VIEWS: dict[str, tuple[str, ...]] = {
+    "3way": ("normal", "cutpaste", "scar"),
+    "cutpaste": ("normal", "cutpaste"),
+    "scar": ("normal", "scar"),
+    "union": ("normal", "union"),
+}
+
+
+def _check_range(name: str, bounds, lo: float, hi: float) -> None:
+    if len(bounds) != 2 or not lo <= bounds[0] <= bounds[1] <= hi:
+        raise ValueError(f"{name} must be two increasing values in [{lo}, {hi}], got {bounds}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """CutPaste / Scar parameters (Appendix A.2) and the pre-augmentation of Sec. 2.1."""
+
+    area_ratio: tuple[float, float] = (0.02, 0.15)
+    aspect_ratio: tuple[float, float] = (0.3, 3.3)
+    scar_width: tuple[float, float] = (2.0, 16.0)
+    scar_length: tuple[float, float] = (10.0, 25.0)
+    scar_angle: float = 45.0
+    scar_reference_size: int = 256
+    patch_jitter: float = 0.1
+    # Pre-augmentation of every image (the paper names it but gives no strengths).
+    translate: float = 0.0625
+    jitter: float = 0.1
+
+    def __post_init__(self):
+        _check_range("area_ratio", self.area_ratio, 0.0, 1.0)
+        _check_range("aspect_ratio", self.aspect_ratio, 0.0, float("inf"))
+        _check_range("scar_width", self.scar_width, 0.0, float("inf"))
+        _check_range("scar_length", self.scar_length, 0.0, float("inf"))
+        if not 0.0 <= self.scar_angle <= 180.0:
+            raise ValueError(f"scar_angle must be in [0, 180] degrees, got {self.scar_angle}")
+        if self.scar_reference_size <= 0:
+            raise ValueError(f"scar_reference_size must be positive, got {self.scar_reference_size}")
+        for name in ("patch_jitter", "jitter"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 0.5:
+                raise ValueError(f"{name} must be in [0, 0.5] (hue shifts are at most half a turn), got {value}")
+        if not 0.0 <= self.translate < 0.5:
+            raise ValueError(f"translate must be in [0, 0.5) of the image size, got {self.translate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Backbone and projection head. Eight 512-wide layers follow the authors' DROC code."""
+
+    backbone: str = "resnet18"
+    head_widths: tuple[int, ...] = (512,) * 8
+
+    def __post_init__(self):
+        if any(w <= 0 for w in self.head_widths):
+            raise ValueError(f"head_widths must be positive, got {self.head_widths}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (Appendix A.1): 256 "epochs" of 256 steps, SGD 0.9, lr 0.03, cosine, L2 3e-5."""
+
+    task: str = "3way"
+    image_size: tuple[int, int] = (256, 256)
+    batch_size: int = 96
+    epochs: int = 256
+    steps_per_epoch: int = 256
+    learning_rate: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    seed: int = 0
+    checkpoint_every: int = 256
+    log_every: int = 16
+    jit_compile: bool = False
+    augment: AugmentConfig = AugmentConfig()
+
+    def __post_init__(self):
+        if self.task not in TASK_VIEWS:
+            raise ValueError(f"task must be one of {sorted(TASK_VIEWS)}, got {self.task!r}")
+        if len(self.image_size) != 2 or min(self.image_size) < 32:
+            raise ValueError(f"image_size must be (height, width), each >= 32, got {self.image_size}")
+        if self.batch_size <= 0 or self.batch_size % self.num_views:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a positive multiple of the {self.num_views} "
+                f"views of task {self.task!r} (the paper: 96 for 3way, 64 for binary tasks)")
+        for name in ("epochs", "steps_per_epoch", "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError("need learning_rate > 0, weight_decay >= 0 and momentum in [0, 1)")
+
+    @property
+    def num_views(self) -> int:
+        return len(TASK_VIEWS[self.task])
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_views
+
+    @property
+    def sources_per_batch(self) -> int:
+        """Source images per batch: each contributes one view per class."""
+        return self.batch_size // self.num_views
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class DensityConfig:
+    """The density estimator fitted on features of un-augmented training images."""
+
+    kind: str = "gde"
+    feature: str = "pooled"
+    normalize: bool = True
+    kde_gamma: Optional[float] = None
+
+    def __post_init__(self):
+        if self.kind not in ("gde", "kde"):
+            raise ValueError(f"density kind must be 'gde' or 'kde', got {self.kind!r}")
+        if self.feature not in ("pooled", "embedding"):
+            raise ValueError(f"feature must be 'pooled' or 'embedding', got {self.feature!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything one category's train -> density -> evaluate -> export needs."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    density: DensityConfig = DensityConfig()
+    eval_batch_size: int = 32
+
+
+def to_dict(config: Any) -> dict:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuilds a (nested) config dataclass from :func:`to_dict` output; unknown keys fail."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            value = from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple and value is not None:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def to_json(config: Any) -> str:
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def from_json(cls: type, text: str) -> Any:
+    return from_dict(cls, json.loads(text))

@@ -1,0 +1,194 @@
+"""AUROC, seed statistics and paper-style result tables (Table 1 of the CutPaste paper).
+
+Conventions: labels are 1 for anomalous and 0 for normal, and a higher score means more anomalous.
+Per-category results passed to ``summarize`` / ``markdown_table`` are AUROCs as fractions in [0, 1]
+(what ``auroc`` returns): one float per category, or a sequence with one value per seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from cutpaste_tf import paper
+
+KIND_GROUPS: tuple[str, ...] = ("texture", "object")
+
+MeanSe = tuple[float, float]
+
+
+def auroc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """Area under the ROC curve of anomaly ``scores`` against 0/1 ``labels`` (1 = anomalous)."""
+    y = np.asarray(labels).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"auroc: {y.shape[0]} labels but {s.shape[0]} scores")
+    if y.size == 0:
+        raise ValueError("auroc: no samples")
+    if y.dtype == bool:
+        y = y.astype(np.int64)
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"auroc: labels must be 0 (normal) or 1 (anomalous), got values {sorted(values)}")
+    if len(values) < 2:
+        only = "normal (0)" if values == {0} else "anomalous (1)"
+        raise ValueError(f"auroc: only {only} samples present; AUROC needs both classes")
+    bad = int(np.sum(~np.isfinite(s)))
+    if bad:
+        raise ValueError(f"auroc: {bad} of {s.size} scores are NaN or infinite")
+    return float(roc_auc_score(y, s))
+
+
+def mean_and_stderr(values: Sequence[float]) -> MeanSe:
+    """Mean and standard error (sample std with ddof=1 over sqrt(n); 0 for one value) of seed results."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError("mean_and_stderr: no values")
+    if v.size == 1:
+        return float(v[0]), 0.0
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
+
+
+def _as_values(result: float | Sequence[float]) -> list[float]:
+    """One category's result as a list of per-seed values."""
+    if isinstance(result, (int, float, np.floating, np.integer)):
+        return [float(result)]
+    values = [float(x) for x in np.asarray(result, dtype=np.float64).reshape(-1)]
+    if not values:
+        raise ValueError("empty result list")
+    return values
+
+
+def _kind_of(category: str, kinds: Mapping[str, str]) -> str:
+    """The "texture"/"object" group of a category, with a clear error when it is missing or invalid."""
+    if category not in kinds:
+        raise ValueError(
+            f"no kind given for category {category!r}; kinds must map it to one of {KIND_GROUPS}"
+        )
+    kind = kinds[category]
+    if kind not in KIND_GROUPS:
+        raise ValueError(f"kind of {category!r} is {kind!r}; expected one of {KIND_GROUPS}")
+    return kind
+
+
+def summarize(
+    per_category: Mapping[str, float | Sequence[float]],
+    kinds: Mapping[str, str] | None = None,
+) -> dict:
+    """Per-category (mean, stderr) and Table-1-style group averages.
+
+    ``kinds`` maps each category to "texture" or "object" (default: the MVTec AD grouping).
+    Returns ``{"per_category": {cat: (mean, se)}, "num_values": {cat: n},
+    "averages": {"texture"|"object"|"all": (mean, se)}}``. As in the paper, a group's average is
+    the mean of its categories' means together with the mean of their standard errors; "all"
+    averages over every category (not over the two group averages). Groups without categories
+    are left out.
+    """
+    if not per_category:
+        raise ValueError("summarize: no categories")
+    kinds = paper.MVTEC_KINDS if kinds is None else kinds
+    per_cat: dict[str, MeanSe] = {}
+    counts: dict[str, int] = {}
+    groups: dict[str, list[str]] = {g: [] for g in KIND_GROUPS}
+    for category, result in per_category.items():
+        try:
+            values = _as_values(result)
+        except ValueError as e:
+            raise ValueError(f"summarize: category {category!r}: {e}") from None
+        per_cat[category] = mean_and_stderr(values)
+        counts[category] = len(values)
+        groups[_kind_of(category, kinds)].append(category)
+    groups["all"] = list(per_category)
+
+    averages: dict[str, MeanSe] = {}
+    for group, cats in groups.items():
+        if cats:
+            averages[group] = (
+                float(np.mean([per_cat[c][0] for c in cats])),
+                float(np.mean([per_cat[c][1] for c in cats])),
+            )
+    return {"per_category": per_cat, "num_values": counts, "averages": averages}
+
+
+def display_name(category: str) -> str:
+    """A category name as the paper prints it ("metal_nut" -> "metal nut")."""
+    return category.replace("_", " ")
+
+
+def _fmt_ours(mean_se: MeanSe, with_se: bool) -> str:
+    """Our AUROC (a fraction) as a percentage with one decimal, "mean ± se" when several seeds."""
+    mean, se = mean_se
+    return f"{100 * mean:.1f} ± {100 * se:.1f}" if with_se else f"{100 * mean:.1f}"
+
+
+def _fmt_paper(value: MeanSe | float | None) -> str:
+    """A paper number (already in percent), or an em dash when the paper has none."""
+    if value is None:
+        return "—"
+    if isinstance(value, tuple):
+        return f"{value[0]:.1f} ± {value[1]:.1f}"
+    return f"{value:.1f}"
+
+
+def _order(categories: Sequence[str]) -> list[str]:
+    """MVTec categories in the paper's order first, then any others in the order given."""
+    known = [c for c in paper.MVTEC_CATEGORIES if c in categories]
+    return known + [c for c in categories if c not in paper.MVTEC_KINDS]
+
+
+def markdown_table(
+    per_category: Mapping[str, float | Sequence[float]],
+    kinds: Mapping[str, str] | None,
+    task: str,
+    title: str | None = None,
+) -> str:
+    """A Markdown table laid out like the paper's Table 1, our AUROC (%) beside the paper's.
+
+    Rows: a texture block and its average, an object block and its average, then the overall
+    average; blocks without categories are left out. ``task`` picks the paper column (a key of
+    ``paper.TABLE1`` or "pixel" for Table 2). A paper average is shown only when the block holds
+    exactly the paper's categories of that group, since otherwise the two numbers average over
+    different sets; "—" marks missing paper numbers.
+    """
+    paper_cats, paper_avgs = paper.paper_results(task)
+    for category, result in per_category.items():
+        values = _as_values(result)
+        if any(not (0.0 <= v <= 1.0) for v in values):
+            raise ValueError(
+                f"markdown_table: {category!r} has values outside [0, 1] {values}; "
+                "pass AUROC fractions (the table converts to percent)"
+            )
+    summary = summarize(per_category, kinds)
+    kinds = paper.MVTEC_KINDS if kinds is None else kinds
+    per_cat, counts, averages = summary["per_category"], summary["num_values"], summary["averages"]
+
+    lines: list[str] = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += [
+        f"| Category | Ours (AUROC %) | Paper {paper.TASK_LABELS[task]} |",
+        "| --- | ---: | ---: |",
+    ]
+
+    def avg_row(label: str, cats: list[str], group: str, paper_set: tuple[str, ...]) -> str:
+        with_se = any(counts[c] > 1 for c in cats)
+        theirs = paper_avgs.get(group) if set(cats) == set(paper_set) else None
+        return f"| **{label}** | {_fmt_ours(averages[group], with_se)} | {_fmt_paper(theirs)} |"
+
+    paper_sets = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS}
+    for group in KIND_GROUPS:
+        cats = _order([c for c in per_category if kinds[c] == group])
+        if not cats:
+            continue
+        lines.append(f"| *{group}* | | |")
+        for c in cats:
+            theirs = paper_cats.get(c)
+            lines.append(
+                f"| {display_name(c)} | {_fmt_ours(per_cat[c], counts[c] > 1)} | {_fmt_paper(theirs)} |"
+            )
+        lines.append(avg_row(f"{group} average", cats, group, paper_sets[group]))
+    lines.append(avg_row("average", list(per_category), "all", paper.MVTEC_CATEGORIES))
+    return "\n".join(lines) + "\n"

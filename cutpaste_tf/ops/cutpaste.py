@@ -1,0 +1,217 @@
+"""CutPaste and CutPaste-Scar (Appendix A.2), split into "sample parameters" and "apply them".
+
+Both ops work on float32 batches ``[B, H, W, 3]`` in [0, 1], any H and W. The apply step is a
+pure function of the image and the parameters: coordinates, a gather, a mask and ``tf.where``,
+so it runs eagerly, in ``tf.data`` and under ``tf.function(jit_compile=True)``.
+
+CutPaste: the patch area is ``U(0.02, 0.15)`` of the image area, its aspect ratio (height /
+width) log-uniform on (0.3, 3.3) as in RandomErasing, which the paper's implementation follows.
+The patch is cut from the same image; source and destination boxes both lie wholly inside it.
+
+CutPaste-Scar: a ``width x length`` rectangle with width ``U[2, 16]`` and length ``U[10, 25]``
+pixels at 256x256, rotated by ``U(-45, 45)`` degrees, filled with a patch of the same image.
+At other image sizes both are scaled by ``sqrt(H * W) / 256`` so the scar keeps its share of the
+image area (the paper trains at 256x256 only). Width runs along x and length along y before the
+rotation, so scars are within 45 degrees of vertical. The unrotated source box and the rotated
+destination box both lie wholly inside the image.
+
+Before pasting, the patch gets colour jitter of at most ``patch_jitter`` in random order
+(torchvision semantics, see :mod:`cutpaste_tf.ops.color`), its contrast mean taken over the patch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from cutpaste_tf.config import AugmentConfig
+from cutpaste_tf.ops import color, random
+
+_CANDIDATES = 10  # RandomErasing also makes 10 attempts to find a box that fits.
+
+
+def sample_cutpaste(seed: tf.Tensor, batch_size, height: int, width: int,
+                    config: AugmentConfig = AugmentConfig()) -> dict[str, tf.Tensor]:
+    """Draws CutPaste boxes for a batch.
+
+    Returns int32 ``[B]`` tensors ``patch_h``, ``patch_w``, ``src_y``, ``src_x``, ``dst_y``,
+    ``dst_x`` (top-left corners), float ``area_ratio`` and ``aspect_ratio`` as drawn before
+    rounding, and the patch jitter parameters under ``jitter``.
+    """
+    seeds = random.split(seed, 4)
+    lo, hi = config.area_ratio
+    area = random.uniform([batch_size, _CANDIDATES], seeds[0], lo, hi)
+    log_lo, log_hi = math.log(config.aspect_ratio[0]), math.log(config.aspect_ratio[1])
+    aspect = tf.exp(random.uniform([batch_size, _CANDIDATES], seeds[1], log_lo, log_hi))
+    pixels = area * float(height * width)
+    h = tf.maximum(tf.round(tf.sqrt(pixels * aspect)), 1.0)
+    w = tf.maximum(tf.round(tf.sqrt(pixels / aspect)), 1.0)
+    # The first candidate that fits; only extreme image aspect ratios ever need clipping.
+    fits = tf.logical_and(h <= height, w <= width)
+    pick = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
+
+    def first(t):
+        return tf.gather(t, pick, axis=1, batch_dims=1)
+
+    patch_h = tf.cast(tf.minimum(first(h), float(height)), tf.int32)
+    patch_w = tf.cast(tf.minimum(first(w), float(width)), tf.int32)
+    corners = random.uniform([4, batch_size], seeds[2])
+    room_y, room_x = height - patch_h + 1, width - patch_w + 1
+    return {
+        "patch_h": patch_h,
+        "patch_w": patch_w,
+        "src_y": _scale_floor(corners[0], room_y),
+        "src_x": _scale_floor(corners[1], room_x),
+        "dst_y": _scale_floor(corners[2], room_y),
+        "dst_x": _scale_floor(corners[3], room_x),
+        "area_ratio": first(area),
+        "aspect_ratio": first(aspect),
+        "jitter": color.sample_jitter(seeds[3], batch_size, config.patch_jitter),
+    }
+
+
+def apply_cutpaste(images: tf.Tensor, params: dict[str, tf.Tensor],
+                   config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
+    """Pastes each image's jittered source box at its destination box."""
+    height, width = images.shape[1], images.shape[2]
+    canvas_h, canvas_w = cutpaste_canvas_size(height, width, config)
+    # The source box, cut into a canvas that fits the largest possible patch.
+    rows = tf.minimum(params["src_y"][:, None] + tf.range(canvas_h)[None, :], height - 1)
+    cols = tf.minimum(params["src_x"][:, None] + tf.range(canvas_w)[None, :], width - 1)
+    canvas = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    in_patch = ((tf.range(canvas_h)[None, :, None] < params["patch_h"][:, None, None])
+                & (tf.range(canvas_w)[None, None, :] < params["patch_w"][:, None, None]))
+    if config.patch_jitter > 0:
+        canvas = color.apply_jitter(canvas, params["jitter"], in_patch)
+    mask = tf.concat([canvas, tf.cast(in_patch, canvas.dtype)[..., None]], axis=-1)
+    return _paste(images, mask, params["dst_y"], params["dst_x"])
+
+
+def cutpaste_canvas_size(height: int, width: int,
+                         config: AugmentConfig = AugmentConfig()) -> tuple[int, int]:
+    """Static bounds on a CutPaste patch's height and width at this image size."""
+    pixels = config.area_ratio[1] * height * width
+    max_h = math.ceil(math.sqrt(pixels * config.aspect_ratio[1])) + 1
+    max_w = math.ceil(math.sqrt(pixels / config.aspect_ratio[0])) + 1
+    return min(height, max_h), min(width, max_w)
+
+
+def sample_scar(seed: tf.Tensor, batch_size, height: int, width: int,
+                config: AugmentConfig = AugmentConfig()) -> dict[str, tf.Tensor]:
+    """Draws CutPaste-Scar rectangles for a batch.
+
+    Returns float32 ``[B]`` tensors ``scar_w`` and ``scar_l`` (pixels at this image size),
+    ``angle`` (radians), centres ``src_cy``, ``src_cx``, ``dst_cy``, ``dst_cx`` (pixel units,
+    the image spanning [0, H] x [0, W]), and the patch jitter parameters under ``jitter``.
+    """
+    seeds = random.split(seed, 3)
+    scale = scar_scale(height, width, config)
+    u = random.uniform([3, batch_size], seeds[0])
+    # Never wider or longer than the image can hold, even unrotated.
+    scar_w = tf.minimum(_lerp(u[0], config.scar_width) * scale, float(width))
+    scar_l = tf.minimum(_lerp(u[1], config.scar_length) * scale, float(height))
+    angle = _lerp(u[2], (-config.scar_angle, config.scar_angle)) * (math.pi / 180.0)
+    cos, sin = tf.abs(tf.cos(angle)), tf.abs(tf.sin(angle))
+    # Half extents of the rotated rectangle's bounding box.
+    half_x = tf.minimum(0.5 * (cos * scar_w + sin * scar_l), 0.5 * width)
+    half_y = tf.minimum(0.5 * (sin * scar_w + cos * scar_l), 0.5 * height)
+    c = random.uniform([4, batch_size], seeds[1])
+    return {
+        "scar_w": scar_w,
+        "scar_l": scar_l,
+        "angle": angle,
+        "src_cy": _lerp(c[0], (0.5 * scar_l, height - 0.5 * scar_l)),
+        "src_cx": _lerp(c[1], (0.5 * scar_w, width - 0.5 * scar_w)),
+        "dst_cy": _lerp(c[2], (half_y, height - half_y)),
+        "dst_cx": _lerp(c[3], (half_x, width - half_x)),
+        "jitter": color.sample_jitter(seeds[2], batch_size, config.patch_jitter),
+    }
+
+
+def apply_scar(images: tf.Tensor, params: dict[str, tf.Tensor],
+               config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
+    """Pastes each image's rotated, jittered scar; nearest-neighbour sampling, like PIL."""
+    height, width = images.shape[1], images.shape[2]
+    size_y, size_x = scar_canvas_size(height, width, config)
+    # A small canvas around the destination: canvas pixel (a, b) is image pixel (y0+a, x0+b).
+    y0 = tf.clip_by_value(tf.cast(tf.floor(params["dst_cy"] - 0.5 * size_y), tf.int32),
+                          0, height - size_y)
+    x0 = tf.clip_by_value(tf.cast(tf.floor(params["dst_cx"] - 0.5 * size_x), tf.int32),
+                          0, width - size_x)
+
+    def col(t):
+        return t[:, None, None]
+
+    ys = tf.cast(col(y0) + tf.range(size_y)[None, :, None], tf.float32) + 0.5
+    xs = tf.cast(col(x0) + tf.range(size_x)[None, None, :], tf.float32) + 0.5
+    dy, dx = ys - col(params["dst_cy"]), xs - col(params["dst_cx"])
+    cos, sin = col(tf.cos(params["angle"])), col(tf.sin(params["angle"]))
+    # Coordinates in the scar's own frame (rotate the offset back by -angle).
+    u = cos * dx + sin * dy
+    v = -sin * dx + cos * dy
+    in_scar = (tf.abs(u) < 0.5 * col(params["scar_w"])) & (tf.abs(v) < 0.5 * col(params["scar_l"]))
+    src_y = tf.clip_by_value(tf.cast(tf.floor(col(params["src_cy"]) + v), tf.int32), 0, height - 1)
+    src_x = tf.clip_by_value(tf.cast(tf.floor(col(params["src_cx"]) + u), tf.int32), 0, width - 1)
+    flat = tf.reshape(images, [-1, height * width, images.shape[-1]])
+    index = tf.reshape(src_y * width + src_x, [-1, size_y * size_x])
+    canvas = tf.reshape(tf.gather(flat, index, axis=1, batch_dims=1),
+                        [-1, size_y, size_x, images.shape[-1]])
+    if config.patch_jitter > 0:
+        canvas = color.apply_jitter(canvas, params["jitter"], in_scar)
+    mask = tf.concat([canvas, tf.cast(in_scar, canvas.dtype)[..., None]], axis=-1)
+    return _paste(images, mask, y0, x0)
+
+
+def scar_scale(height: int, width: int, config: AugmentConfig = AugmentConfig()) -> float:
+    """How much to scale the paper's scar sizes (given at 256x256) for this image size."""
+    return math.sqrt(height * width) / float(config.scar_reference_size)
+
+
+def scar_canvas_size(height: int, width: int,
+                     config: AugmentConfig = AugmentConfig()) -> tuple[int, int]:
+    """Static size of a window that holds any rotated scar at this image size."""
+    scale = scar_scale(height, width, config)
+    diagonal = math.hypot(config.scar_width[1] * scale, config.scar_length[1] * scale)
+    side = math.ceil(diagonal) + 2
+    return min(height, side), min(width, side)
+
+
+def cutpaste(images: tf.Tensor, seed: tf.Tensor,
+             config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
+    """Samples and applies CutPaste in one call; needs static H and W."""
+    height, width = images.shape[1], images.shape[2]
+    params = sample_cutpaste(seed, tf.shape(images)[0], height, width, config)
+    return apply_cutpaste(images, params, config)
+
+
+def scar(images: tf.Tensor, seed: tf.Tensor,
+         config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
+    """Samples and applies CutPaste-Scar in one call; needs static H and W."""
+    height, width = images.shape[1], images.shape[2]
+    params = sample_scar(seed, tf.shape(images)[0], height, width, config)
+    return apply_scar(images, params, config)
+
+
+def _paste(images: tf.Tensor, canvas: tf.Tensor, y0: tf.Tensor, x0: tf.Tensor) -> tf.Tensor:
+    """Writes an RGB+mask canvas into each image with its top-left corner at (y0, x0)."""
+    height, width = images.shape[1], images.shape[2]
+    canvas_h, canvas_w = canvas.shape[1], canvas.shape[2]
+    rows = tf.range(height)[None, :] - y0[:, None]
+    cols = tf.range(width)[None, :] - x0[:, None]
+    placed = tf.gather(canvas, tf.clip_by_value(rows, 0, canvas_h - 1), axis=1, batch_dims=1)
+    placed = tf.gather(placed, tf.clip_by_value(cols, 0, canvas_w - 1), axis=2, batch_dims=1)
+    inside = (((rows >= 0) & (rows < canvas_h))[:, :, None]
+              & ((cols >= 0) & (cols < canvas_w))[:, None, :])
+    keep = inside & (placed[..., -1] > 0.5)
+    return tf.where(keep[..., None], placed[..., :-1], images)
+
+
+def _scale_floor(u: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """Maps U[0, 1) to a uniform integer in [0, n)."""
+    return tf.minimum(tf.cast(tf.floor(u * tf.cast(n, tf.float32)), tf.int32), n - 1)
+
+
+def _lerp(u: tf.Tensor, bounds) -> tf.Tensor:
+    """Maps U[0, 1) onto [bounds[0], bounds[1])."""
+    return bounds[0] + u * (bounds[1] - bounds[0])

@@ -1,0 +1,60 @@
+"""Counter-based random draws that give the same bits eagerly, in tf.data and under XLA.
+
+``tf.random.stateless_uniform`` does not: its Philox stream inside an XLA cluster differs from
+the one outside it, so the same seed would give different augmentations with
+``jit_compile=True``. Here each value is an integer hash of (seed, position) computed with plain
+uint32 arithmetic, which every backend evaluates identically (CPU, GPU, TPU, with or without
+XLA). The hash is Wellons' "lowbias32" (bias ~0.17 in his avalanche test), applied twice; that
+is ample for augmentation parameters, and the uniformity tests check it.
+
+A seed is any int tensor of shape [2]; values are taken modulo 2**32.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+_GOLDEN = 0x9E3779B9
+
+
+def _mix(x: tf.Tensor) -> tf.Tensor:
+    """lowbias32: a bijective avalanche hash of uint32 values."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+    x = x * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(15, tf.uint32)))
+    x = x * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+
+
+def _as_key(seed: tf.Tensor) -> tf.Tensor:
+    """Folds a shape-[2] seed of any int dtype into one uint32 key."""
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype != tf.uint32:
+        seed = tf.cast(tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), 0xFFFFFFFF), tf.uint32)
+    return _mix(seed[0] + tf.constant(_GOLDEN, tf.uint32) * _mix(seed[1] + 1))
+
+
+def bits(shape, seed: tf.Tensor) -> tf.Tensor:
+    """Uniform random uint32 values of the given shape."""
+    key = _as_key(seed)
+    count = tf.reduce_prod(tf.cast(shape, tf.int32))
+    counter = tf.cast(tf.range(count), tf.uint32)
+    return tf.reshape(_mix(_mix(counter + key) ^ key), shape)
+
+
+def split(seed: tf.Tensor, num: int) -> tf.Tensor:
+    """``num`` independent uint32 seeds of shape [2] derived from ``seed``: shape [num, 2]."""
+    return tf.reshape(bits([num * 2], seed), [num, 2])
+
+
+def uniform(shape, seed: tf.Tensor, minval=0.0, maxval=1.0, dtype=tf.float32) -> tf.Tensor:
+    """Uniform in [minval, maxval); for integer dtypes, integers in [minval, maxval)."""
+    # 24 random bits make every float32 in [0, 1) a multiple of 2**-24, so u < 1 exactly.
+    unit = tf.cast(tf.bitwise.right_shift(bits(shape, seed), tf.constant(8, tf.uint32)),
+                   tf.float32) * (1.0 / (1 << 24))
+    if dtype.is_integer:
+        lo = tf.cast(minval, tf.float32)
+        span = tf.cast(maxval, tf.float32) - lo
+        value = tf.minimum(tf.floor(lo + unit * span), tf.cast(maxval, tf.float32) - 1.0)
+        return tf.cast(value, dtype)
+    return tf.cast(minval + unit * (maxval - minval), dtype)

@@ -1,0 +1,80 @@
+"""Pre-augmentation (Sec. 2.1) and the proxy tasks: binary CutPaste, binary Scar, union, 3-way.
+
+A batch of ``B`` source images becomes ``B * V`` views with labels ``0 .. V-1``: every source
+image first gets a random translation and colour jitter, and then each of its views is made from
+that same pre-augmented image (view 0 is the image itself). For the union task the augmented
+view is CutPaste or Scar with equal probability, labelled 1 either way.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
+from cutpaste_tf.ops import color, cutpaste, random
+
+
+def sample_translation(seed: tf.Tensor, batch_size, height: int, width: int,
+                       fraction: float) -> dict[str, tf.Tensor]:
+    """Integer shifts ``dy``, ``dx`` uniform in [-fraction * size, fraction * size]."""
+    max_dy, max_dx = int(fraction * height), int(fraction * width)
+    seeds = random.split(seed, 2)
+    return {
+        "dy": random.uniform([batch_size], seeds[0], -max_dy, max_dy + 1, tf.int32),
+        "dx": random.uniform([batch_size], seeds[1], -max_dx, max_dx + 1, tf.int32),
+    }
+
+
+def apply_translation(images: tf.Tensor, params: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Shifts each image by (dy, dx), repeating the edge pixels into the uncovered border."""
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    rows = tf.clip_by_value(tf.range(height)[None, :] - params["dy"][:, None], 0, height - 1)
+    cols = tf.clip_by_value(tf.range(width)[None, :] - params["dx"][:, None], 0, width - 1)
+    shifted = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(shifted, cols, axis=2, batch_dims=1)
+
+
+def pre_augment(images: tf.Tensor, seed: tf.Tensor,
+                config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
+    """Random translation and colour jitter applied to every training image."""
+    height, width = images.shape[1], images.shape[2]
+    batch = tf.shape(images)[0]
+    seeds = random.split(seed, 2)
+    if config.translate > 0:
+        images = apply_translation(
+            images, sample_translation(seeds[0], batch, height, width, config.translate))
+    if config.jitter > 0:
+        images = color.color_jitter(images, seeds[1], config.jitter)
+    return images
+
+
+def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
+               config: AugmentConfig = AugmentConfig(), pre: bool = True
+               ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Turns ``[B, H, W, 3]`` source images into ``[B * V, H, W, 3]`` views and int32 labels.
+
+    Views are grouped by kind: all normal views first, then all views of class 1, and so on.
+    Static H and W are required (they fix the sampling ranges).
+    """
+    if task not in TASK_VIEWS:
+        raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
+    images = tf.convert_to_tensor(images, tf.float32)
+    seeds = random.split(seed, 4)
+    if pre:
+        images = pre_augment(images, seeds[0], config)
+    views = []
+    for kind in TASK_VIEWS[task]:
+        if kind == "normal":
+            views.append(images)
+        elif kind == "cutpaste":
+            views.append(cutpaste.cutpaste(images, seeds[1], config))
+        elif kind == "scar":
+            views.append(cutpaste.scar(images, seeds[2], config))
+        else:  # union: CutPaste or Scar per example, both labelled 1.
+            coin = random.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
+            views.append(tf.where(coin[:, None, None, None],
+                                  cutpaste.cutpaste(images, seeds[1], config),
+                                  cutpaste.scar(images, seeds[2], config)))
+    batch = tf.shape(images)[0]
+    labels = tf.repeat(tf.range(len(views), dtype=tf.int32), batch)
+    return tf.concat(views, axis=0), labels

@@ -1,0 +1,136 @@
+"""Tests for cutpaste_tf.models: parameter counts, shapes, normalisation, XLA."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cutpaste_tf.models import (
+    BACKBONES,
+    build_cutpaste_model,
+    projection_head,
+    resnet18,
+)
+from cutpaste_tf.models.resnet import IMAGENET_MEAN, IMAGENET_STD
+
+# torchvision resnet18: 11,689,512 params, minus fc (512 * 1000 + 1000 = 513,000).
+RESNET18_TRAINABLE = 11_176_512
+# backbone + 8 head layers x (512*512 kernel + 2*512 BN gamma/beta) + classifier 512*3 + 3
+#   = 11,176,512 + 8 * 263,168 + 1,539 = 11,176,512 + 2,105,344 + 1,539 = 13,283,395
+FULL_TRAINABLE_8x512_3CLS = 13_283_395
+
+
+def _trainable(model: keras.Model) -> int:
+    """Counts trainable scalars."""
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _images(*shape: int, seed: int = 0) -> np.ndarray:
+    """Random float32 images in [0, 1]."""
+    return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    """Default model (8x512 head) with 3 classes, shared across tests."""
+    return build_cutpaste_model(num_classes=3)
+
+
+def test_resnet18_param_count_matches_torchvision() -> None:
+    backbone = resnet18()
+    assert _trainable(backbone) == RESNET18_TRAINABLE
+    convs = [l for l in backbone.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(convs) == 20 and not any(c.use_bias for c in convs)
+    names = [l.name for l in backbone.layers]
+    assert len(names) == len(set(names))
+    for n in ("conv1", "bn1", "layer1_0_conv1", "layer2_0_downsample_conv", "layer4_1_bn2"):
+        assert n in names
+
+
+def test_resnet18_symmetric_padding() -> None:
+    """conv1 must equal a 7x7/2 convolution with PyTorch's symmetric padding of 3."""
+    backbone = resnet18()
+    x = _images(1, 33, 34, 3)
+    conv1 = keras.Model(backbone.input, backbone.get_layer("conv1").output)
+    ref = tf.nn.conv2d(
+        x, backbone.get_layer("conv1").kernel, 2, [[0, 0], [3, 3], [3, 3], [0, 0]]
+    )
+    np.testing.assert_allclose(conv1(x).numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_full_model_param_count(model: keras.Model) -> None:
+    assert _trainable(model) == FULL_TRAINABLE_8x512_3CLS
+
+
+def test_output_names_and_shapes_non_square(model: keras.Model) -> None:
+    out = model(_images(2, 64, 96, 3), training=False)
+    assert set(out) == {"logits", "embedding", "pooled", "feature_map"}
+    assert out["logits"].shape == (2, 3)
+    assert out["embedding"].shape == (2, 512)
+    assert out["pooled"].shape == (2, 512)
+    assert out["feature_map"].shape == (2, 2, 3, 512)
+    assert out["logits"].dtype == tf.float32
+    # Smallest supported input: 32 px -> 1x1 feature map.
+    assert model(_images(1, 32, 32, 3), training=False)["feature_map"].shape == (1, 1, 1, 512)
+
+
+def test_normalisation_is_inside_model(model: keras.Model) -> None:
+    norm = model.get_layer("imagenet_normalization")
+    assert not norm.trainable_weights
+    np.testing.assert_allclose(np.ravel(norm.mean), IMAGENET_MEAN, atol=1e-6)
+    np.testing.assert_allclose(np.ravel(norm.variance), np.square(IMAGENET_STD), atol=1e-6)
+    x = _images(2, 64, 64, 3)
+    out = model(x, training=False)
+    for v in out.values():
+        assert np.all(np.isfinite(v.numpy()))
+    # The backbone must see (x - mean) / std: feed it that by hand and compare.
+    manual = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    fmap = model.get_layer("resnet18")(manual, training=False)
+    np.testing.assert_allclose(out["feature_map"].numpy(), fmap.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_xla_matches_eager(model: keras.Model) -> None:
+    x = tf.constant(_images(2, 64, 64, 3, seed=1))
+    eager = model(x, training=False)["logits"].numpy()
+    xla = tf.function(lambda z: model(z, training=False), jit_compile=True)(x)
+    np.testing.assert_allclose(xla["logits"].numpy(), eager, atol=1e-4)
+
+
+def test_unknown_backbone_raises() -> None:
+    with pytest.raises(ValueError, match="resnet18"):
+        build_cutpaste_model(num_classes=2, backbone="vgg16")
+    assert "resnet18" in BACKBONES
+
+
+def test_head_widths_set_embedding_size() -> None:
+    out = build_cutpaste_model(num_classes=2, head_widths=(128, 64))(
+        _images(2, 64, 64, 3), training=False
+    )
+    assert out["embedding"].shape == (2, 64) and out["logits"].shape == (2, 2)
+    out = build_cutpaste_model(num_classes=4, head_widths=())(
+        _images(2, 64, 64, 3), training=False
+    )
+    assert out["embedding"].shape == out["pooled"].shape == (2, 512)
+    np.testing.assert_allclose(out["embedding"].numpy(), out["pooled"].numpy())
+
+
+def test_projection_head_layers() -> None:
+    head = projection_head((16, 8))
+    y = head(np.ones((2, 4), np.float32), training=False)
+    assert y.shape == (2, 8)
+    dense = [l for l in head.layers if isinstance(l, keras.layers.Dense)]
+    bns = [l for l in head.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert [d.units for d in dense] == [16, 8] and not any(d.use_bias for d in dense)
+    assert all(b.epsilon == 1e-5 and b.momentum == 0.9 for b in bns)
+
+
+def test_logits_float32_under_mixed_precision() -> None:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        m = build_cutpaste_model(num_classes=2, head_widths=(32,))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    out = m(_images(1, 32, 32, 3), training=False)
+    assert all(v.dtype == tf.float32 for v in out.values())
