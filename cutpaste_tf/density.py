@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.covariance import LedoitWolf
 
+from cutpaste_tf import files
+
 _EPS = 1e-12  # tf.math.l2_normalize's epsilon on the squared norm.
 
 
@@ -273,10 +275,7 @@ def save_density(density: Density, path: str) -> None:
     """Write the estimator to an ``.npz`` file atomically (temp file, then rename); no pickle."""
     buf = io.BytesIO()
     np.savez(buf, **density.to_numpy_dict())
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    files.write_bytes(path, buf.getvalue())
 
 
 def load_density(path: str) -> Density:

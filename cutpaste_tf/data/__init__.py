@@ -1,0 +1,6 @@
+"""Dataset indexing (MVTec AD and generic folders) and tf.data pipelines."""
+
+from cutpaste_tf.data.index import (CategoryData, DataError, category_info, index_folders,
+                                    index_mvtec, list_images, mvtec_categories)
+from cutpaste_tf.data.pipeline import (augment_batch, decode, eval_dataset, load_image, load_mask,
+                                       preprocess, train_dataset)

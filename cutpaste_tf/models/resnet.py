@@ -7,6 +7,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from cutpaste_tf.models.conv import FastConv2D
+
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -31,10 +33,14 @@ def _conv(
     x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str
 ) -> keras.KerasTensor:
     """Bias-free conv with PyTorch-style symmetric padding of kernel // 2."""
+    if stride == 1 and kernel > 1:
+        # "same" at stride 1 pads symmetrically, as PyTorch does.
+        return FastConv2D(filters, kernel, padding="same", use_bias=False,
+                          kernel_initializer=_conv_init(), name=name)(x)
     pad = kernel // 2
     if pad:
         x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    return layers.Conv2D(
+    return FastConv2D(
         filters,
         kernel,
         strides=stride,

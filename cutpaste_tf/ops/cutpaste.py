@@ -11,8 +11,10 @@ The patch is cut from the same image; source and destination boxes both lie whol
 CutPaste-Scar: a ``width x length`` rectangle with width ``U[2, 16]`` and length ``U[10, 25]``
 pixels at 256x256, rotated by ``U(-45, 45)`` degrees, filled with a patch of the same image.
 At other image sizes both are scaled by ``sqrt(H * W) / 256`` so the scar keeps its share of the
-image area (the paper trains at 256x256 only). Width runs along x and length along y before the
-rotation, so scars are within 45 degrees of vertical. The unrotated source box and the rotated
+image area (the paper trains at 256x256 only); below 256x256 a width that would scale under one
+pixel is raised to one pixel, so every scar covers some pixels (at 64x64 the paper's 2-16 px
+become 1-4 px). Width runs along x and length along y before the rotation, so scars are within
+45 degrees of vertical. The unrotated source box and the rotated
 destination box both lie wholly inside the image.
 
 Before pasting, the patch gets colour jitter of at most ``patch_jitter`` in random order
@@ -108,9 +110,10 @@ def sample_scar(seed: tf.Tensor, batch_size, height: int, width: int,
     seeds = random.split(seed, 3)
     scale = scar_scale(height, width, config)
     u = random.uniform([3, batch_size], seeds[0])
-    # Never wider or longer than the image can hold, even unrotated.
-    scar_w = tf.minimum(_lerp(u[0], config.scar_width) * scale, float(width))
-    scar_l = tf.minimum(_lerp(u[1], config.scar_length) * scale, float(height))
+    # At least one pixel (below that a scar can cover no pixel centre at all, yet would still
+    # be labelled a scar), and never wider or longer than the image can hold, even unrotated.
+    scar_w = tf.clip_by_value(_lerp(u[0], config.scar_width) * scale, 1.0, float(width))
+    scar_l = tf.clip_by_value(_lerp(u[1], config.scar_length) * scale, 1.0, float(height))
     angle = _lerp(u[2], (-config.scar_angle, config.scar_angle)) * (math.pi / 180.0)
     cos, sin = tf.abs(tf.cos(angle)), tf.abs(tf.sin(angle))
     # Half extents of the rotated rectangle's bounding box.

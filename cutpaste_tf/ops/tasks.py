@@ -43,7 +43,7 @@ def pre_augment(images: tf.Tensor, seed: tf.Tensor,
     if config.translate > 0:
         images = apply_translation(
             images, sample_translation(seeds[0], batch, height, width, config.translate))
-    if config.jitter > 0:
+    if max(config.jitter) > 0:
         images = color.color_jitter(images, seeds[1], config.jitter)
     return images
 

@@ -1,0 +1,175 @@
+"""Finding the images of one category: the MVTec AD layout and a generic folder layout.
+
+Both produce a :class:`CategoryData`: lists of file paths and labels, checked up front so that a
+wrong path or an empty folder fails with a clear message before anything is built.
+
+MVTec AD layout::
+
+    <data_dir>/<category>/train/good/*.png
+    <data_dir>/<category>/test/good/*.png
+    <data_dir>/<category>/test/<defect>/*.png
+    <data_dir>/<category>/ground_truth/<defect>/<stem>_mask.png
+
+A dataset in this layout may carry a ``categories.json`` at its root that says, for categories
+the paper does not know, whether each is a texture or an object and whether objects are aligned:
+``{"fabric": {"kind": "texture", "aligned": false}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from cutpaste_tf import paper
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+# Appendix A.5: categories whose objects sit in the same place in every image.
+MVTEC_ALIGNED = ("bottle", "cable", "capsule", "metal_nut", "pill", "toothbrush", "transistor",
+                 "zipper")
+CATEGORIES_FILE = "categories.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoryData:
+    """The files of one category. Test label 0 is normal, 1 anomalous."""
+
+    name: str
+    kind: str
+    aligned: bool
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    test_labels: tuple[int, ...]
+    test_defects: tuple[str, ...]
+    mask_files: tuple[Optional[str], ...]
+
+    @property
+    def defect_types(self) -> list[str]:
+        return sorted({d for d, label in zip(self.test_defects, self.test_labels) if label})
+
+
+class DataError(ValueError):
+    """A dataset path or folder that cannot be used, with the reason in the message."""
+
+
+def list_images(folder: str) -> list[str]:
+    """Sorted image paths directly inside ``folder`` (empty if it does not exist)."""
+    if not tf.io.gfile.isdir(folder):
+        return []
+    names = [n for n in tf.io.gfile.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
+    return [os.path.join(folder, n) for n in sorted(names)]
+
+
+def mvtec_categories(data_dir: str) -> list[str]:
+    """Category folders of an MVTec-layout dataset: those with a ``train/good`` folder."""
+    _require_dir(data_dir, "data directory")
+    names = sorted(n.rstrip("/") for n in tf.io.gfile.listdir(data_dir))
+    return [n for n in names if tf.io.gfile.isdir(os.path.join(data_dir, n, "train", "good"))]
+
+
+def category_info(data_dir: str, category: str) -> tuple[str, bool]:
+    """(kind, aligned) of a category, from ``categories.json`` or the paper's lists."""
+    path = os.path.join(data_dir, CATEGORIES_FILE)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            try:
+                entries = json.load(f)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} is not valid JSON: {e}") from e
+        if category in entries:
+            entry = entries[category]
+            kind = entry.get("kind")
+            if kind not in ("texture", "object"):
+                raise DataError(f"{path}: {category!r} needs \"kind\": \"texture\" or \"object\", "
+                                f"got {kind!r}")
+            return kind, bool(entry.get("aligned", False))
+    if category in paper.MVTEC_KINDS:
+        return paper.MVTEC_KINDS[category], category in MVTEC_ALIGNED
+    return "object", False
+
+
+def index_mvtec(data_dir: str, category: str) -> CategoryData:
+    """Indexes one category of an MVTec-AD-layout dataset, failing early on anything missing."""
+    available = mvtec_categories(data_dir)
+    if category not in available:
+        hint = f"available: {', '.join(available)}" if available else (
+            "no folder there has a train/good subfolder; is this the MVTec AD root?")
+        raise DataError(f"category {category!r} not found in data directory {data_dir!r}; {hint}")
+    root = os.path.join(data_dir, category)
+    train = _require_images(os.path.join(root, "train", "good"), "training")
+    test_root = os.path.join(root, "test")
+    _require_dir(test_root, "test directory")
+    files, labels, defects, masks = [], [], [], []
+    for defect in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(test_root)):
+        folder = os.path.join(test_root, defect)
+        if not tf.io.gfile.isdir(folder):
+            continue
+        for path in list_images(folder):
+            stem = os.path.splitext(os.path.basename(path))[0]
+            mask = os.path.join(root, "ground_truth", defect, f"{stem}_mask.png")
+            is_good = defect == "good"
+            files.append(path)
+            labels.append(0 if is_good else 1)
+            defects.append(defect)
+            masks.append(None if is_good or not tf.io.gfile.exists(mask) else mask)
+    kind, aligned = category_info(data_dir, category)
+    return _checked(CategoryData(category, kind, aligned, tuple(train), tuple(files),
+                                 tuple(labels), tuple(defects), tuple(masks)), test_root)
+
+
+def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dirs: Sequence[str],
+                  mask_dir: Optional[str] = None, kind: str = "object",
+                  aligned: bool = False) -> CategoryData:
+    """Indexes a generic dataset: a folder of normal training images, a folder of normal test
+    images and one or more folders of defective test images (the folder name is the defect type).
+    Masks, if any, are ``<mask_dir>/<stem>_mask.png`` or ``<mask_dir>/<stem>.png``.
+    """
+    if kind not in ("texture", "object"):
+        raise DataError(f"kind must be 'texture' or 'object', got {kind!r}")
+    train = _require_images(train_dir, "training")
+    files, labels, defects, masks = [], [], [], []
+    for path in _require_images(test_good_dir, "normal test"):
+        files.append(path), labels.append(0), defects.append("good"), masks.append(None)
+    if not test_defect_dirs:
+        raise DataError("no defective test folders given; AUROC needs defective test images")
+    for folder in test_defect_dirs:
+        defect = os.path.basename(os.path.normpath(folder))
+        for path in _require_images(folder, "defective test"):
+            files.append(path), labels.append(1), defects.append(defect)
+            masks.append(_find_mask(mask_dir, path) if mask_dir else None)
+    return _checked(CategoryData(name, kind, aligned, tuple(train), tuple(files), tuple(labels),
+                                 tuple(defects), tuple(masks)), test_good_dir)
+
+
+def _find_mask(mask_dir: str, image_path: str) -> Optional[str]:
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    for name in (f"{stem}_mask.png", f"{stem}.png"):
+        candidate = os.path.join(mask_dir, name)
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    return None
+
+
+def _checked(data: CategoryData, where: str) -> CategoryData:
+    if 0 not in data.test_labels or 1 not in data.test_labels:
+        missing = "normal (good)" if 0 not in data.test_labels else "defective"
+        raise DataError(f"no {missing} test images for category {data.name!r} under {where!r}; "
+                        "AUROC needs both")
+    return data
+
+
+def _require_dir(path: str, what: str) -> None:
+    if not tf.io.gfile.isdir(path):
+        raise DataError(f"{what} {path!r} does not exist or is not a directory")
+
+
+def _require_images(folder: str, what: str) -> list[str]:
+    _require_dir(folder, f"{what} image folder")
+    files = list_images(folder)
+    if not files:
+        raise DataError(f"{what} image folder {folder!r} holds no images "
+                        f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files

@@ -1,0 +1,99 @@
+"""tf.data pipelines: decoding, the one preprocessing function, training and evaluation input.
+
+:func:`preprocess` is the single definition of how an image becomes model input (float32 in
+[0, 1], resized with antialiased bilinear interpolation). Evaluation and the exported
+SavedModel both call it, so the served scores are the evaluated scores.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
+from cutpaste_tf.ops import tasks
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode(contents: tf.Tensor) -> tf.Tensor:
+    """PNG / JPEG / BMP bytes -> uint8 [H, W, 3]; grey becomes RGB, alpha is dropped."""
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def preprocess(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """uint8 (0..255) or float (0..1) images, [H, W, 3] or [B, H, W, 3] -> float32 resized."""
+    if images.dtype == tf.uint8:
+        images = tf.cast(images, tf.float32) / 255.0
+    else:
+        images = tf.cast(images, tf.float32)
+    images = tf.image.resize(images, list(image_size), method="bilinear", antialias=True)
+    return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def load_image(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """Reads, decodes and preprocesses one image file."""
+    return preprocess(decode(tf.io.read_file(path)), image_size)
+
+
+def load_mask(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """Reads a ground-truth mask as float32 {0, 1} [H, W] at ``image_size`` (nearest)."""
+    mask = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
+    mask = tf.image.resize(tf.cast(mask > 127, tf.float32), list(image_size), method="nearest")
+    return mask[..., 0]
+
+
+def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, batch_size: int,
+                  seed: int, augment: AugmentConfig = AugmentConfig(), start_step: int = 0,
+                  augment_in_pipeline: bool = True) -> tf.data.Dataset:
+    """Batches of ``(views, labels)`` for the proxy task, endless.
+
+    Images are decoded and resized once and cached as uint8; then shuffled, repeated, batched
+    with ``drop_remainder`` (``batch_size / V`` source images per batch for ``V`` views) and
+    augmented as whole batches. Batch ``n`` is augmented with seed ``(seed, n)``, so a run
+    resumed at ``start_step`` continues with the augmentations it would have drawn.
+
+    With ``augment_in_pipeline=False`` the batches hold the uint8 source images and their step
+    number instead, for augmenting on the accelerator (see :func:`augment_batch`).
+    """
+    if task not in TASK_VIEWS:
+        raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
+    num_views = len(TASK_VIEWS[task])
+    if batch_size % num_views:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of {num_views} views")
+    sources = batch_size // num_views
+    size = tuple(image_size)
+    ds = tf.data.Dataset.from_tensor_slices(list(files))
+    ds = ds.map(lambda p: tf.image.convert_image_dtype(load_image(p, size), tf.uint8,
+                                                       saturate=True),
+                num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.cache()
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(sources, drop_remainder=True)
+    ds = ds.enumerate(start=start_step)
+    if augment_in_pipeline:
+        ds = ds.map(lambda step, x: augment_batch(x, step, seed, task, augment),
+                    num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda step, x: (x, step))
+    return ds.prefetch(AUTOTUNE)
+
+
+def augment_batch(images: tf.Tensor, step: tf.Tensor, seed: int, task: str,
+                  augment: AugmentConfig = AugmentConfig()) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 source images of one step -> (float32 views, int32 labels)."""
+    images = tf.cast(images, tf.float32) / 255.0
+    step_seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    return tasks.make_views(images, step_seed, task, augment)
+
+
+def eval_dataset(files: Sequence[str], image_size: Sequence[int],
+                 batch_size: int = 32) -> tf.data.Dataset:
+    """Batches of preprocessed images, in file order, without augmentation."""
+    size = tuple(image_size)
+    ds = tf.data.Dataset.from_tensor_slices(list(files))
+    ds = ds.map(lambda p: load_image(p, size), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -1,0 +1,91 @@
+"""Features of un-augmented images, the density fit on normal training images, and test AUROC."""
+
+from __future__ import annotations
+
+import csv
+import io
+import weakref
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cutpaste_tf import density as density_lib
+from cutpaste_tf import files, metrics
+from cutpaste_tf.config import DensityConfig
+from cutpaste_tf.data import CategoryData, eval_dataset
+
+
+def feature_extractor(model: keras.Model, image_size: Sequence[int], feature: str):
+    """A compiled function: preprocessed image batch -> the model's ``feature`` output."""
+    spec = tf.TensorSpec([None, *image_size, 3], tf.float32)
+    return tf.function(lambda x: model(x, training=False)[feature], input_signature=[spec])
+
+
+def embed(model: keras.Model, paths: Sequence[str], image_size: Sequence[int], feature: str,
+          batch_size: int = 32) -> np.ndarray:
+    """``feature`` output of ``model`` (inference mode) for each image file, in order: [N, D]."""
+    extract = _extractor(model, tuple(image_size), feature)
+    chunks = [extract(x).numpy() for x in eval_dataset(paths, image_size, batch_size)]
+    return np.concatenate(chunks, axis=0)
+
+
+_EXTRACTORS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def _extractor(model: keras.Model, image_size: tuple[int, ...], feature: str):
+    """One traced extractor per (model, size, feature), so repeated calls do not retrace."""
+    cache = _EXTRACTORS.setdefault(model, {})
+    key = (image_size, feature)
+    if key not in cache:
+        cache[key] = feature_extractor(model, image_size, feature)
+    return cache[key]
+
+
+def fit_density(model: keras.Model, data: CategoryData, image_size: Sequence[int],
+                config: DensityConfig, batch_size: int = 32) -> density_lib.Density:
+    """Fits the density on features of the un-augmented normal training images (never augmented:
+    CutPaste views would teach the density that pasted patches are normal)."""
+    features = embed(model, data.train_files, image_size, config.feature, batch_size)
+    estimator = density_lib.fit_density(config.kind, features, normalize=config.normalize)
+    if config.kind == "kde" and config.kde_gamma is not None:
+        estimator.gamma.assign(config.kde_gamma)
+    return estimator
+
+
+def score_images(model: keras.Model, estimator: density_lib.Density, paths: Sequence[str],
+                 image_size: Sequence[int], feature: str, batch_size: int = 32) -> np.ndarray:
+    """Anomaly scores (higher = more anomalous) of image files."""
+    features = embed(model, paths, image_size, feature, batch_size)
+    return estimator.score(tf.constant(features, tf.float32)).numpy()
+
+
+def evaluate(scores: np.ndarray, data: CategoryData) -> dict:
+    """Image AUROC over all test images and per defect type (its images against all good ones)."""
+    labels = np.asarray(data.test_labels)
+    defects = np.asarray(data.test_defects)
+    if not np.all(np.isfinite(scores)):
+        bad = [p for p, s in zip(data.test_files, scores) if not np.isfinite(s)]
+        raise ValueError(f"{len(bad)} test images got non-finite scores, e.g. {bad[:3]}")
+    per_defect = {}
+    for defect in data.defect_types:
+        keep = (labels == 0) | (defects == defect)
+        per_defect[defect] = metrics.auroc(labels[keep], scores[keep])
+    return {
+        "auroc": metrics.auroc(labels, scores),
+        "auroc_per_defect": per_defect,
+        "num_test_normal": int((labels == 0).sum()),
+        "num_test_anomalous": int((labels == 1).sum()),
+        "num_train": len(data.train_files),
+    }
+
+
+def write_scores(path: str, data: CategoryData, scores: np.ndarray) -> None:
+    """One CSV row per test image: path, label, defect type, score."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "label", "defect", "score"])
+    for row in zip(data.test_files, data.test_labels, data.test_defects, scores):
+        writer.writerow([row[0], row[1], row[2], f"{float(row[3]):.9g}"])
+    files.write_text(path, out.getvalue())

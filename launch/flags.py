@@ -1,0 +1,139 @@
+"""All command-line flags, defined once, and their translation into typed configs.
+
+Defaults are the paper's settings (Appendix A.1-A.2) for the 3-way task; the files in
+``configs/`` set the task-specific values (batch size 96 for 3-way, 64 for binary tasks).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, ModelConfig, RunConfig,
+                                TrainConfig)
+
+FLAGS = flags.FLAGS
+
+# Data.
+flags.DEFINE_string("data_dir", None, "Root of the dataset (MVTec AD layout for --dataset=mvtec).")
+flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "folder"],
+                  "mvtec: <data_dir>/<category>/{train,test,ground_truth}; folder: --train_dir, "
+                  "--test_good_dir, --test_defect_dirs (and --mask_dir).")
+flags.DEFINE_list("category", ["all"], "Categories to run (comma-separated), or 'all'.")
+flags.DEFINE_string("train_dir", None, "--dataset=folder: folder of normal training images.")
+flags.DEFINE_string("test_good_dir", None, "--dataset=folder: folder of normal test images.")
+flags.DEFINE_list("test_defect_dirs", [], "--dataset=folder: folders of defective test images.")
+flags.DEFINE_string("mask_dir", None, "--dataset=folder: optional ground-truth masks.")
+flags.DEFINE_enum("category_kind", "object", ["texture", "object"],
+                  "--dataset=folder: whether the images are a texture or an object.")
+flags.DEFINE_list("image_size", ["256"], "Training/eval image size: one value or height,width.")
+
+# Output.
+flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, densities and results go.")
+flags.DEFINE_string("export_dir", None, "SavedModel root (default: <model_dir>/export); "
+                    "'none' skips the export.")
+flags.DEFINE_integer("export_version", 1, "Version folder of the export (TF Serving layout).")
+flags.DEFINE_bool("overwrite", False, "Delete an existing --model_dir and start from scratch.")
+flags.DEFINE_bool("progress", True, "Print a progress bar.")
+
+# Proxy task and optimisation (Appendix A.1).
+flags.DEFINE_enum("task", "3way", sorted(TASK_VIEWS), "Proxy task.")
+flags.DEFINE_integer("batch_size", 96, "Views per batch: 96 for 3way (32 images x 3 views), "
+                     "64 for binary tasks (32 x 2).")
+flags.DEFINE_integer("epochs", 256, "Epochs of --steps_per_epoch steps (the paper: 256 x 256).")
+flags.DEFINE_integer("steps_per_epoch", 256, "Steps in one 'epoch' (the paper's definition).")
+flags.DEFINE_float("learning_rate", 0.03, "Peak learning rate of the single cosine cycle.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 3e-5, "L2 coefficient: wd * sum(tf.nn.l2_loss(w)).")
+flags.DEFINE_integer("seed", 0, "Seed for initialisation, shuffling and augmentation.")
+flags.DEFINE_integer("checkpoint_every", 256, "Steps between checkpoints.")
+flags.DEFINE_integer("log_every", 16, "Steps between TensorBoard / progress updates.")
+flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+
+# Model.
+flags.DEFINE_enum("backbone", "resnet18", ["resnet18"], "Backbone network.")
+flags.DEFINE_list("head_widths", ["512"] * 8, "Widths of the MLP projection head ('' for none).")
+
+# CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1).
+flags.DEFINE_list("area_ratio", ["0.02", "0.15"], "CutPaste patch area / image area range.")
+flags.DEFINE_list("aspect_ratio", ["0.3", "3.3"], "CutPaste patch aspect ratio range (log-uniform).")
+flags.DEFINE_list("scar_width", ["2", "16"], "Scar width range in pixels at 256x256.")
+flags.DEFINE_list("scar_length", ["10", "25"], "Scar length range in pixels at 256x256.")
+flags.DEFINE_float("scar_angle", 45.0, "Scar rotation range: U(-angle, angle) degrees.")
+flags.DEFINE_float("patch_jitter", 0.1, "Colour jitter of the pasted patch (all four factors).")
+flags.DEFINE_float("translate", 0.0625, "Pre-augmentation: max shift as a fraction of the size.")
+flags.DEFINE_list("jitter", ["0.1", "0.1", "0.1", "0"],
+                  "Pre-augmentation colour jitter of every training image: brightness, contrast, "
+                  "saturation, hue (torchvision ColorJitter semantics).")
+
+# Density and evaluation.
+flags.DEFINE_enum("density", "gde", ["gde", "kde"], "Density estimator on the features.")
+flags.DEFINE_enum("feature", "pooled", ["pooled", "embedding"],
+                  "Features the density models: average-pooled backbone output (the paper) or "
+                  "the projection head's output.")
+flags.DEFINE_bool("normalize_features", True, "L2-normalise features before the density.")
+flags.DEFINE_float("kde_gamma", None, "KDE kernel width gamma (default: 10 / (var * dim)).")
+flags.DEFINE_integer("eval_batch_size", 32, "Batch size for feature extraction.")
+
+
+def _floats(name: str, count: int) -> tuple[float, ...]:
+    values = getattr(FLAGS, name)
+    try:
+        parsed = tuple(float(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--{name} must be numbers, got {','.join(values)}") from None
+    if len(parsed) != count:
+        raise ValueError(f"--{name} needs {count} comma-separated values, got {','.join(values)}")
+    return parsed
+
+
+def _ints(name: str) -> tuple[int, ...]:
+    values = [v for v in getattr(FLAGS, name) if v.strip()]
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--{name} must be integers, got {','.join(values)}") from None
+
+
+def image_size() -> tuple[int, int]:
+    size = _ints("image_size")
+    if len(size) == 1:
+        return size[0], size[0]
+    if len(size) != 2:
+        raise ValueError(f"--image_size takes one value or height,width; got {FLAGS.image_size}")
+    return size
+
+
+def run_config() -> RunConfig:
+    """Builds the typed config from the flags; a bad value raises ValueError naming it."""
+    augment = AugmentConfig(
+        area_ratio=_floats("area_ratio", 2),
+        aspect_ratio=_floats("aspect_ratio", 2),
+        scar_width=_floats("scar_width", 2),
+        scar_length=_floats("scar_length", 2),
+        scar_angle=FLAGS.scar_angle,
+        patch_jitter=FLAGS.patch_jitter,
+        translate=FLAGS.translate,
+        jitter=_floats("jitter", 4),
+    )
+    train = TrainConfig(
+        task=FLAGS.task,
+        image_size=image_size(),
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        learning_rate=FLAGS.learning_rate,
+        momentum=FLAGS.momentum,
+        weight_decay=FLAGS.weight_decay,
+        seed=FLAGS.seed,
+        checkpoint_every=FLAGS.checkpoint_every,
+        log_every=FLAGS.log_every,
+        jit_compile=FLAGS.jit_compile,
+        augment=augment,
+    )
+    model = ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"))
+    density = DensityConfig(kind=FLAGS.density, feature=FLAGS.feature,
+                            normalize=FLAGS.normalize_features, kde_gamma=FLAGS.kde_gamma)
+    if FLAGS.eval_batch_size <= 0:
+        raise ValueError(f"--eval_batch_size must be positive, got {FLAGS.eval_batch_size}")
+    return RunConfig(model=model, train=train, density=density,
+                     eval_batch_size=FLAGS.eval_batch_size)

@@ -1,0 +1,76 @@
+"""Train -> density -> evaluate -> export for one category, several, or all.
+
+    python -m launch.train --flagfile=configs/3way.flags --data_dir=/data/mvtec_ad \
+        --model_dir=runs/3way --category=bottle
+
+Everything that can be checked before training is checked first: flags, the dataset folders of
+every requested category, and the model dir. The resolved config (JSON) and the flags (a
+flagfile that reproduces the run) are written into the model dir.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, logging
+
+from cutpaste_tf import config as config_lib
+from cutpaste_tf import data as data_lib
+from cutpaste_tf import files, runner
+from launch import flags as flag_defs
+
+FLAGS = flag_defs.FLAGS
+
+
+def resolve_categories() -> list[data_lib.CategoryData]:
+    """Indexes every requested category (all of them before any training starts)."""
+    if not FLAGS.data_dir and FLAGS.dataset == "mvtec":
+        raise ValueError("--data_dir is required (the root of the MVTec AD dataset)")
+    if FLAGS.dataset == "folder":
+        missing = [f"--{n}" for n in ("train_dir", "test_good_dir") if not getattr(FLAGS, n)]
+        if missing or not FLAGS.test_defect_dirs:
+            raise ValueError("--dataset=folder needs --train_dir, --test_good_dir and "
+                             "--test_defect_dirs")
+        name = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "custom"
+        return [data_lib.index_folders(name, FLAGS.train_dir, FLAGS.test_good_dir,
+                                       FLAGS.test_defect_dirs, FLAGS.mask_dir,
+                                       kind=FLAGS.category_kind)]
+    names = FLAGS.category
+    if names in (["all"], []):
+        names = data_lib.mvtec_categories(FLAGS.data_dir)
+        if not names:
+            raise ValueError(f"--data_dir={FLAGS.data_dir} holds no category folders with a "
+                             "train/good subfolder; is it the MVTec AD root?")
+    return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    try:
+        if not FLAGS.model_dir:
+            raise ValueError("--model_dir is required")
+        config = flag_defs.run_config()
+        categories = resolve_categories()
+        runner.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
+    except ValueError as e:  # DataError is a ValueError too.
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    files.write_text(os.path.join(FLAGS.model_dir, "flags.txt"), FLAGS.flags_into_string())
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+    if export_dir.lower() == "none":
+        export_dir = None
+    for data in categories:
+        runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
+                            verbose=FLAGS.progress)
+    table = runner.summarize_run(FLAGS.model_dir, config.train.task)
+    print(table)
+    print(f"Results: {os.path.join(FLAGS.model_dir, 'results.json')}")
+    if export_dir:
+        print(f"SavedModels: {export_dir}/<category>/{FLAGS.export_version}")
+
+
+if __name__ == "__main__":
+    app.run(main)
