@@ -11,6 +11,7 @@ Layout of a model directory::
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Optional
@@ -88,7 +89,7 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
     path = os.path.join(model_dir, CONFIG_FILE)
     if tf.io.gfile.exists(path) and not overwrite:
         previous = files.read_json(path)
-        current = config_lib.to_dict(config)
+        current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         changed = sorted(_diff(previous, current))
         if changed:
             raise ValueError(

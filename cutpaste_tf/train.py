@@ -25,10 +25,14 @@ class TrainingError(RuntimeError):
     """Training cannot continue (for example, the loss stopped being finite)."""
 
 
+def make_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """One cosine cycle from ``learning_rate`` down to 0 over all training steps."""
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.total_steps)
+
+
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """Momentum SGD with a single cosine decay from ``learning_rate`` to 0 over all steps."""
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.total_steps)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
+    """Momentum SGD on :func:`make_schedule`."""
+    return keras.optimizers.SGD(learning_rate=make_schedule(config), momentum=config.momentum)
 
 
 def l2_penalty(variables) -> tf.Tensor:
@@ -92,7 +96,8 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             _log_views(writer, views, labels, step, TASK_VIEWS[config.task])
         metrics = step_fn(views, labels)
         done = step + 1
-        if done % config.log_every == 0 or done == total:
+        save = done % config.checkpoint_every == 0 or done == total
+        if save or done % config.log_every == 0:
             last = {k: float(v) for k, v in metrics.items()}
             if not all(math.isfinite(v) for v in last.values()):
                 raise TrainingError(
@@ -108,7 +113,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                 tf.summary.scalar("train/steps_per_second", rate)
             progress.update(done, [("loss", last["loss"]), ("accuracy", last["accuracy"]),
                                    ("lr", lr)])
-        if done % config.checkpoint_every == 0 or done == total:
+        if save:  # only after the metrics above were found finite
             manager.save(checkpoint_number=done)
     writer.flush()
     if start >= total and not manager.latest_checkpoint:

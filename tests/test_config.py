@@ -1,0 +1,84 @@
+"""Config dataclasses: paper defaults, validation messages, JSON round trip."""
+
+import dataclasses
+
+import pytest
+
+from cutpaste_tf import config
+from cutpaste_tf.config import AugmentConfig, DensityConfig, ModelConfig, RunConfig, TrainConfig
+
+
+def test_defaults_are_the_papers_settings():
+    t = TrainConfig()
+    assert (t.task, t.batch_size, t.image_size) == ("3way", 96, (256, 256))
+    assert t.total_steps == 256 * 256 == 65536
+    assert (t.learning_rate, t.momentum, t.weight_decay) == (0.03, 0.9, 3e-5)
+    assert t.sources_per_batch == 32 and t.num_classes == 3
+    a = AugmentConfig()
+    assert a.area_ratio == (0.02, 0.15) and a.aspect_ratio == (0.3, 3.3)
+    assert a.scar_width == (2.0, 16.0) and a.scar_length == (10.0, 25.0) and a.scar_angle == 45.0
+    assert a.patch_jitter == 0.1
+    assert ModelConfig().head_widths == (512,) * 8
+    assert DensityConfig().kind == "gde" and DensityConfig().feature == "pooled"
+
+
+def test_binary_tasks_use_two_views():
+    t = TrainConfig(task="cutpaste", batch_size=64)
+    assert t.num_views == 2 and t.sources_per_batch == 32
+
+
+def test_json_round_trip_keeps_tuples_and_nesting():
+    run = RunConfig(model=ModelConfig(head_widths=(128, 64)),
+                    train=TrainConfig(task="union", batch_size=64, image_size=(192, 256),
+                                      augment=AugmentConfig(area_ratio=(0.02, 0.1),
+                                                            jitter=(0.1, 0.2, 0.3, 0.0))),
+                    density=DensityConfig(kind="kde", kde_gamma=2.5))
+    back = config.from_json(RunConfig, config.to_json(run))
+    assert back == run
+    assert isinstance(back.train.augment.jitter, tuple)
+
+
+def test_unknown_json_field_is_rejected():
+    data = config.to_dict(RunConfig())
+    data["train"]["learning_rat"] = 0.1
+    with pytest.raises(ValueError, match="learning_rat"):
+        config.from_dict(RunConfig, data)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(task="rotation"), "task must be one of"),
+    (dict(batch_size=100), r"batch_size \(100\) must be a positive multiple of the 3 views"),
+    (dict(task="cutpaste", batch_size=63), "multiple of the 2 views"),
+    (dict(image_size=(16, 256)), "image_size"),
+    (dict(epochs=0), "epochs must be positive"),
+    (dict(learning_rate=-1.0), "learning_rate"),
+])
+def test_train_config_errors_name_the_setting(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(area_ratio=(0.15, 0.02)), "area_ratio"),
+    (dict(aspect_ratio=(0.3,)), "aspect_ratio"),
+    (dict(patch_jitter=0.7), "patch_jitter"),
+    (dict(jitter=(0.1, 0.1, 0.1)), "jitter must be four values"),
+    (dict(jitter=(0.1, 0.1, 0.1, 0.6)), "hue <= 0.5"),
+    (dict(translate=0.5), "translate"),
+    (dict(scar_angle=200.0), "scar_angle"),
+])
+def test_augment_config_errors_name_the_setting(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AugmentConfig(**kwargs)
+
+
+def test_density_config_errors():
+    with pytest.raises(ValueError, match="density kind"):
+        DensityConfig(kind="gmm")
+    with pytest.raises(ValueError, match="feature"):
+        DensityConfig(feature="logits")
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().epochs = 1

@@ -1,0 +1,93 @@
+"""End to end: python -m launch.train on the shipped testdata, resume, and early errors."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--flagfile=configs/quickstart.flags", "--category=washer", "--image_size=32",
+        "--batch_size=6", "--epochs=1", "--steps_per_epoch=3", "--checkpoint_every=3",
+        "--log_every=1", "--head_widths=16", "--progress=false"]
+
+
+def _run(*args, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "launch.train", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    return result, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("run") / "model"
+    result, _ = _run(*TINY, f"--model_dir={model_dir}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return model_dir, result
+
+
+def test_writes_results_table_config_and_export(tiny_run):
+    model_dir, result = tiny_run
+    results = json.loads((model_dir / "results.json").read_text())
+    washer = results["categories"]["washer"]
+    assert 0.0 <= washer["auroc"] <= 1.0 and washer["kind"] == "object"
+    assert set(washer["auroc_per_defect"]) == {"missing", "scratch", "stain"}
+    assert washer["train_steps"] == 3
+    assert "| washer |" in (model_dir / "results.md").read_text()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["train"]["image_size"] == [32, 32] and config["model"]["head_widths"] == [16]
+    assert "--image_size=32" in (model_dir / "flags.txt").read_text()
+    for name in ("density.npz", "scores.csv", "results.json"):
+        assert (model_dir / "washer" / name).exists(), name
+    assert (model_dir / "export" / "washer" / "1" / "saved_model.pb").exists()
+    assert "Image AUROC" in result.stdout and "Results:" in result.stdout
+
+
+def test_rerun_resumes_without_training_again(tiny_run):
+    model_dir, _ = tiny_run
+    before = sorted(os.listdir(model_dir / "washer" / "checkpoints"))
+    result, _ = _run(*TINY, f"--model_dir={model_dir}")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert sorted(os.listdir(model_dir / "washer" / "checkpoints")) == before
+    assert os.listdir(model_dir / "export" / "washer") == ["1"]
+
+
+def test_other_settings_in_the_same_model_dir_are_refused(tiny_run):
+    model_dir, _ = tiny_run
+    result, seconds = _run(*TINY, f"--model_dir={model_dir}", "--learning_rate=0.1")
+    assert result.returncode == 2
+    assert "different settings (train.learning_rate)" in result.stderr
+    assert "--overwrite" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data_dir=/no/such/dir"], "data directory '/no/such/dir' does not exist"),
+    (["--category=bottle"], "'bottle' not found in data directory 'testdata'; available: fabric, washer"),
+    (["--batch_size=50"], "batch_size (50) must be a positive multiple of the 3 views"),
+    (["--image_size=64,64,3"], "--image_size takes one value or height,width"),
+    (["--area_ratio=0.2"], "--area_ratio needs 2 comma-separated values"),
+])
+def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
+    model_dir = tmp_path / "model"
+    result, seconds = _run(*TINY, f"--model_dir={model_dir}", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not model_dir.exists()  # nothing was written
+    assert seconds < 60
+
+
+def test_empty_training_folder_is_named(tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(ROOT / "testdata" / "washer", data_dir / "washer")
+    for f in (data_dir / "washer" / "train" / "good").iterdir():
+        f.unlink()
+    result, _ = _run(*TINY, f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'model'}")
+    assert result.returncode == 2
+    assert "train/good' holds no images" in result.stderr
