@@ -241,7 +241,7 @@ def _twill_up(i, j):
 
 def render_fabric(rng, defect: str | None, h: int = 128, w: int = 128, ss: int = FABRIC_SS):
     X, Y = _grid(h, w, ss)
-    period = rng.uniform(8.6, 9.4)  # output px per thread
+    period = rng.uniform(13.0, 14.0)  # output px per thread (>= 6.5 px at 64x64)
     theta = np.deg2rad(rng.uniform(-4.0, 4.0))
     ct, st = np.cos(theta), np.sin(theta)
     ph_u, ph_v = rng.uniform(16.0, 48.0, size=2)
@@ -305,7 +305,7 @@ def render_fabric(rng, defect: str | None, h: int = 128, w: int = 128, ss: int =
 
 
 def _fabric_hole(rng, img, X, Y, Xo, Yo, h, w, axes, cols):
-    r0 = _blob_radius_for_area(rng, h * w, 0.01, 0.05)
+    r0 = _blob_radius_for_area(rng, h * w, 0.015, 0.06)
     m = r0 + 3
     cx, cy = rng.uniform(m, w - m), rng.uniform(m, h - m)
     blob = Blob(rng, cx, cy, r0, amp=0.22, aspect_max=1.6, hf_amp=0.06)
@@ -365,22 +365,22 @@ def _apply_stain(rng, img, sd, soft, kind, strength, X, Y, h, w):
 
 
 def _fabric_stain(rng, img, X, Y, Xo, Yo, h, w, axes, cols):
-    r0 = _blob_radius_for_area(rng, h * w, 0.012, 0.05)
+    r0 = _blob_radius_for_area(rng, h * w, 0.02, 0.07)
     m = r0 + 2.0
     cx, cy = rng.uniform(m, w - m), rng.uniform(m, h - m)
     blob = Blob(rng, cx, cy, r0, amp=0.28, aspect_max=1.8)
     soft = rng.uniform(1.5, 3.5)
     names = sorted(_STAINS_FABRIC)
     kind = _STAINS_FABRIC[names[rng.integers(len(names))]]
-    strength = rng.uniform(0.55, 0.8)
+    strength = rng.uniform(0.65, 0.85)
     img = _apply_stain(rng, img, blob.sdf(X, Y), soft, kind, strength, X, Y, h, w)
     mask = blob.sdf(Xo, Yo) > -0.5 * soft
     return img, mask
 
 
 def _fabric_cut(rng, img, X, Y, Xo, Yo, h, w, axes, cols):
-    length = rng.uniform(15.0, 60.0)
-    width = rng.uniform(1.0, 3.0)
+    length = rng.uniform(30.0, 70.0)
+    width = rng.uniform(3.0, 5.0)
     m = 6.0
     for _ in range(100):
         start = rng.uniform([m, m], [w - m, h - m])
@@ -511,8 +511,8 @@ def render_washer(rng, defect: str | None, h: int = 112, w: int = 144, ss: int =
 
 
 def _washer_scratch(rng, ws, metal, X, Y, Xo, Yo):
-    length = rng.uniform(15.0, 60.0)
-    width = rng.uniform(1.0, 2.6)
+    length = rng.uniform(30.0, 70.0)
+    width = rng.uniform(2.5, 4.0)
     lo, hi = ws.ri + 3.5, ws.ro - 3.5
     ra = rng.uniform(lo, hi)
     rb = np.clip(ra + rng.uniform(-12.0, 12.0), lo, hi)
@@ -547,8 +547,8 @@ _STAINS_WASHER = {
 
 
 def _washer_stain(rng, ws, metal, X, Y, Xo, Yo, h, w):
-    r0 = _blob_radius_for_area(rng, h * w, 0.01, 0.045)
-    r0 = min(r0, 12.0)
+    r0 = _blob_radius_for_area(rng, h * w, 0.015, 0.05)
+    r0 = min(r0, 14.0)
     c = ws.world((ws.ri + ws.ro) / 2 + rng.uniform(-4.0, 4.0), rng.uniform(0.0, 2 * np.pi))
     blob = Blob(rng, c[0], c[1], r0, amp=0.28, aspect_max=1.8)
     soft = rng.uniform(1.2, 3.0)
