@@ -69,7 +69,7 @@ def test_other_settings_in_the_same_model_dir_are_refused(tiny_run):
 @pytest.mark.parametrize("args, message", [
     (["--data_dir=/no/such/dir"], "data directory '/no/such/dir' does not exist"),
     (["--category=bottle"], "'bottle' not found in data directory 'testdata'; available: fabric, washer"),
-    (["--batch_size=50"], "batch_size (50) must be a positive multiple of the 3 views"),
+    (["--batch_size=51"], "batch_size (51) must be a positive multiple of the 2 views"),
     (["--image_size=64,64,3"], "--image_size takes one value or height,width"),
     (["--area_ratio=0.2"], "--area_ratio needs 2 comma-separated values"),
 ])
