@@ -37,10 +37,13 @@ class AnomalyScorer(tf.Module):
         self.density = density
         self.image_size = tuple(int(s) for s in image_size)
         self.feature = feature
-        images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
-        self.serve_uint8 = tf.function(self.__call__, input_signature=[images])
         images = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
         self.serve_float = tf.function(self.__call__, input_signature=[images])
+        images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+        # Scales to [0, 1] and calls serve_float, so the model is traced once, not twice.
+        self.serve_uint8 = tf.function(
+            lambda images: self.serve_float(tf.cast(images, tf.float32) / 255.0),
+            input_signature=[images])
 
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         x = preprocess(images, self.image_size)
