@@ -10,7 +10,6 @@ seconds per step with constant in-memory tensors and with the real input pipelin
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 

@@ -15,9 +15,8 @@ import sys
 
 from absl import app, logging
 
-from cutpaste_tf import config as config_lib
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files, runner
+from cutpaste_tf import files, runner, train
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -63,8 +62,12 @@ def main(argv: list[str]) -> None:
     if export_dir.lower() == "none":
         export_dir = None
     for data in categories:
-        runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
-                            verbose=FLAGS.progress)
+        try:
+            runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
+                                verbose=FLAGS.progress)
+        except train.TrainingError as e:
+            print(f"error: [{data.name}] {e}", file=sys.stderr)
+            sys.exit(1)
     table = runner.summarize_run(FLAGS.model_dir, config.train.task)
     print(table)
     print(f"Results: {os.path.join(FLAGS.model_dir, 'results.json')}")

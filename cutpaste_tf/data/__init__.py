@@ -4,3 +4,9 @@ from cutpaste_tf.data.index import (CategoryData, DataError, category_info, inde
                                     index_mvtec, list_images, mvtec_categories)
 from cutpaste_tf.data.pipeline import (augment_batch, decode, eval_dataset, load_image, load_mask,
                                        preprocess, train_dataset)
+
+__all__ = [
+    "CategoryData", "DataError", "augment_batch", "category_info", "decode", "eval_dataset",
+    "index_folders", "index_mvtec", "list_images", "load_image", "load_mask", "mvtec_categories",
+    "preprocess", "train_dataset",
+]
