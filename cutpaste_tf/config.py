@@ -19,6 +19,8 @@ TASK_VIEWS: dict[str, tuple[str, ...]] = {
     "union": ("normal", "union"),
 }
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
 
 def _check_range(name: str, bounds, lo: float, hi: float) -> None:
     if len(bounds) != 2 or not lo <= bounds[0] <= bounds[1] <= hi:
@@ -90,6 +92,11 @@ class TrainConfig:
     checkpoint_every: int = 256
     log_every: int = 16
     jit_compile: bool = False
+    # Compute precision of the training step; variables, density, scores and metrics stay
+    # float32 whatever this says.
+    precision: str = "float32"
+    # Augment inside the train step (on the accelerator) instead of in the tf.data pipeline.
+    augment_on_device: bool = False
     augment: AugmentConfig = AugmentConfig()
 
     def __post_init__(self):
@@ -104,6 +111,8 @@ class TrainConfig:
         for name in ("epochs", "steps_per_epoch", "checkpoint_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.learning_rate <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ValueError("need learning_rate > 0, weight_decay >= 0 and momentum in [0, 1)")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import keras
 import tensorflow as tf
@@ -29,33 +29,83 @@ from cutpaste_tf.models import build_cutpaste_model
 CONFIG_FILE = "config.json"
 
 
-def build_model(config: RunConfig) -> keras.Model:
-    """The classifier for ``config``, with weights initialised from ``config.train.seed``."""
+def build_model(config: RunConfig, precision: str = "float32") -> keras.Model:
+    """The classifier for ``config``, with weights initialised from ``config.train.seed``.
+
+    ``precision`` is the Keras dtype policy of its layers (variables are float32 under every
+    policy; the outputs are cast to float32).
+    """
     keras.utils.set_random_seed(config.train.seed)
     height, width = config.train.image_size
-    return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
-                                config.model.backbone, input_shape=(height, width, 3))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
+                                    config.model.backbone, input_shape=(height, width, 3))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def check_batch(config: RunConfig, replicas: int) -> None:
+    """The global batch must split into equal per-replica batches of whole view groups."""
+    tcfg = config.train
+    if tcfg.batch_size % (replicas * tcfg.num_views):
+        raise ValueError(
+            f"--batch_size={tcfg.batch_size} does not split over {replicas} replicas into "
+            f"per-replica batches that are multiples of the {tcfg.num_views} views of task "
+            f"{tcfg.task!r}; use a multiple of {replicas * tcfg.num_views}")
+
+
+def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distribute.Strategy,
+                     start_step: int = 0) -> Iterator:
+    """Per-replica training batches from one input pipeline per worker, starting at
+    ``start_step`` (the strategy's own ``distribute_datasets_from_function``)."""
+    tcfg = config.train
+    replicas = strategy.num_replicas_in_sync
+    check_batch(config, replicas)
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return train_dataset(
+            data.train_files, tcfg.image_size, tcfg.task,
+            context.get_per_replica_batch_size(tcfg.batch_size), tcfg.seed, tcfg.augment,
+            start_step=start_step, augment_in_pipeline=not tcfg.augment_on_device,
+            pipeline=(context.input_pipeline_id, context.num_input_pipelines),
+            batches_per_step=replicas // context.num_input_pipelines)
+
+    return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
 def run_category(data: CategoryData, config: RunConfig, model_dir: str,
                  export_dir: Optional[str] = None, export_version: int = 1,
-                 verbose: bool = True) -> dict:
+                 verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None
+                 ) -> Optional[dict]:
     """Trains (or resumes) one category's model, fits its density, evaluates and exports it.
+
+    Training runs under ``strategy`` (default: none) in ``config.train.precision``; the density,
+    scores and export use a float32 copy of the trained weights on this host, on the chief only
+    (other workers return None).
 
     Returns the category's results (also written to ``<model_dir>/<category>/results.json``).
     """
     out = os.path.join(model_dir, data.name)
     tcfg = config.train
-    model = build_model(config)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_model(config, tcfg.precision)
     start = train.restore_step(out)
-    batches = iter(train_dataset(data.train_files, tcfg.image_size, tcfg.task, tcfg.batch_size,
-                                 tcfg.seed, tcfg.augment, start_step=start))
+    batches = training_batches(data, config, strategy, start)
     tic = time.perf_counter()
-    if verbose:
+    if verbose and train.is_chief(strategy):
         print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps "
-              f"on {len(data.train_files)} images")
-    last = train.train(model, batches, tcfg, out, verbose=verbose)
+              f"on {len(data.train_files)} images, {strategy.num_replicas_in_sync} replica(s), "
+              f"{tcfg.precision}")
+    last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
     train_seconds = time.perf_counter() - tic
+    if not train.is_chief(strategy):
+        return None
+    if strategy is not tf.distribute.get_strategy() or tcfg.precision != "float32":
+        model = build_model(config)  # float32, undistributed: what is evaluated and exported
+        train.restore_weights(model, out)
 
     dcfg, size, batch = config.density, tcfg.image_size, config.eval_batch_size
     estimator = evaluate.fit_density(model, data, size, dcfg, batch)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, TrainConfig
+from cutpaste_tf.data.pipeline import augment_batch
 
 
 class TrainingError(RuntimeError):
@@ -31,8 +32,12 @@ def make_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRat
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """Momentum SGD on :func:`make_schedule`."""
-    return keras.optimizers.SGD(learning_rate=make_schedule(config), momentum=config.momentum)
+    """Momentum SGD on :func:`make_schedule`; with dynamic loss scaling under mixed_float16."""
+    optimizer = keras.optimizers.SGD(learning_rate=make_schedule(config),
+                                     momentum=config.momentum)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def l2_penalty(variables) -> tf.Tensor:
@@ -41,60 +46,111 @@ def l2_penalty(variables) -> tf.Tensor:
 
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    config: TrainConfig):
-    """A compiled step: (views, labels) -> dict of loss, cross-entropy, L2 and accuracy."""
+                    config: TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
+    """A compiled step: one batch -> dict of loss, cross-entropy, L2 and accuracy.
 
-    def step(views: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+    The batch is ``(views, labels)``, or with ``config.augment_on_device`` the uint8 source
+    images and their batch number ``(images, step)`` (augmented inside the step, on the
+    accelerator). Under a distribution ``strategy`` each replica gets its share of the global
+    batch, the losses are scaled so that the all-reduced (summed) gradients are those of the
+    global batch, and the metrics come back summed over replicas, i.e. global.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size
+
+    def replica_step(first: tf.Tensor, second: tf.Tensor) -> dict[str, tf.Tensor]:
+        if config.augment_on_device:
+            views, labels = augment_batch(first, second, config.seed, config.task, config.augment)
+        else:
+            views, labels = first, second
         with tf.GradientTape() as tape:
-            logits = model(views, training=True)["logits"]
-            xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-            l2 = l2_penalty(model.trainable_variables)
+            logits = tf.cast(model(views, training=True)["logits"], tf.float32)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            xent = tf.reduce_sum(per_example) / global_batch
+            l2 = l2_penalty(model.trainable_variables) / replicas
             loss = xent + config.weight_decay * l2
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = (optimizer.scale_loss(loss)
+                      if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss)
+        grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
         return {"loss": loss, "xent": xent, "l2": l2,
-                "accuracy": tf.reduce_mean(tf.cast(correct, tf.float32))}
+                "accuracy": tf.reduce_sum(tf.cast(correct, tf.float32)) / global_batch}
 
-    return tf.function(step, jit_compile=config.jit_compile)
+    replica_step = tf.function(replica_step, jit_compile=config.jit_compile)
+
+    @tf.function
+    def step(first, second) -> dict[str, tf.Tensor]:
+        per_replica = strategy.run(replica_step, args=(first, second))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()}
+
+    return step
+
+
+def is_chief(strategy: Optional[tf.distribute.Strategy] = None) -> bool:
+    """Whether this process writes checkpoints, logs and results (worker 0 or the chief)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type in (None, "chief"):
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
 
 
 def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir: str,
-          verbose: bool = True) -> dict[str, float]:
+          verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None
+          ) -> dict[str, float]:
     """Trains ``model`` until ``config.total_steps``, resuming from ``model_dir`` if possible.
 
     Args:
-      model: the CutPaste classifier (dict outputs with ``logits``).
-      batches: an iterator of ``(views, labels)``; it must start at the step that
-        :func:`restore_step` reports for ``model_dir`` (see ``train_dataset(start_step=...)``).
+      model: the CutPaste classifier (dict outputs with ``logits``), built under
+        ``strategy.scope()`` when a strategy is given.
+      batches: an iterator of batches for :func:`make_train_step`; it must start at the step
+        that :func:`restore_step` reports for ``model_dir`` (see ``train_dataset(start_step=)``).
       config: optimisation settings.
       model_dir: where ``checkpoints/`` and ``logs/train`` go.
-      verbose: print a progress bar.
+      verbose: print a progress bar (on the chief only).
+      strategy: a ``tf.distribute`` strategy (default: the current one, i.e. none).
 
     Returns:
       The last logged metrics and the step reached.
     """
-    optimizer = make_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    checkpoint, manager = _checkpointing(model, optimizer, model_dir)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    with strategy.scope():
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    # Every worker saves (saving can need collectives); only the chief's copy is kept.
+    save_dir = model_dir if chief else os.path.join(
+        model_dir, f".worker-{strategy.cluster_resolver.task_id}")
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(save_dir, "checkpoints"),
+                                         max_to_keep=3)
     start = int(optimizer.iterations.numpy())
     total = config.total_steps
-    step_fn = make_train_step(model, optimizer, config)
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs", "train"))
+    step_fn = make_train_step(model, optimizer, config, strategy)
+    writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs", "train")) if chief
+              else tf.summary.create_noop_writer())
     progress = keras.utils.Progbar(total, stateful_metrics=["loss", "accuracy", "lr"],
-                                   verbose=1 if verbose else 0)
-    if verbose and start:
-        print(f"Resuming from step {start} of {total} ({manager.latest_checkpoint})")
+                                   verbose=1 if verbose and chief else 0)
+    if verbose and chief and start:
+        print(f"Resuming from step {start} of {total} ({latest})")
     progress.update(start)
     last: dict[str, float] = {}
     tic, tic_step = time.perf_counter(), start
     for step in range(start, total):
-        views, labels = next(batches)
-        if step == start:
-            _log_views(writer, views, labels, step, TASK_VIEWS[config.task])
-        metrics = step_fn(views, labels)
+        batch = next(batches)
+        if step == start and chief and not config.augment_on_device:
+            _log_views(writer, *_local(strategy, batch), step, TASK_VIEWS[config.task])
+        metrics = step_fn(*batch)
         done = step + 1
         save = done % config.checkpoint_every == 0 or done == total
         if save or done % config.log_every == 0:
@@ -102,8 +158,8 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             if not all(math.isfinite(v) for v in last.values()):
                 raise TrainingError(
                     f"non-finite training metrics at step {done}: {last}; the last good "
-                    f"checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}")
-            lr = float(optimizer.learning_rate)
+                    f"checkpoint is {manager.latest_checkpoint or latest or 'none (no checkpoint yet)'}")
+            lr = float(make_schedule(config)(done))
             rate = (done - tic_step) / max(time.perf_counter() - tic, 1e-9)
             tic, tic_step = time.perf_counter(), done
             with writer.as_default(step=done):
@@ -116,8 +172,10 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
         if save:  # only after the metrics above were found finite
             manager.save(checkpoint_number=done)
     writer.flush()
-    if start >= total and not manager.latest_checkpoint:
+    if start >= total and not latest:
         manager.save(checkpoint_number=total)
+    if not chief and tf.io.gfile.exists(save_dir):
+        tf.io.gfile.rmtree(save_dir)
     return {**last, "step": float(total)}
 
 
@@ -137,11 +195,9 @@ def restore_weights(model: keras.Model, model_dir: str) -> Optional[str]:
     return latest
 
 
-def _checkpointing(model, optimizer, model_dir: str):
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=3)
-    return checkpoint, manager
+def _local(strategy: tf.distribute.Strategy, batch) -> tuple[tf.Tensor, ...]:
+    """The first local replica's part of a (possibly per-replica) batch."""
+    return tuple(strategy.experimental_local_results(t)[0] for t in batch)
 
 
 def _log_views(writer, views: tf.Tensor, labels: tf.Tensor, step: int,

@@ -49,6 +49,17 @@ flags.DEFINE_integer("checkpoint_every", 256, "Steps between checkpoints.")
 flags.DEFINE_integer("log_every", 16, "Steps between TensorBoard / progress updates.")
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
 
+# Scale: distribution, precision, where augmentation runs.
+flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy (see launch/distribute.py); --batch_size is global.")
+flags.DEFINE_string("tpu", None, "--strategy=tpu: the Cloud TPU's name or grpc:// address, or "
+                    "'local' on a TPU VM.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Training compute precision (mixed_bfloat16 on TPU and recent GPUs); the "
+                  "density, scores and export stay float32.")
+flags.DEFINE_bool("augment_on_device", False, "Augment inside the train step on the "
+                  "accelerator instead of in the tf.data pipeline on the host CPU.")
+
 # Model.
 flags.DEFINE_enum("backbone", "resnet18", ["resnet18"], "Backbone network.")
 flags.DEFINE_list("head_widths", ["512"] * 8, "Widths of the MLP projection head ('' for none).")
@@ -128,6 +139,8 @@ def run_config() -> RunConfig:
         checkpoint_every=FLAGS.checkpoint_every,
         log_every=FLAGS.log_every,
         jit_compile=FLAGS.jit_compile,
+        precision=FLAGS.precision,
+        augment_on_device=FLAGS.augment_on_device,
         augment=augment,
     )
     model = ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"))

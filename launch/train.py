@@ -17,6 +17,7 @@ from absl import app, logging
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files, runner, train
+from launch import distribute
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -52,22 +53,29 @@ def main(argv: list[str]) -> None:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
         config = flag_defs.run_config()
+        strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
+        runner.check_batch(config, strategy.num_replicas_in_sync)
         categories = resolve_categories()
-        runner.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
+        chief = train.is_chief(strategy)
+        if chief:
+            runner.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
     except ValueError as e:  # DataError is a ValueError too.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    files.write_text(os.path.join(FLAGS.model_dir, "flags.txt"), FLAGS.flags_into_string())
+    if chief:
+        files.write_text(os.path.join(FLAGS.model_dir, "flags.txt"), FLAGS.flags_into_string())
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
     if export_dir.lower() == "none":
         export_dir = None
     for data in categories:
         try:
             runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
-                                verbose=FLAGS.progress)
+                                verbose=FLAGS.progress, strategy=strategy)
         except train.TrainingError as e:
             print(f"error: [{data.name}] {e}", file=sys.stderr)
             sys.exit(1)
+    if not chief:
+        return
     table = runner.summarize_run(FLAGS.model_dir, config.train.task)
     print(table)
     print(f"Results: {os.path.join(FLAGS.model_dir, 'results.json')}")

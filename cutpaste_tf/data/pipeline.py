@@ -48,7 +48,8 @@ def load_mask(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
 
 def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, batch_size: int,
                   seed: int, augment: AugmentConfig = AugmentConfig(), start_step: int = 0,
-                  augment_in_pipeline: bool = True) -> tf.data.Dataset:
+                  augment_in_pipeline: bool = True, pipeline: tuple[int, int] = (0, 1),
+                  batches_per_step: int = 1) -> tf.data.Dataset:
     """Batches of ``(views, labels)`` for the proxy task, endless.
 
     Images are decoded and resized once and cached as uint8; then shuffled, repeated, batched
@@ -56,7 +57,12 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
     augmented as whole batches. Batch ``n`` is augmented with seed ``(seed, n)``, so a run
     resumed at ``start_step`` continues with the augmentations it would have drawn.
 
-    With ``augment_in_pipeline=False`` the batches hold the uint8 source images and their step
+    For distributed training, ``pipeline = (id, count)`` names this worker's input pipeline
+    (its batch ``n`` uses seed ``(seed, n * count + id)``, so no two pipelines draw the same
+    augmentations) and ``batches_per_step`` is how many batches one step takes from it (its
+    local replicas); ``batch_size`` is then the per-replica batch.
+
+    With ``augment_in_pipeline=False`` the batches hold the uint8 source images and their seed
     number instead, for augmenting on the accelerator (see :func:`augment_batch`).
     """
     if task not in TASK_VIEWS:
@@ -64,6 +70,7 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
     num_views = len(TASK_VIEWS[task])
     if batch_size % num_views:
         raise ValueError(f"batch_size {batch_size} is not a multiple of {num_views} views")
+    pipeline_id, num_pipelines = pipeline
     sources = batch_size // num_views
     size = tuple(image_size)
     ds = tf.data.Dataset.from_tensor_slices(list(files))
@@ -71,14 +78,15 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
                                                        saturate=True),
                 num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.cache()
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.batch(sources, drop_remainder=True)
-    ds = ds.enumerate(start=start_step)
+    ds = ds.shuffle(len(files), seed=seed + 7919 * pipeline_id, reshuffle_each_iteration=True)
+    ds = ds.repeat().batch(sources, drop_remainder=True)
+    ds = ds.enumerate(start=start_step * batches_per_step)
+    ds = ds.map(lambda n, x: (n * num_pipelines + pipeline_id, x))
     if augment_in_pipeline:
-        ds = ds.map(lambda step, x: augment_batch(x, step, seed, task, augment),
+        ds = ds.map(lambda n, x: augment_batch(x, n, seed, task, augment),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
-        ds = ds.map(lambda step, x: (x, step))
+        ds = ds.map(lambda n, x: (x, n))
     return ds.prefetch(AUTOTUNE)
 
 

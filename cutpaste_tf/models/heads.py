@@ -7,6 +7,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from cutpaste_tf.models.norm import BatchNorm
+
 
 def projection_head(widths: Sequence[int], name: str = "head") -> keras.layers.Layer:
     """Builds Dense(no bias) -> BN -> ReLU per width; empty widths give an identity layer."""
@@ -17,7 +19,7 @@ def projection_head(widths: Sequence[int], name: str = "head") -> keras.layers.L
     for i, width in enumerate(widths):
         head.add(layers.Dense(width, use_bias=False, name=f"{name}_dense_{i}"))
         head.add(
-            layers.BatchNormalization(
+            BatchNorm(
                 epsilon=1e-5, momentum=0.9, name=f"{name}_bn_{i}"
             )
         )

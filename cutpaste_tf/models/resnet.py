@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from cutpaste_tf.models.conv import FastConv2D
+from cutpaste_tf.models.norm import BatchNorm
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -24,7 +25,7 @@ def _conv_init() -> keras.initializers.Initializer:
 
 def _bn(name: str) -> layers.BatchNormalization:
     """BatchNorm with PyTorch's epsilon/momentum."""
-    return layers.BatchNormalization(
+    return BatchNorm(
         epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=name
     )
 
