@@ -72,7 +72,7 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
         files.replace_dir(tmp, final)
     finally:
         if tf.io.gfile.exists(tmp):
-            tf.io.gfile.rmtree(tmp)
+            files.remove_dir(tmp)
     return final
 
 

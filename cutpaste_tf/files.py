@@ -14,10 +14,16 @@ import tensorflow as tf
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Writes ``data`` to ``path`` atomically (on local disks; GCS objects appear whole anyway)."""
+    """Writes ``data`` to ``path`` atomically: on local disks through a temporary name and a
+    rename; on object stores (``gs://``, ``ram://``) directly, as an object appears whole when
+    its writer closes (and a rename there is a copy)."""
     parent = os.path.dirname(path)
     if parent:
         tf.io.gfile.makedirs(parent)
+    if "://" in path:
+        with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(data)
+        return
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with tf.io.gfile.GFile(tmp, "wb") as f:
@@ -46,7 +52,42 @@ def replace_dir(tmp_dir: str, final_dir: str) -> None:
     old = None
     if tf.io.gfile.exists(final_dir):
         old = f"{final_dir}.old-{uuid.uuid4().hex[:8]}"
-        tf.io.gfile.rename(final_dir, old)
-    tf.io.gfile.rename(tmp_dir, final_dir)
+        move_dir(final_dir, old)
+    move_dir(tmp_dir, final_dir)
     if old:
-        tf.io.gfile.rmtree(old)
+        remove_dir(old)
+
+
+def remove_dir(path: str) -> None:
+    """Deletes a directory tree (on object stores, every real file under it)."""
+    try:
+        tf.io.gfile.rmtree(path)
+    except tf.errors.NotFoundError:  # a listed name that is no file (see move_dir)
+        for root, _, names in tf.io.gfile.walk(path):
+            for name in names:
+                if tf.io.gfile.exists(os.path.join(root, name)):
+                    tf.io.gfile.remove(os.path.join(root, name))
+
+
+# Written last when a directory is copied, so a reader that waits for it sees a whole model.
+_MARKERS = ("saved_model.pb", "checkpoint")
+
+
+def move_dir(src: str, dst: str) -> None:
+    """Renames a directory; on object stores and other non-local filesystems (``gs://``,
+    ``ram://``), where a directory rename is not one operation, copies its files (markers such
+    as ``saved_model.pb`` last) and then deletes ``src``."""
+    if "://" not in src:
+        tf.io.gfile.rename(src, dst)
+        return
+    paths = [os.path.join(root, name) for root, _, names in tf.io.gfile.walk(src)
+             for name in names]
+    # Listing an object store by prefix can name things that are not files (TensorFlow's
+    # ram:// lists "assets.extra/x" under "assets/" as ".extra"): keep only real files.
+    paths = [p for p in paths if tf.io.gfile.exists(p) and not tf.io.gfile.isdir(p)]
+    paths.sort(key=lambda p: os.path.basename(p) in _MARKERS)
+    for path in paths:
+        target = dst + path[len(src):]
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(path, target, overwrite=True)
+    remove_dir(src)

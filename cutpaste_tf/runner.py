@@ -146,7 +146,7 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
                 f"model dir {model_dir!r} holds a run with different settings ({', '.join(changed)}); "
                 "use another model dir, or --overwrite to start again from scratch")
     elif overwrite and tf.io.gfile.exists(model_dir):
-        tf.io.gfile.rmtree(model_dir)
+        files.remove_dir(model_dir)
     files.write_json(path, config_lib.to_dict(config))
 
 

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import files
 from cutpaste_tf.config import TASK_VIEWS, TrainConfig
 from cutpaste_tf.data.pipeline import augment_batch
 
@@ -141,7 +142,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
               else tf.summary.create_noop_writer())
     progress = keras.utils.Progbar(total, stateful_metrics=["loss", "accuracy", "lr"],
                                    verbose=1 if verbose and chief else 0)
-    if verbose and chief and start:
+    if chief and start:  # said even without a progress bar: a resume should never be silent
         print(f"Resuming from step {start} of {total} ({latest})")
     progress.update(start)
     last: dict[str, float] = {}
@@ -175,7 +176,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
     if start >= total and not latest:
         manager.save(checkpoint_number=total)
     if not chief and tf.io.gfile.exists(save_dir):
-        tf.io.gfile.rmtree(save_dir)
+        files.remove_dir(save_dir)
     return {**last, "step": float(total)}
 
 

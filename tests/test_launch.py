@@ -91,3 +91,85 @@ def test_empty_training_folder_is_named(tmp_path):
     result, _ = _run(*TINY, f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'model'}")
     assert result.returncode == 2
     assert "train/good' holds no images" in result.stderr
+
+
+def test_survives_sigkill_and_resumes_from_last_checkpoint(tmp_path):
+    import signal
+
+    import tensorflow as tf
+
+    model_dir = tmp_path / "model"
+    args = [*TINY, "--steps_per_epoch=40", "--checkpoint_every=1", "--export_dir=none",
+            f"--model_dir={model_dir}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "launch.train", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = model_dir / "washer" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (ckpt_dir / "ckpt-3.index").exists():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # The newest checkpoint that the index file names: checkpoint 3 may be half written (its
+    # files exist before the index points at it), in which case it is not used.
+    killed_at = tf.train.latest_checkpoint(str(ckpt_dir))
+    assert killed_at, "the run was killed before its first checkpoint"
+    killed_step = int(killed_at.rsplit("-", 1)[1])
+    assert 2 <= killed_step < 40, "the run was not killed mid-training"
+
+    result, _ = _run(*args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert f"Resuming from step {killed_step} of 40" in result.stdout
+    results = json.loads((model_dir / "washer" / "results.json").read_text())
+    assert results["train_steps"] == 40 and results["final_train_metrics"]["step"] == 40
+    state = tf.train.get_checkpoint_state(str(ckpt_dir))
+    assert state.model_checkpoint_path.endswith("ckpt-40")
+    for path in state.all_model_checkpoint_paths:  # every kept checkpoint is whole
+        reader = tf.train.load_checkpoint(path)
+        assert reader.get_variable_to_shape_map()
+
+
+def test_runs_on_a_remote_filesystem(tmp_path):
+    # Every read and write goes through tf.io.gfile: the whole run works on TensorFlow's
+    # in-memory filesystem (what gs:// paths take on Cloud TPU), which exists only inside
+    # one process, so the data is copied there and the launcher runs in that process.
+    script = f"""
+import json, os, sys
+import tensorflow as tf
+from absl import flags
+from launch import train as launcher
+
+def copy_tree(src, dst):
+    for root, _, names in tf.io.gfile.walk(src):
+        target = dst + root[len(src):]
+        tf.io.gfile.makedirs(target)
+        for name in names:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name))
+
+copy_tree({str(ROOT / 'testdata')!r}, "ram://data")
+argv = ["train"] + {TINY!r} + ["--data_dir=ram://data", "--model_dir=ram://runs/model"]
+flags.FLAGS(argv)
+launcher.main(argv[:1])
+listing = sorted(p for r, _, n in tf.io.gfile.walk("ram://runs") for p in
+                 [os.path.join(r, x) for x in n])
+with tf.io.gfile.GFile("ram://runs/model/results.json") as f:
+    results = json.load(f)
+loaded = tf.saved_model.load("ram://runs/model/export/washer/1")
+print("RESULT", json.dumps({{"listing": listing, "auroc": results["categories"]["washer"]["auroc"],
+                             "signatures": sorted(loaded.signatures)}}))
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    out = json.loads(line[len("RESULT "):])
+    listing = "\n".join(out["listing"])
+    for name in ("model/config.json", "model/results.json", "model/results.md",
+                 "model/washer/density.npz", "model/washer/checkpoints/checkpoint",
+                 "model/export/washer/1/saved_model.pb", "model/washer/logs/train"):
+        assert f"ram://runs/{name}" in listing, name
+    assert 0.0 <= out["auroc"] <= 1.0 and "serving_default" in out["signatures"]
