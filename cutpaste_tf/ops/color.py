@@ -82,6 +82,12 @@ def apply_jitter(images: tf.Tensor, params: dict[str, tf.Tensor],
                              output_type=order.dtype)[:, None]
     weights = None if mask is None else tf.cast(mask, images.dtype)[..., None]
     x = images
+    if not use_hue:  # three stages: the affine ops in their drawn order, hue left out
+        last = tf.argsort(tf.cast(tf.equal(order, HUE), tf.int32), axis=-1, stable=True)
+        order = tf.gather(order, last, batch_dims=1)
+        for k in range(3):
+            x = _affine_stage(x, order[:, k], params, weights)
+        return x
     # The ops an example runs before its hue shift (positions 0-2), the shift, then the rest
     # (positions 1-3). An op id of HUE in a stage means "leave this example alone".
     for k in range(3):

@@ -17,6 +17,8 @@ one in roughly 1 of 20,000 CutPaste patches. A run is bit-reproducible in either
 
 from __future__ import annotations
 
+import contextlib
+
 import tensorflow as tf
 
 _GOLDEN = 0x9E3779B9
@@ -44,7 +46,44 @@ def bits(shape, seed: tf.Tensor) -> tf.Tensor:
     key = _as_key(seed)
     count = tf.reduce_prod(tf.cast(shape, tf.int32))
     counter = tf.cast(tf.range(count), tf.uint32)
-    return tf.reshape(_mix(_mix(counter + key) ^ key), shape)
+    draw = lambda: _mix(_mix(counter + key) ^ key)  # noqa: E731
+    if _MATERIALIZE[0]:
+        return tf.reshape(materialized(draw, key, tf.zeros_like(counter)), shape)
+    return tf.reshape(draw(), shape)
+
+
+_MATERIALIZE = [False]
+
+
+@contextlib.contextmanager
+def materializing():
+    """While tracing inside this context, every draw is computed once into memory (see
+    :func:`materialized`); the batched augmentation entry points use it. Outside it draws stay
+    plain element-wise ops (which ``tf.vectorized_map`` can vectorise)."""
+    previous = _MATERIALIZE[0]
+    _MATERIALIZE[0] = True
+    try:
+        yield
+    finally:
+        _MATERIALIZE[0] = previous
+
+
+def materialized(fn, key: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """``fn()``, computed once into memory even under XLA.
+
+    XLA fuses cheap element-wise producers into their consumers, recomputing them per consumer
+    element: a per-example parameter built from the hash would be recomputed for every pixel
+    of an image it is broadcast over (a 5x slowdown of the augmentation). A loop is a fusion
+    boundary; its trip count (1, or 2 for one key in 2**32 -- the body is idempotent) is
+    unknown at compile time, so XLA cannot inline it away. ``like`` is a tensor of the
+    result's shape and dtype (its values are not used).
+    """
+    key = tf.reshape(tf.convert_to_tensor(key), [-1])[0]
+    trips = 1 + tf.cast(tf.equal(tf.cast(key, tf.uint32), tf.constant(0x5EED, tf.uint32)),
+                        tf.int32)
+    _, out = tf.while_loop(lambda i, _: i < trips, lambda i, _: (i + 1, fn()),
+                           (tf.constant(0), like))
+    return out
 
 
 def split(seed: tf.Tensor, num: int) -> tf.Tensor:

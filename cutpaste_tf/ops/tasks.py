@@ -58,10 +58,18 @@ def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
     """
     if task not in TASK_VIEWS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
+    with random.materializing():
+        return _make_views(images, seed, task, config, pre)
+
+
+def _make_views(images, seed, task, config, pre):
     images = tf.convert_to_tensor(images, tf.float32)
     seeds = random.split(seed, 4)
     if pre:
-        images = pre_augment(images, seeds[0], config)
+        source = images
+        # Computed once and kept, not recomputed inside each view's XLA fusion.
+        images = random.materialized(lambda: pre_augment(source, seeds[0], config), seeds[0],
+                                     source)
     views = []
     for kind in TASK_VIEWS[task]:
         if kind == "normal":
