@@ -1,28 +1,41 @@
-"""Times the pieces of training on this machine and prints (and optionally writes) the figures.
+"""Measures the speed of every stage on this machine; prints the figures and writes them as JSON.
 
-    python -m launch.benchmark --image_size=64 --batch_size=16 --task=cutpaste --head_widths=512
-    python -m launch.benchmark --image_size=256 --batch_size=96 --steps=3
+    python -m launch.benchmark --flagfile=configs/3way.flags --data_dir=testdata --steps=5
+    python -m launch.benchmark --flagfile=configs/quickstart.flags --steps=20
 
-Figures: augmentation throughput (views/s, eager tf.data map and XLA-compiled), and training
-seconds per step with constant in-memory tensors and with the real input pipeline on
-``--data_dir``'s ``--category`` (their ratio shows whether the input starves the model).
+Figures (all at ``--image_size`` with ``--batch_size`` views of ``--task``):
+
+- augmentation throughput in views/s: through the real ``tf.data`` pipeline (decode once,
+  cache, shuffle, augment, batch) on ``--data_dir``'s ``--category``; as one compiled graph
+  (what the pipeline's map runs); and XLA-compiled (what ``--augment_on_device`` runs inside
+  the train step);
+- training throughput in images/s (views per second) with constant in-memory tensors and with
+  the real pipeline; their ratio says whether the input starves the model (1.0: it does not);
+- SavedModel latency: p50 and p95 milliseconds for one image, and images/s for a batch of 32;
+- the hardware and software the figures were measured on.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
+import tempfile
 import time
 
+import numpy as np
 from absl import app, logging
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files, runner, train
+from cutpaste_tf import density as density_lib
+from cutpaste_tf import export, files, runner, train
 from cutpaste_tf.ops import tasks
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
-flag_defs.flags.DEFINE_integer("steps", 10, "Timed steps per measurement (after one warm-up).")
-flag_defs.flags.DEFINE_string("output", None, "Also write the figures as JSON here.")
+flag_defs.flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after one warm-up).")
+flag_defs.flags.DEFINE_string("output", "benchmark.json", "Where the figures go as JSON "
+                              "('' for nowhere).")
 
 
 def _seconds_per_call(fn, calls: int) -> float:
@@ -33,51 +46,104 @@ def _seconds_per_call(fn, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def hardware() -> dict:
+    """What the figures were measured on."""
+    import tensorflow as tf
+    devices = tf.config.list_physical_devices()
+    gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            for d in devices if d.device_type == "GPU"]
+    return {"cpu": platform.processor() or platform.machine(), "cpu_cores": os.cpu_count(),
+            "gpus": gpus, "tensorflow": tf.__version__, "python": platform.python_version()}
+
+
+def augmentation(config, category, steps: int) -> dict:
+    """Views per second through tf.data, as a compiled graph and under XLA."""
+    import tensorflow as tf
+    tcfg = config.train
+    batch = tcfg.batch_size
+    sources = tf.random.uniform([tcfg.sources_per_batch, *tcfg.image_size, 3])
+    seed = tf.constant([0, 1], tf.int64)
+    out = {}
+    for name, jit in (("augment_graph_views_per_s", False), ("augment_xla_views_per_s", True)):
+        fn = tf.function(lambda x, s: tasks.make_views(x, s, tcfg.task, tcfg.augment),
+                         jit_compile=jit)
+        out[name] = round(batch / _seconds_per_call(lambda: fn(sources, seed)[0].numpy(),
+                                                    steps), 1)
+    batches = iter(data_lib.train_dataset(category.train_files, tcfg.image_size, tcfg.task,
+                                          batch, tcfg.seed, tcfg.augment))
+    next(batches)  # fills the cache
+    out["augment_tfdata_views_per_s"] = round(
+        batch / _seconds_per_call(lambda: next(batches)[0].numpy(), steps), 1)
+    return out
+
+
+def training(config, category, steps: int) -> dict:
+    """Images (views) per second of the train step with constant tensors and with the pipeline."""
+    import tensorflow as tf
+    tcfg = config.train
+    model = runner.build_model(config, tcfg.precision)
+    optimizer = train.make_optimizer(tcfg)
+    optimizer.build(model.trainable_variables)
+    step = train.make_train_step(model, optimizer, tcfg)
+    batches = runner.training_batches(category, config, tf.distribute.get_strategy())
+    constant = next(batches)
+    seconds_constant = _seconds_per_call(lambda: float(step(*constant)["loss"]), steps)
+    seconds_pipeline = _seconds_per_call(lambda: float(step(*next(batches))["loss"]), steps)
+    return {
+        "train_images_per_s_constant": round(tcfg.batch_size / seconds_constant, 1),
+        "train_images_per_s_pipeline": round(tcfg.batch_size / seconds_pipeline, 1),
+        "pipeline_over_constant": round(seconds_constant / seconds_pipeline, 3),
+    }
+
+
+def serving(config, steps: int) -> dict:
+    """Latency of the exported SavedModel for one image and throughput for a batch of 32."""
+    import tensorflow as tf
+    model = runner.build_model(config)
+    features = np.random.default_rng(0).normal(size=(64, 512)).astype(np.float32)
+    scorer = export.AnomalyScorer(model, density_lib.fit_density("gde", features),
+                                  config.train.image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export.export(scorer, tmp, "bench")
+        loaded = export.load(path)
+        fn = loaded.signatures["serve_float"]
+        height, width = config.train.image_size
+        one = tf.random.uniform([1, height, width, 3])
+        fn(images=one)
+        times = []
+        for _ in range(max(steps, 20)):
+            start = time.perf_counter()
+            fn(images=one)["score"].numpy()
+            times.append(time.perf_counter() - start)
+        many = tf.random.uniform([32, height, width, 3])
+        seconds = _seconds_per_call(lambda: fn(images=many)["score"].numpy(), steps)
+    return {"serving_latency_ms_p50": round(1000 * float(np.percentile(times, 50)), 2),
+            "serving_latency_ms_p95": round(1000 * float(np.percentile(times, 95)), 2),
+            "serving_batch32_images_per_s": round(32 / seconds, 1)}
+
+
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
-    import tensorflow as tf
-
     try:
         config = flag_defs.run_config()
-        category = data_lib.index_mvtec(FLAGS.data_dir or "testdata",
-                                        FLAGS.category[0] if FLAGS.category != ["all"] else "washer")
+        name = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
+        category = data_lib.index_mvtec(FLAGS.data_dir or "testdata", name)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     tcfg = config.train
-    size, batch, steps = tcfg.image_size, tcfg.batch_size, FLAGS.steps
-    sources = tf.random.uniform([tcfg.sources_per_batch, *size, 3])
-    figures = {"image_size": list(size), "batch_size": batch, "task": tcfg.task}
-
-    eager = tf.function(lambda x, s: tasks.make_views(x, s, tcfg.task, tcfg.augment))
-    xla = tf.function(lambda x, s: tasks.make_views(x, s, tcfg.task, tcfg.augment),
-                      jit_compile=True)
-    seed = tf.constant([0, 1], tf.int64)
-    for name, fn in (("augment_views_per_s", eager), ("augment_xla_views_per_s", xla)):
-        seconds = _seconds_per_call(lambda: fn(sources, seed)[0].numpy(), steps)
-        figures[name] = round(batch / seconds, 1)
-
-    model = runner.build_model(config)
-    optimizer = train.make_optimizer(tcfg)
-    optimizer.build(model.trainable_variables)
-    step = train.make_train_step(model, optimizer, tcfg)
-    views, labels = data_lib.augment_batch(tf.cast(sources * 255, tf.uint8), 0, tcfg.seed,
-                                           tcfg.task, tcfg.augment)
-    figures["train_s_per_step_constant"] = round(
-        _seconds_per_call(lambda: float(step(views, labels)["loss"]), steps), 4)
-    batches = iter(data_lib.train_dataset(category.train_files, size, tcfg.task, batch,
-                                          tcfg.seed, tcfg.augment))
-    figures["train_s_per_step_pipeline"] = round(
-        _seconds_per_call(lambda: float(step(*next(batches))["loss"]), steps), 4)
-    figures["pipeline_over_constant_throughput"] = round(
-        figures["train_s_per_step_constant"] / figures["train_s_per_step_pipeline"], 3)
-    figures["train_images_per_s_pipeline"] = round(batch / figures["train_s_per_step_pipeline"],
-                                                   1)
+    figures = {"image_size": list(tcfg.image_size), "batch_size": tcfg.batch_size,
+               "task": tcfg.task, "precision": tcfg.precision, "jit_compile": tcfg.jit_compile,
+               "category": category.name, "hardware": hardware()}
+    figures.update(augmentation(config, category, FLAGS.steps))
+    figures.update(training(config, category, FLAGS.steps))
+    figures.update(serving(config, FLAGS.steps))
     for key, value in figures.items():
-        print(f"{key:36s} {value}")
+        print(f"{key:32s} {value}")
     if FLAGS.output:
         files.write_json(FLAGS.output, figures)
+        print(f"Written: {FLAGS.output}")
 
 
 if __name__ == "__main__":
