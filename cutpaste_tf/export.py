@@ -78,6 +78,7 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
 
 def load(path: str):
     """Loads an exported model; ``load(path).signatures["serving_default"]`` scores images."""
+    files.recover_dir(path)  # in case a re-export was killed between its two renames
     if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         raise FileNotFoundError(f"no SavedModel at {path!r} (expected {path}/saved_model.pb)")
     return tf.saved_model.load(path)

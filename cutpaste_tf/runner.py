@@ -19,6 +19,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import evaluate, export, files, metrics, train
@@ -27,6 +28,7 @@ from cutpaste_tf.data import CategoryData, train_dataset
 from cutpaste_tf.models import build_cutpaste_model
 
 CONFIG_FILE = "config.json"
+VERSION_KEY = "cutpaste_tf_version"  # in config.json, beside the RunConfig fields
 
 
 def build_model(config: RunConfig) -> keras.Model:
@@ -59,8 +61,10 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
 
     dcfg, size, batch = config.density, tcfg.image_size, config.eval_batch_size
     estimator = evaluate.fit_density(model, data, size, dcfg, batch)
-    density_lib.save_density(estimator, os.path.join(out, "density.npz"))
-    scores = evaluate.score_images(model, estimator, data.test_files, size, dcfg.feature, batch)
+    density_lib.save_density(estimator, os.path.join(out, "density.npz"),
+                             metadata={"backbone": config.model.backbone, "feature": dcfg.feature})
+    scores = evaluate.score_images(model, estimator, data.test_files, size, dcfg.feature, batch,
+                                   category=data.name)
     evaluate.write_scores(os.path.join(out, "scores.csv"), data, scores)
     result = {
         "category": data.name,
@@ -73,7 +77,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     if export_dir:
         scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature)
         path = export.export(scorer, export_dir, data.name, export_version,
-                             metadata={"config": config_lib.to_dict(config)})
+                             metadata={"config": config_lib.to_dict(config),
+                                       VERSION_KEY: __version__})
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
@@ -82,14 +87,29 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
 
 
 def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) -> None:
-    """Refuses to mix runs: an existing model dir must hold the same config unless overwriting.
+    """Refuses to mix runs: an existing model dir must hold the same config, written by a
+    compatible package version, unless overwriting.
 
-    Writes ``config.json`` for a new (or overwritten) directory.
+    A directory that exists, is not empty and holds no ``config.json`` is refused even with
+    ``overwrite``: it is not a model dir, and ``--overwrite`` deletes only model dirs.
+    Writes ``config.json`` (the config and the package version) for a new or overwritten one.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
-    if tf.io.gfile.exists(path) and not overwrite:
+    exists = tf.io.gfile.exists(path)
+    if not exists and tf.io.gfile.isdir(model_dir) and tf.io.gfile.listdir(model_dir):
+        raise ValueError(
+            f"model dir {model_dir!r} exists, is not empty and holds no {CONFIG_FILE}, so it is "
+            "not a cutpaste_tf model dir; refusing to write into (or, with --overwrite, delete) "
+            "it; choose a new or empty directory")
+    if exists and not overwrite:
         previous = files.read_json(path)
+        check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
+        before = previous.get("model", {}).get("backbone")
+        if before != config.model.backbone:
+            raise ValueError(
+                f"model dir {model_dir!r} holds a {before!r} model, this run asks for backbone "
+                f"{config.model.backbone!r}; use another model dir, or --overwrite to start again")
         changed = sorted(_diff(previous, current))
         if changed:
             raise ValueError(
@@ -97,7 +117,20 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
                 "use another model dir, or --overwrite to start again from scratch")
     elif overwrite and tf.io.gfile.exists(model_dir):
         tf.io.gfile.rmtree(model_dir)
-    files.write_json(path, config_lib.to_dict(config))
+    files.write_json(path, {**config_lib.to_dict(config), VERSION_KEY: __version__})
+
+
+def check_version(written: Optional[str], what: str) -> None:
+    """Raises ValueError unless ``written`` is this package's release series (major.minor)."""
+    if written is None:
+        raise ValueError(
+            f"{what} does not record the cutpaste_tf version that wrote it (an older release); "
+            f"this is {__version__}: use another model dir, or --overwrite to start again")
+    if written.split(".")[:2] != __version__.split(".")[:2]:
+        raise ValueError(
+            f"{what} was written by cutpaste_tf {written}, this is {__version__}; its checkpoints "
+            "and files may not load the same way: resume it with that version, or use another "
+            "model dir (or --overwrite) to start again")
 
 
 def collect_results(model_dir: str) -> dict[str, dict]:

@@ -26,6 +26,13 @@ flags.DEFINE_string("mask_dir", None, "--dataset=folder: optional ground-truth m
 flags.DEFINE_enum("category_kind", "object", ["texture", "object"],
                   "--dataset=folder: whether the images are a texture or an object.")
 flags.DEFINE_list("image_size", ["256"], "Training/eval image size: one value or height,width.")
+flags.DEFINE_integer("min_image_size", 32, "Smallest height or width (pixels) a dataset image may "
+                     "have; smaller ones stop the run before training.")
+flags.DEFINE_integer("max_image_pixels", 50_000_000, "Largest width x height a dataset image may "
+                     "have, checked from its header before decoding (a guard against "
+                     "decompression bombs).")
+flags.DEFINE_bool("decode_check", True, "Before training, decode every image and mask once to "
+                  "find truncated or corrupt files (false: check headers only).")
 
 # Output.
 flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, densities and results go.")

@@ -4,7 +4,8 @@
         --model_dir=runs/3way --category=bottle
 
 Everything that can be checked before training is checked first: flags, the dataset folders of
-every requested category, and the model dir. The resolved config (JSON) and the flags (a
+every requested category, every image and mask in them (decoded once; see
+``cutpaste_tf.data.validate``), and the model dir. The resolved config (JSON) and the flags (a
 flagfile that reproduces the run) are written into the model dir.
 """
 
@@ -16,7 +17,7 @@ import sys
 from absl import app, logging
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files, runner, train
+from cutpaste_tf import evaluate, files, runner, train
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -44,6 +45,28 @@ def resolve_categories() -> list[data_lib.CategoryData]:
     return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]
 
 
+def validate_categories(categories: list[data_lib.CategoryData],
+                        image_size: tuple[int, int]) -> None:
+    """Checks every image and mask of every category; prints counted warnings to stderr."""
+    if FLAGS.min_image_size < 1 or FLAGS.max_image_pixels < 1:
+        raise ValueError("--min_image_size and --max_image_pixels must be positive")
+    errors = []
+    for data in categories:  # every category, so that one run reports every problem
+        try:
+            report = data_lib.validate_category(
+                data, min_size=FLAGS.min_image_size, max_pixels=FLAGS.max_image_pixels,
+                decode=FLAGS.decode_check, image_size=image_size)
+        except data_lib.DataError as e:
+            errors.append(str(e))
+            continue
+        for line in report.warnings():
+            print(f"warning: {line}", file=sys.stderr)
+        if FLAGS.progress:
+            print(report.summary())
+    if errors:
+        raise data_lib.DataError("\n".join(errors))
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -53,6 +76,7 @@ def main(argv: list[str]) -> None:
             raise ValueError("--model_dir is required")
         config = flag_defs.run_config()
         categories = resolve_categories()
+        validate_categories(categories, config.train.image_size)
         runner.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
     except ValueError as e:  # DataError is a ValueError too.
         print(f"error: {e}", file=sys.stderr)
@@ -65,7 +89,7 @@ def main(argv: list[str]) -> None:
         try:
             runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
                                 verbose=FLAGS.progress)
-        except train.TrainingError as e:
+        except (train.TrainingError, evaluate.EvaluationError) as e:
             print(f"error: [{data.name}] {e}", file=sys.stderr)
             sys.exit(1)
     table = runner.summarize_run(FLAGS.model_dir, config.train.task)
