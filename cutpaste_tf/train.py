@@ -156,7 +156,7 @@ def checkpoint_variables(model: keras.Model, optimizer) -> list:
 
 def _non_finite_variables(variables) -> list[str]:
     """Names of the float variables holding NaN or Inf (one fused check, then names)."""
-    floats = [v for v in variables if v.dtype.is_floating]
+    floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
     if not floats:
         return []
     ok = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in floats]).numpy()
