@@ -336,9 +336,9 @@ def load_density(path: str, expect: Optional[Mapping[str, str]] = None) -> Densi
         )
     written = str(arrays.pop(VERSION_ENTRY)) if VERSION_ENTRY in arrays else None
     if written is None or written.split(".")[:2] != __version__.split(".")[:2]:
-        raise ValueError(
-            f"density file {path} was written by cutpaste_tf {written or 'of an unknown (older) version'}, "
-            f"this is {__version__}; fit the density again")
+        by = written or "of an unknown (older) version"
+        raise ValueError(f"density file {path} was written by cutpaste_tf {by}, this is "
+                         f"{__version__}; fit the density again")
     meta = {k[len(_META_PREFIX):]: str(arrays.pop(k)) for k in list(arrays)
             if k.startswith(_META_PREFIX)}
     for key, value in (expect or {}).items():

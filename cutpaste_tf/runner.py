@@ -102,7 +102,11 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
             "not a cutpaste_tf model dir; refusing to write into (or, with --overwrite, delete) "
             "it; choose a new or empty directory")
     if exists and not overwrite:
-        previous = files.read_json(path)
+        try:
+            previous = files.read_json(path)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); use another model dir, or "
+                             "--overwrite to start again") from None
         check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")

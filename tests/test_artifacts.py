@@ -6,7 +6,6 @@ check in this process that the previous artifact is intact and that a rerun carr
 """
 
 import ast
-import json
 import os
 import pathlib
 import signal

@@ -363,6 +363,12 @@ def test_model_dir_from_another_package_version(tmp_path):
     runner.check_model_dir(str(tmp_path), config, overwrite=True)  # --overwrite starts again
 
 
+def test_model_dir_with_a_corrupt_config(tmp_path):
+    (tmp_path / "config.json").write_text('{"model": ')
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON .*--overwrite"):
+        runner.check_model_dir(str(tmp_path), RunConfig())
+
+
 def test_model_dir_with_another_backbone(tmp_path):
     runner.check_model_dir(str(tmp_path), RunConfig())
     stored = json.loads((tmp_path / "config.json").read_text())
@@ -429,7 +435,7 @@ def test_launcher_names_a_corrupt_png_and_exits_before_training(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     seconds = time.perf_counter() - start
     assert result.returncode == 2, result.stderr[-3000:]
-    assert f"error: 1 problem(s) in the data of category 'washer'" in result.stderr
+    assert "error: 1 problem(s) in the data of category 'washer'" in result.stderr
     assert f"{bad}: truncated or corrupt PNG image" in result.stderr
     assert "Traceback" not in result.stderr
     assert not model_dir.exists()  # nothing written, no model built, no step taken

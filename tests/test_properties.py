@@ -63,7 +63,7 @@ def _changed_fraction(out, floats):
 def test_cutpaste_properties(example):
     images, floats, seed = example
     out = _check_range(cutpaste.cutpaste(images, seed), floats.shape)
-    b, h, w, _ = floats.shape
+    _, h, w, _ = floats.shape
     canvas_h, canvas_w = cutpaste.cutpaste_canvas_size(h, w)
     assert _changed_fraction(out, floats) <= canvas_h * canvas_w / (h * w) + 1e-9
     same = cutpaste.cutpaste(tf.constant(floats), seed).numpy()
@@ -75,7 +75,7 @@ def test_cutpaste_properties(example):
 def test_scar_properties(example):
     images, floats, seed = example
     out = _check_range(cutpaste.scar(images, seed), floats.shape)
-    b, h, w, _ = floats.shape
+    _, h, w, _ = floats.shape
     size_y, size_x = cutpaste.scar_canvas_size(h, w)
     assert _changed_fraction(out, floats) <= size_y * size_x / (h * w) + 1e-9
     same = cutpaste.scar(tf.constant(floats), seed).numpy()

@@ -24,6 +24,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
+import re
 import struct
 from typing import Optional, Sequence
 
@@ -190,7 +191,7 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
     """
     if min_size < 1 or max_pixels < 1:
         raise ValueError(f"min_size and max_pixels must be positive, got {min_size}, {max_pixels}")
-    report = ValidationReport(data.name, ignored_files=tuple(getattr(data, "ignored_files", ())))
+    report = ValidationReport(data.name, ignored_files=data.ignored_files)
     problems: list[str] = []
     images = list(dict.fromkeys(data.train_files + data.test_files))
     masks = {image: mask for image, mask in zip(data.test_files, data.mask_files) if mask}
@@ -283,7 +284,7 @@ def _decode_problem(path: str, header: ImageHeader, is_mask: bool) -> Optional[s
         image = tf.io.decode_image(contents, channels=1 if is_mask else 3, dtype=tf.uint8,
                                    expand_animations=False).numpy()
     except tf.errors.OpError as e:
-        reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
+        reason = _op_error_reason(e)
         what = "mask" if is_mask else "image"
         return f"{path}: truncated or corrupt {header.format} {what} ({reason})"
     if image.shape[:2] != (header.height, header.width):
@@ -296,6 +297,14 @@ def _decode_problem(path: str, header: ImageHeader, is_mask: bool) -> Optional[s
             hint = " (a 0/1 mask: scale it to 0/255)" if set(values.tolist()) <= {0, 1} else ""
             return f"{path}: mask is not binary: values {shown}; expected only 0 and 255{hint}"
     return None
+
+
+def _op_error_reason(error: tf.errors.OpError) -> str:
+    """The decoder's own words, without TensorFlow's function-node prefix and op suffix."""
+    text = (error.message or "").strip().splitlines()
+    text = text[0] if text else type(error).__name__
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(error).__name__
 
 
 def format_problems(category: str, problems: Sequence[str]) -> str:
