@@ -48,6 +48,11 @@ def fit_density(model: keras.Model, data: CategoryData, image_size: Sequence[int
     """Fits the density on features of the un-augmented normal training images (never augmented:
     CutPaste views would teach the density that pasted patches are normal)."""
     features = embed(model, data.train_files, image_size, config.feature, batch_size)
+    return fit_features(features, config)
+
+
+def fit_features(features: np.ndarray, config: DensityConfig) -> density_lib.Density:
+    """The density of ``config`` fitted on [N, D] features."""
     estimator = density_lib.fit_density(config.kind, features, normalize=config.normalize)
     if config.kind == "kde" and config.kde_gamma is not None:
         estimator.gamma.assign(config.kde_gamma)
