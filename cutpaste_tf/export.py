@@ -142,7 +142,7 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
     }
     threshold = float(scorer.threshold.numpy())
     try:
-        tf.saved_model.save(scorer, tmp, signatures=signatures)
+        tf.saved_model.save(saveable(scorer), tmp, signatures=signatures)
         info = {"name": name, "version": version, "image_size": list(scorer.image_size),
                 "feature": scorer.feature, "signatures": list(SIGNATURES),
                 "anomaly_map": scorer.has_anomaly_map,
@@ -154,6 +154,33 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.rmtree(tmp)
     return final
+
+
+def saveable(scorer: AnomalyScorer) -> tf.Module:
+    """What gets saved: the scorer's variables and functions on a plain root object.
+
+    Not the scorer itself: with the Keras 3 model saved as a child object (or its Keras
+    variables listed), ``tf.saved_model.load`` works but the session-based loader that TF
+    Serving and ``saved_model_cli run`` use restores only about half of the variables ("Could
+    not find variable layer4_1_bn1/gamma ..."). The ``tf.Variable``s under the Keras variables,
+    listed on the root, restore under both loaders.
+    """
+    root = tf.__internal__.tracking.AutoTrackable()
+    root.model_variables = [_tf_variable(v) for v in scorer.model.variables]
+    root.density = scorer.density
+    root.threshold = scorer.threshold
+    if hasattr(scorer, "map_module"):
+        root.map_module = scorer.map_module
+    root.serve_bytes = scorer.serve_bytes
+    root.serve_uint8 = scorer.serve_uint8
+    root.serve_float = scorer.serve_float
+    return root
+
+
+def _tf_variable(variable):
+    """The ``tf.Variable`` a Keras 3 variable (TensorFlow backend) holds, or the variable."""
+    value = getattr(variable, "value", None)
+    return value if isinstance(value, tf.Variable) else variable
 
 
 def load(path: str):
