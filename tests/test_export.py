@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf import data, evaluate, export
+from cutpaste_tf import data, evaluate, export, tflite
 from cutpaste_tf.config import DensityConfig
 from cutpaste_tf.models import build_cutpaste_model
 
@@ -23,14 +23,14 @@ SIZE = (48, 64)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
-def _feature_norm_map(model):
-    """A stand-in anomaly map (the localisation models provide real ones): feature-map norm."""
-    return lambda x: tf.norm(model(x, training=False)["feature_map"], axis=-1)
+def _stand_in_map(images):
+    """A cheap stand-in anomaly map (the localisation models provide real ones)."""
+    return tf.reduce_mean(tf.abs(images - 0.5), axis=-1)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A small model + GDE + threshold + map exported once: (path, scores, files, threshold)."""
+def built():
+    """A small model + GDE + threshold + map: (scorer, test scores, their files, threshold)."""
     washer = data.index_mvtec(TESTDATA, "washer")
     tf.keras.utils.set_random_seed(0)
     model = build_cutpaste_model(3, head_widths=(32,), input_shape=(*SIZE, 3))
@@ -43,7 +43,14 @@ def exported(tmp_path_factory):
     scores = evaluate.score_images(model, estimator, paths, SIZE, "pooled")
     threshold = float(np.median(scores))
     scorer = export.AnomalyScorer(model, estimator, SIZE, "pooled", threshold=threshold,
-                                  anomaly_map=_feature_norm_map(model))
+                                  anomaly_map=_stand_in_map)
+    return scorer, scores, paths, threshold
+
+
+@pytest.fixture(scope="module")
+def exported(built, tmp_path_factory):
+    """The scorer exported once: (export path, in-process test scores, files, threshold)."""
+    scorer, scores, paths, threshold = built
     out = tmp_path_factory.mktemp("export")
     path = export.export(scorer, str(out), "washer", version=3, metadata={"note": "test"})
     return path, scores, paths, threshold
@@ -215,3 +222,21 @@ def test_bad_version_and_missing_model():
         export.export(None, "/tmp/x", "m", version=0)
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
         export.load("/nonexistent/model/1")
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_tflite_matches_evaluation_with_builtin_ops_only(built):
+    scorer, scores, paths, threshold = built
+    flatbuffer = tflite.convert(scorer)
+    images = np.stack([data.load_image(tf.constant(p), SIZE).numpy() for p in paths])
+    out = tflite.run(flatbuffer, images)
+    assert set(out) == {"score", "is_anomaly", "threshold", "embedding", "anomaly_map"}
+    np.testing.assert_allclose(out["score"], scores, atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(out["threshold"], threshold)
+    clear = np.abs(out["score"] - threshold) > 1e-3
+    assert np.array_equal(out["is_anomaly"][clear], (out["score"] > threshold)[clear])
+    assert out["anomaly_map"].shape == (len(paths), *SIZE)
+    np.testing.assert_allclose(out["anomaly_map"], _stand_in_map(images), atol=1e-5)
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not any(name.startswith("Flex") or name == "READ_VARIABLE" for name in ops), ops
