@@ -142,6 +142,8 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
     path = os.path.join(model_dir, CONFIG_FILE)
     if tf.io.gfile.exists(path) and not overwrite:
         previous = files.read_json(path)
+        # Runs from before thresholds were configurable trained on every image: the defaults.
+        previous.setdefault("threshold", config_lib.to_dict(config_lib.ThresholdConfig()))
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         changed = sorted(_diff(previous, current))
         if changed:
