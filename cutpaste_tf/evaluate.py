@@ -61,13 +61,25 @@ def fit_density(model: keras.Model, data: CategoryData, image_size: Sequence[int
                 config: DensityConfig, batch_size: int = 32) -> density_lib.Density:
     """Fits the density on features of the un-augmented normal training images (never augmented:
     CutPaste views would teach the density that pasted patches are normal)."""
-    stage = "density fit on the training images"
     features = embed(model, data.train_files, image_size, config.feature, batch_size)
+    return fit_features_checked(features, data, config)
+
+
+def fit_features_checked(features: np.ndarray, data: CategoryData,
+                         config: DensityConfig) -> density_lib.Density:
+    """:func:`fit_features` on the training features of ``data``, with errors that name the
+    category, the stage and the images."""
+    stage = "density fit on the training images"
     _check_finite(features, data.train_files, data.name, stage)
     try:
-        estimator = density_lib.fit_density(config.kind, features, normalize=config.normalize)
+        return fit_features(features, config)
     except ValueError as e:
         raise EvaluationError(f"category {data.name!r}, {stage}: {e}") from e
+
+
+def fit_features(features: np.ndarray, config: DensityConfig) -> density_lib.Density:
+    """The density of ``config`` fitted on [N, D] features."""
+    estimator = density_lib.fit_density(config.kind, features, normalize=config.normalize)
     if config.kind == "kde" and config.kde_gamma is not None:
         estimator.gamma.assign(config.kde_gamma)
     return estimator

@@ -6,15 +6,17 @@ Layout of a model directory::
     <model_dir>/results.json, results.md
     <model_dir>/<category>/checkpoints/, logs/train/
     <model_dir>/<category>/density.npz, scores.csv, results.json
+    <model_dir>/<category>/threshold.json  the decision threshold and the scores it came from
     <export_dir>/<category>/<version>/  SavedModel (export_dir defaults to <model_dir>/export)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -23,12 +25,14 @@ from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import evaluate, export, files, metrics, train
+from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
 from cutpaste_tf.models import build_cutpaste_model
 
 CONFIG_FILE = "config.json"
 VERSION_KEY = "cutpaste_tf_version"  # in config.json, beside the RunConfig fields
+THRESHOLD_FILE = "threshold.json"
 
 
 def build_model(config: RunConfig) -> keras.Model:
@@ -41,28 +45,39 @@ def build_model(config: RunConfig) -> keras.Model:
 
 def run_category(data: CategoryData, config: RunConfig, model_dir: str,
                  export_dir: Optional[str] = None, export_version: int = 1,
-                 verbose: bool = True) -> dict:
-    """Trains (or resumes) one category's model, fits its density, evaluates and exports it.
+                 verbose: bool = True,
+                 validation: Optional[tuple[Sequence[str], Sequence[int]]] = None) -> dict:
+    """Trains (or resumes) one category's model, fits its density, sets the decision threshold,
+    evaluates and exports it.
 
-    Returns the category's results (also written to ``<model_dir>/<category>/results.json``).
+    ``config.threshold.val_fraction`` of the training images are held out from training and the
+    density fit to set the threshold; ``validation`` (files, labels 0/1), if given, sets it by F1
+    instead. Returns the category's results (also in ``<model_dir>/<category>/results.json``).
     """
     out = os.path.join(model_dir, data.name)
     tcfg = config.train
+    train_files, val_files = threshold_lib.split_holdout(
+        data.train_files, config.threshold.val_fraction, tcfg.seed)
+    data = dataclasses.replace(data, train_files=train_files)
     model = build_model(config)
     start = train.restore_step(out)
     batches = iter(train_dataset(data.train_files, tcfg.image_size, tcfg.task, tcfg.batch_size,
                                  tcfg.seed, tcfg.augment, start_step=start))
     tic = time.perf_counter()
     if verbose:
+        held = f" ({len(val_files)} held out to set the threshold)" if val_files else ""
         print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps "
-              f"on {len(data.train_files)} images")
+              f"on {len(data.train_files)} images{held}")
     last = train.train(model, batches, tcfg, out, verbose=verbose)
     train_seconds = time.perf_counter() - tic
 
     dcfg, size, batch = config.density, tcfg.image_size, config.eval_batch_size
-    estimator = evaluate.fit_density(model, data, size, dcfg, batch)
+    features = evaluate.embed(model, data.train_files, size, dcfg.feature, batch)
+    estimator = evaluate.fit_features_checked(features, data, dcfg)
     density_lib.save_density(estimator, os.path.join(out, "density.npz"),
                              metadata={"backbone": config.model.backbone, "feature": dcfg.feature})
+    cut, record = set_threshold(model, estimator, features, val_files, validation, config)
+    files.write_json(os.path.join(out, THRESHOLD_FILE), record)
     scores = evaluate.score_images(model, estimator, data.test_files, size, dcfg.feature, batch,
                                    category=data.name)
     evaluate.write_scores(os.path.join(out, "scores.csv"), data, scores)
@@ -70,20 +85,58 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         "category": data.name,
         "kind": data.kind,
         **evaluate.evaluate(scores, data),
+        "num_validation": len(val_files),
+        "threshold": cut.to_dict(),
+        # Reported only: the threshold above was set without test labels.
+        "test_at_threshold": threshold_lib.decision_metrics(scores, data.test_labels, cut.value),
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
     }
     if export_dir:
-        scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature)
+        scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature, threshold=cut.value)
         path = export.export(scorer, export_dir, data.name, export_version,
                              metadata={"config": config_lib.to_dict(config),
-                                       VERSION_KEY: __version__})
+                                       VERSION_KEY: __version__,
+                                       "threshold_info": cut.to_dict()})
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
-        print(f"[{data.name}] image AUROC {result['auroc']:.4f}")
+        print(f"[{data.name}] image AUROC {result['auroc']:.4f}; threshold {cut.value:.4g} "
+              f"({cut.method})")
     return result
+
+
+def set_threshold(model: keras.Model, estimator: density_lib.Density, train_features,
+                  val_files: Sequence[str],
+                  validation: Optional[tuple[Sequence[str], Sequence[int]]],
+                  config: RunConfig) -> tuple[threshold_lib.Threshold, dict]:
+    """The decision threshold (see :mod:`cutpaste_tf.threshold`) and a record of the normal
+    scores it came from, so that ``launch.export --threshold_quantile`` can redo it later."""
+    dcfg, size, batch = config.density, config.train.image_size, config.eval_batch_size
+    q = config.threshold.quantile
+    if val_files:
+        normal = evaluate.score_images(model, estimator, val_files, size, dcfg.feature, batch)
+        cut = threshold_lib.quantile_threshold(normal, q, "validation_quantile")
+        source = {"normal_scores": normal.tolist(), "normal_files": list(val_files)}
+    else:
+        def fit(x):
+            fold = evaluate.fit_features(x, dcfg)
+            return lambda y: fold.score(tf.constant(y, tf.float32)).numpy()
+
+        normal = threshold_lib.out_of_fold_scores(train_features, fit, config.threshold.folds,
+                                                  config.train.seed)
+        cut = threshold_lib.quantile_threshold(normal, q, "out_of_fold_quantile")
+        source = {"normal_scores": normal.tolist(), "normal_files": []}
+    record = {"normal_method": cut.method, "normal_threshold": cut.to_dict(), **source}
+    if validation is not None:
+        paths, labels = validation
+        labelled = evaluate.score_images(model, estimator, paths, size, dcfg.feature, batch)
+        cut = threshold_lib.f1_threshold(labelled, labels)
+        record.update(labelled_files=list(paths), labelled_labels=[int(v) for v in labels],
+                      labelled_scores=labelled.tolist())
+    record["threshold"] = cut.to_dict()
+    return cut, record
 
 
 def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) -> None:
@@ -108,6 +161,8 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
             raise ValueError(f"{path} is not valid JSON ({e}); use another model dir, or "
                              "--overwrite to start again") from None
         check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
+        # Runs from before thresholds were configurable trained on every image: the defaults.
+        previous.setdefault("threshold", config_lib.to_dict(config_lib.ThresholdConfig()))
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:

@@ -18,6 +18,7 @@ from absl import app, logging
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import evaluate, files, runner, train
+from cutpaste_tf import threshold as threshold_lib
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -67,6 +68,26 @@ def validate_categories(categories: list[data_lib.CategoryData],
         raise data_lib.DataError("\n".join(errors))
 
 
+def labelled_validation(categories: list) -> "tuple[list[str], list[int]] | None":
+    """(files, labels) of --val_good_dir and --val_defect_dirs, or None when not given."""
+    if not FLAGS.val_good_dir and not FLAGS.val_defect_dirs:
+        return None
+    if not FLAGS.val_good_dir or not FLAGS.val_defect_dirs:
+        raise ValueError("--val_good_dir and --val_defect_dirs go together (a labelled "
+                         "validation set needs normal and defective images)")
+    if len(categories) != 1:
+        raise ValueError(f"--val_good_dir/--val_defect_dirs hold one category's images, but "
+                         f"{len(categories)} categories were requested; pick one with --category")
+    paths, labels = [], []
+    for label, folder in [(0, FLAGS.val_good_dir)] + [(1, d) for d in FLAGS.val_defect_dirs]:
+        found = data_lib.list_images(folder)
+        if not found:
+            raise ValueError(f"validation folder {folder!r} does not exist or holds no images")
+        paths += found
+        labels += [label] * len(found)
+    return paths, labels
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -77,6 +98,13 @@ def main(argv: list[str]) -> None:
         config = flag_defs.run_config()
         categories = resolve_categories()
         validate_categories(categories, config.train.image_size)
+        validation = labelled_validation(categories)
+        for data in categories:  # too few images to hold some out fails here, not after training
+            try:
+                threshold_lib.split_holdout(data.train_files, config.threshold.val_fraction,
+                                            config.train.seed)
+            except ValueError as e:
+                raise ValueError(f"category {data.name!r}: --{e}") from None
         runner.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
     except ValueError as e:  # DataError is a ValueError too.
         print(f"error: {e}", file=sys.stderr)
@@ -88,7 +116,7 @@ def main(argv: list[str]) -> None:
     for data in categories:
         try:
             runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
-                                verbose=FLAGS.progress)
+                                verbose=FLAGS.progress, validation=validation)
         except (train.TrainingError, evaluate.EvaluationError) as e:
             print(f"error: [{data.name}] {e}", file=sys.stderr)
             sys.exit(1)
