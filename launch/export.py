@@ -22,6 +22,7 @@ import sys
 import tensorflow as tf
 from absl import app, logging
 
+from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import export, files, runner, tflite, train
@@ -72,7 +73,9 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
     model = runner.build_model(config)
     if not train.restore_weights(model, out):
         raise ValueError(f"no checkpoint under {os.path.join(out, 'checkpoints')}")
-    estimator = density_lib.load_density(os.path.join(out, "density.npz"))
+    estimator = density_lib.load_density(os.path.join(out, "density.npz"),
+                                         expect={"backbone": config.model.backbone,
+                                                 "feature": config.density.feature})
     scorer = export.AnomalyScorer(model, estimator, config.train.image_size,
                                   config.density.feature, threshold=cut.value)
     base = os.path.join(export_dir, category)
@@ -81,6 +84,7 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
                else (existing[-1] + 1 if existing else 1))
     path = export.export(scorer, export_dir, category, version,
                          metadata={"config": config_lib.to_dict(config),
+                                   runner.VERSION_KEY: __version__,
                                    "threshold_info": cut.to_dict()})
     record["threshold"] = cut.to_dict()
     files.write_json(record_path, record)
@@ -120,7 +124,9 @@ def main(argv: list[str]) -> None:
             raise ValueError("give --threshold or --threshold_quantile, not both")
         if FLAGS["threshold_quantile"].present:
             flag_defs.threshold_config()  # checks the value
-        config = config_lib.from_dict(config_lib.RunConfig, files.read_json(config_path))
+        raw = files.read_json(config_path)
+        runner.check_version(raw.pop(runner.VERSION_KEY, None), f"model dir {FLAGS.model_dir!r}")
+        config = config_lib.from_dict(config_lib.RunConfig, raw)
         names = categories(FLAGS.model_dir)
         export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
         for name in names:
