@@ -151,6 +151,28 @@ class DensityConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ThresholdConfig:
+    """How the exported decision threshold is set, from normal images only (see threshold.py).
+
+    ``val_fraction`` of train/good is held out (split by the training seed) and excluded from
+    training and the density fit; 0 keeps the paper's protocol (all images train) and falls back
+    to ``folds``-fold out-of-fold scores of the training features.
+    """
+
+    val_fraction: float = 0.0
+    quantile: float = 0.95
+    folds: int = 10
+
+    def __post_init__(self):
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 < self.quantile < 1.0:
+            raise ValueError(f"threshold quantile must be in (0, 1), got {self.quantile}")
+        if self.folds < 2:
+            raise ValueError(f"threshold folds must be at least 2, got {self.folds}")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything one category's train -> density -> evaluate -> export needs."""
 
@@ -158,6 +180,7 @@ class RunConfig:
     train: TrainConfig = TrainConfig()
     density: DensityConfig = DensityConfig()
     eval_batch_size: int = 32
+    threshold: ThresholdConfig = ThresholdConfig()
 
 
 def to_dict(config: Any) -> dict:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+from typing import Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 from sklearn.covariance import LedoitWolf
 
-from cutpaste_tf import files
+from cutpaste_tf import __version__, files
 
 _EPS = 1e-12  # tf.math.l2_normalize's epsilon on the squared norm.
 
@@ -94,6 +95,14 @@ class GaussianDensity(tf.Module):
         x = _check_features(features, self.dim, "GaussianDensity.fit")
         if self.normalize:
             x = _l2_normalize_np(x)
+        total_variance = float(np.sum(np.var(x, axis=0)))
+        if not total_variance > 0:
+            raise ValueError(
+                f"GaussianDensity.fit: the features of all {x.shape[0]} training images are "
+                "identical (zero variance), so no Gaussian can be fitted; the model has "
+                "collapsed or every image is the same")
+        # Ledoit-Wolf shrinks the covariance towards a multiple of the identity, so it stays
+        # invertible with fewer images than dimensions and with constant feature columns.
         lw = LedoitWolf().fit(x)
         self.assign(lw.location_, lw.precision_)
         return self
@@ -107,10 +116,13 @@ class GaussianDensity(tf.Module):
                 f"expected mean [{self.dim}] and precision [{self.dim}, {self.dim}], "
                 f"got {mean.shape} and {precision.shape}"
             )
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(precision))):
-            raise ValueError("Gaussian parameters are not finite (degenerate covariance?)")
-        self.mean.assign(mean.astype(np.float32))
-        self.precision.assign(precision.astype(np.float32))
+        with np.errstate(over="ignore"):
+            mean32, precision32 = mean.astype(np.float32), precision.astype(np.float32)
+        if not (np.all(np.isfinite(mean32)) and np.all(np.isfinite(precision32))):
+            raise ValueError("Gaussian parameters are not finite in float32 (degenerate "
+                             "covariance: near-identical features?)")
+        self.mean.assign(mean32)
+        self.precision.assign(precision32)
 
     def score(self, features: tf.Tensor) -> tf.Tensor:
         """Mahalanobis distance sqrt(max((x-mu)^T P (x-mu), 0)) per row of [batch, dim] features."""
@@ -271,15 +283,33 @@ def fit_density(kind: str, features: np.ndarray, normalize: bool = True) -> Dens
     return GaussianKDE(num_train=x.shape[0], dim=x.shape[1], normalize=normalize).fit(x)
 
 
-def save_density(density: Density, path: str) -> None:
-    """Write the estimator to an ``.npz`` file atomically (temp file, then rename); no pickle."""
+VERSION_ENTRY = "cutpaste_tf_version"
+_META_PREFIX = "meta_"
+
+
+def save_density(density: Density, path: str,
+                 metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Write the estimator to an ``.npz`` file atomically (temp file, then rename); no pickle.
+
+    The file also records the package version and any string ``metadata`` (the runner stores
+    the backbone and the feature the density models), which :func:`load_density` can check.
+    """
+    arrays = density.to_numpy_dict()
+    arrays[VERSION_ENTRY] = np.array(__version__)
+    for key, value in (metadata or {}).items():
+        arrays[_META_PREFIX + key] = np.array(str(value))
     buf = io.BytesIO()
-    np.savez(buf, **density.to_numpy_dict())
+    np.savez(buf, **arrays)
     files.write_bytes(path, buf.getvalue())
 
 
-def load_density(path: str) -> Density:
-    """Load an estimator written by ``save_density``; raises naming ``path`` if it is unusable."""
+def load_density(path: str, expect: Optional[Mapping[str, str]] = None) -> Density:
+    """Load an estimator written by ``save_density``; raises naming ``path`` if it is unusable.
+
+    Never unpickles: object arrays in the file are refused. The file must come from this
+    package's release series (major.minor), and each ``expect`` entry (for example
+    ``{"backbone": "resnet18"}``) must match the metadata it was saved with.
+    """
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"density file {path} does not exist")
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -290,7 +320,12 @@ def load_density(path: str) -> Density:
             raise ValueError("it holds a single array, not an .npz archive")
         with loaded:
             arrays = {k: loaded[k] for k in loaded.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"density file {path} holds pickled (object) data, which is never "
+                             "loaded: it was not written by save_density") from None
+        raise ValueError(f"density file {path} is corrupt or not an .npz file: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise ValueError(f"density file {path} is corrupt or not an .npz file: {e}") from None
     if "kind" not in arrays:
         raise ValueError(f"density file {path} has no 'kind' entry")
@@ -299,6 +334,17 @@ def load_density(path: str) -> Density:
         raise ValueError(
             f"density file {path} has unknown kind {kind!r}; choices: {', '.join(sorted(DENSITIES))}"
         )
+    written = str(arrays.pop(VERSION_ENTRY)) if VERSION_ENTRY in arrays else None
+    if written is None or written.split(".")[:2] != __version__.split(".")[:2]:
+        by = written or "of an unknown (older) version"
+        raise ValueError(f"density file {path} was written by cutpaste_tf {by}, this is "
+                         f"{__version__}; fit the density again")
+    meta = {k[len(_META_PREFIX):]: str(arrays.pop(k)) for k in list(arrays)
+            if k.startswith(_META_PREFIX)}
+    for key, value in (expect or {}).items():
+        if meta.get(key) != str(value):
+            raise ValueError(f"density file {path} was fitted with {key} {meta.get(key)!r}, "
+                             f"expected {str(value)!r}")
     try:
         return DENSITIES[kind].from_numpy_dict(arrays)
     except (KeyError, ValueError, TypeError) as e:

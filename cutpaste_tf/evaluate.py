@@ -17,6 +17,20 @@ from cutpaste_tf.config import DensityConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
 
 
+class EvaluationError(ValueError):
+    """Features or scores that cannot be used (NaN / Inf, degenerate); names category and stage."""
+
+
+def _check_finite(features: np.ndarray, paths: Sequence[str], category: str, stage: str) -> None:
+    """Raises EvaluationError naming the images whose feature rows hold NaN or Inf."""
+    bad = [p for p, row in zip(paths, features) if not np.all(np.isfinite(row))]
+    if bad:
+        raise EvaluationError(
+            f"category {category!r}, {stage}: the features of {len(bad)} of {len(paths)} images "
+            f"are NaN or Inf, e.g. {', '.join(bad[:3])}; the model's weights or the images are "
+            "broken (a diverged run? check the training loss in TensorBoard)")
+
+
 def feature_extractor(model: keras.Model, image_size: Sequence[int], feature: str):
     """A compiled function: preprocessed image batch -> the model's ``feature`` output."""
     spec = tf.TensorSpec([None, *image_size, 3], tf.float32)
@@ -48,6 +62,23 @@ def fit_density(model: keras.Model, data: CategoryData, image_size: Sequence[int
     """Fits the density on features of the un-augmented normal training images (never augmented:
     CutPaste views would teach the density that pasted patches are normal)."""
     features = embed(model, data.train_files, image_size, config.feature, batch_size)
+    return fit_features_checked(features, data, config)
+
+
+def fit_features_checked(features: np.ndarray, data: CategoryData,
+                         config: DensityConfig) -> density_lib.Density:
+    """:func:`fit_features` on the training features of ``data``, with errors that name the
+    category, the stage and the images."""
+    stage = "density fit on the training images"
+    _check_finite(features, data.train_files, data.name, stage)
+    try:
+        return fit_features(features, config)
+    except ValueError as e:
+        raise EvaluationError(f"category {data.name!r}, {stage}: {e}") from e
+
+
+def fit_features(features: np.ndarray, config: DensityConfig) -> density_lib.Density:
+    """The density of ``config`` fitted on [N, D] features."""
     estimator = density_lib.fit_density(config.kind, features, normalize=config.normalize)
     if config.kind == "kde" and config.kde_gamma is not None:
         estimator.gamma.assign(config.kde_gamma)
@@ -55,9 +86,11 @@ def fit_density(model: keras.Model, data: CategoryData, image_size: Sequence[int
 
 
 def score_images(model: keras.Model, estimator: density_lib.Density, paths: Sequence[str],
-                 image_size: Sequence[int], feature: str, batch_size: int = 32) -> np.ndarray:
+                 image_size: Sequence[int], feature: str, batch_size: int = 32,
+                 category: str = "?") -> np.ndarray:
     """Anomaly scores (higher = more anomalous) of image files."""
     features = embed(model, paths, image_size, feature, batch_size)
+    _check_finite(features, paths, category, "scoring the test images")
     return estimator.score(tf.constant(features, tf.float32)).numpy()
 
 
@@ -67,7 +100,8 @@ def evaluate(scores: np.ndarray, data: CategoryData) -> dict:
     defects = np.asarray(data.test_defects)
     if not np.all(np.isfinite(scores)):
         bad = [p for p, s in zip(data.test_files, scores) if not np.isfinite(s)]
-        raise ValueError(f"{len(bad)} test images got non-finite scores, e.g. {bad[:3]}")
+        raise EvaluationError(f"category {data.name!r}, AUROC: {len(bad)} test images got "
+                              f"non-finite scores, e.g. {bad[:3]}")
     per_defect = {}
     for defect in data.defect_types:
         keep = (labels == 0) | (defects == defect)

@@ -48,14 +48,48 @@ def read_json(path: str) -> Any:
 
 
 def replace_dir(tmp_dir: str, final_dir: str) -> None:
-    """Moves a completely written ``tmp_dir`` to ``final_dir``, replacing what was there."""
+    """Moves a completely written ``tmp_dir`` to ``final_dir``, replacing what was there.
+
+    A directory cannot be renamed over a non-empty one, so the old one is first renamed aside
+    to ``<final_dir>.old-<id>`` and deleted once the new one is in place. A process killed
+    between the two renames leaves no ``final_dir`` but the complete old one beside it;
+    :func:`recover_dir` (called here first, and by readers) puts it back.
+    """
+    recover_dir(final_dir)
     old = None
     if tf.io.gfile.exists(final_dir):
-        old = f"{final_dir}.old-{uuid.uuid4().hex[:8]}"
+        old = f"{final_dir}{_OLD}{uuid.uuid4().hex[:8]}"
         move_dir(final_dir, old)
     move_dir(tmp_dir, final_dir)
     if old:
         remove_dir(old)
+    for stale in _set_aside(final_dir):  # left by an earlier, killed replace
+        remove_dir(stale)
+
+
+def recover_dir(final_dir: str) -> bool:
+    """Restores ``final_dir`` from a copy that a killed :func:`replace_dir` set aside.
+
+    Returns True if it restored one. Does nothing while ``final_dir`` exists.
+    """
+    if tf.io.gfile.exists(final_dir):
+        return False
+    aside = _set_aside(final_dir)
+    if not aside:
+        return False
+    move_dir(aside[-1], final_dir)
+    return True
+
+
+_OLD = ".old-"
+
+
+def _set_aside(final_dir: str) -> list[str]:
+    parent, name = os.path.split(final_dir.rstrip("/"))
+    if not tf.io.gfile.isdir(parent or "."):
+        return []
+    return sorted(os.path.join(parent, n.rstrip("/")) for n in tf.io.gfile.listdir(parent or ".")
+                  if n.rstrip("/").startswith(name + _OLD))
 
 
 def remove_dir(path: str) -> None:

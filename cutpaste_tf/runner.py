@@ -6,27 +6,33 @@ Layout of a model directory::
     <model_dir>/results.json, results.md
     <model_dir>/<category>/checkpoints/, logs/train/
     <model_dir>/<category>/density.npz, scores.csv, results.json
+    <model_dir>/<category>/threshold.json  the decision threshold and the scores it came from
     <export_dir>/<category>/<version>/  SavedModel (export_dir defaults to <model_dir>/export)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
+from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import evaluate, export, files, metrics, train
+from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
 from cutpaste_tf.models import build_cutpaste_model
 
 CONFIG_FILE = "config.json"
+VERSION_KEY = "cutpaste_tf_version"  # in config.json, beside the RunConfig fields
+THRESHOLD_FILE = "threshold.json"
 
 
 def build_model(config: RunConfig, precision: str = "float32") -> keras.Model:
@@ -77,18 +83,24 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
 
 def run_category(data: CategoryData, config: RunConfig, model_dir: str,
                  export_dir: Optional[str] = None, export_version: int = 1,
-                 verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None
+                 verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
+                 validation: Optional[tuple[Sequence[str], Sequence[int]]] = None
                  ) -> Optional[dict]:
-    """Trains (or resumes) one category's model, fits its density, evaluates and exports it.
+    """Trains (or resumes) one category's model, fits its density, sets the decision threshold,
+    evaluates and exports it.
 
-    Training runs under ``strategy`` (default: none) in ``config.train.precision``; the density,
-    scores and export use a float32 copy of the trained weights on this host, on the chief only
-    (other workers return None).
-
-    Returns the category's results (also written to ``<model_dir>/<category>/results.json``).
+    ``config.threshold.val_fraction`` of the training images are held out from training and the
+    density fit to set the threshold; ``validation`` (files, labels 0/1), if given, sets it by F1
+    instead. Training runs under ``strategy`` (default: none) in ``config.train.precision``; the
+    density, scores and export use a float32 copy of the trained weights on this host, on the
+    chief only (other workers return None). Returns the category's results (also in
+    ``<model_dir>/<category>/results.json``).
     """
     out = os.path.join(model_dir, data.name)
     tcfg = config.train
+    train_files, val_files = threshold_lib.split_holdout(
+        data.train_files, config.threshold.val_fraction, tcfg.seed)
+    data = dataclasses.replace(data, train_files=train_files)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = build_model(config, tcfg.precision)
@@ -96,9 +108,10 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     batches = training_batches(data, config, strategy, start)
     tic = time.perf_counter()
     if verbose and train.is_chief(strategy):
+        held = f" ({len(val_files)} held out to set the threshold)" if val_files else ""
         print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps "
-              f"on {len(data.train_files)} images, {strategy.num_replicas_in_sync} replica(s), "
-              f"{tcfg.precision}")
+              f"on {len(data.train_files)} images{held}, "
+              f"{strategy.num_replicas_in_sync} replica(s), {tcfg.precision}")
     last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
     train_seconds = time.perf_counter() - tic
     if not train.is_chief(strategy):
@@ -108,38 +121,103 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         train.restore_weights(model, out)
 
     dcfg, size, batch = config.density, tcfg.image_size, config.eval_batch_size
-    estimator = evaluate.fit_density(model, data, size, dcfg, batch)
-    density_lib.save_density(estimator, os.path.join(out, "density.npz"))
-    scores = evaluate.score_images(model, estimator, data.test_files, size, dcfg.feature, batch)
+    features = evaluate.embed(model, data.train_files, size, dcfg.feature, batch)
+    estimator = evaluate.fit_features_checked(features, data, dcfg)
+    density_lib.save_density(estimator, os.path.join(out, "density.npz"),
+                             metadata={"backbone": config.model.backbone, "feature": dcfg.feature})
+    cut, record = set_threshold(model, estimator, features, val_files, validation, config)
+    files.write_json(os.path.join(out, THRESHOLD_FILE), record)
+    scores = evaluate.score_images(model, estimator, data.test_files, size, dcfg.feature, batch,
+                                   category=data.name)
     evaluate.write_scores(os.path.join(out, "scores.csv"), data, scores)
     result = {
         "category": data.name,
         "kind": data.kind,
         **evaluate.evaluate(scores, data),
+        "num_validation": len(val_files),
+        "threshold": cut.to_dict(),
+        # Reported only: the threshold above was set without test labels.
+        "test_at_threshold": threshold_lib.decision_metrics(scores, data.test_labels, cut.value),
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
     }
     if export_dir:
-        scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature)
+        scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature, threshold=cut.value)
         path = export.export(scorer, export_dir, data.name, export_version,
-                             metadata={"config": config_lib.to_dict(config)})
+                             metadata={"config": config_lib.to_dict(config),
+                                       VERSION_KEY: __version__,
+                                       "threshold_info": cut.to_dict()})
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
-        print(f"[{data.name}] image AUROC {result['auroc']:.4f}")
+        print(f"[{data.name}] image AUROC {result['auroc']:.4f}; threshold {cut.value:.4g} "
+              f"({cut.method})")
     return result
 
 
-def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) -> None:
-    """Refuses to mix runs: an existing model dir must hold the same config unless overwriting.
+def set_threshold(model: keras.Model, estimator: density_lib.Density, train_features,
+                  val_files: Sequence[str],
+                  validation: Optional[tuple[Sequence[str], Sequence[int]]],
+                  config: RunConfig) -> tuple[threshold_lib.Threshold, dict]:
+    """The decision threshold (see :mod:`cutpaste_tf.threshold`) and a record of the normal
+    scores it came from, so that ``launch.export --threshold_quantile`` can redo it later."""
+    dcfg, size, batch = config.density, config.train.image_size, config.eval_batch_size
+    q = config.threshold.quantile
+    if val_files:
+        normal = evaluate.score_images(model, estimator, val_files, size, dcfg.feature, batch)
+        cut = threshold_lib.quantile_threshold(normal, q, "validation_quantile")
+        source = {"normal_scores": normal.tolist(), "normal_files": list(val_files)}
+    else:
+        def fit(x):
+            fold = evaluate.fit_features(x, dcfg)
+            return lambda y: fold.score(tf.constant(y, tf.float32)).numpy()
 
-    Writes ``config.json`` for a new (or overwritten) directory.
+        normal = threshold_lib.out_of_fold_scores(train_features, fit, config.threshold.folds,
+                                                  config.train.seed)
+        cut = threshold_lib.quantile_threshold(normal, q, "out_of_fold_quantile")
+        source = {"normal_scores": normal.tolist(), "normal_files": []}
+    record = {"normal_method": cut.method, "normal_threshold": cut.to_dict(), **source}
+    if validation is not None:
+        paths, labels = validation
+        labelled = evaluate.score_images(model, estimator, paths, size, dcfg.feature, batch)
+        cut = threshold_lib.f1_threshold(labelled, labels)
+        record.update(labelled_files=list(paths), labelled_labels=[int(v) for v in labels],
+                      labelled_scores=labelled.tolist())
+    record["threshold"] = cut.to_dict()
+    return cut, record
+
+
+def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) -> None:
+    """Refuses to mix runs: an existing model dir must hold the same config, written by a
+    compatible package version, unless overwriting.
+
+    A directory that exists, is not empty and holds no ``config.json`` is refused even with
+    ``overwrite``: it is not a model dir, and ``--overwrite`` deletes only model dirs.
+    Writes ``config.json`` (the config and the package version) for a new or overwritten one.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
-    if tf.io.gfile.exists(path) and not overwrite:
-        previous = files.read_json(path)
+    exists = tf.io.gfile.exists(path)
+    if not exists and tf.io.gfile.isdir(model_dir) and tf.io.gfile.listdir(model_dir):
+        raise ValueError(
+            f"model dir {model_dir!r} exists, is not empty and holds no {CONFIG_FILE}, so it is "
+            "not a cutpaste_tf model dir; refusing to write into (or, with --overwrite, delete) "
+            "it; choose a new or empty directory")
+    if exists and not overwrite:
+        try:
+            previous = files.read_json(path)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); use another model dir, or "
+                             "--overwrite to start again") from None
+        check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
+        # Runs from before thresholds were configurable trained on every image: the defaults.
+        previous.setdefault("threshold", config_lib.to_dict(config_lib.ThresholdConfig()))
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
+        before = previous.get("model", {}).get("backbone")
+        if before != config.model.backbone:
+            raise ValueError(
+                f"model dir {model_dir!r} holds a {before!r} model, this run asks for backbone "
+                f"{config.model.backbone!r}; use another model dir, or --overwrite to start again")
         changed = sorted(_diff(previous, current))
         if changed:
             raise ValueError(
@@ -147,7 +225,20 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
                 "use another model dir, or --overwrite to start again from scratch")
     elif overwrite and tf.io.gfile.exists(model_dir):
         files.remove_dir(model_dir)
-    files.write_json(path, config_lib.to_dict(config))
+    files.write_json(path, {**config_lib.to_dict(config), VERSION_KEY: __version__})
+
+
+def check_version(written: Optional[str], what: str) -> None:
+    """Raises ValueError unless ``written`` is this package's release series (major.minor)."""
+    if written is None:
+        raise ValueError(
+            f"{what} does not record the cutpaste_tf version that wrote it (an older release); "
+            f"this is {__version__}: use another model dir, or --overwrite to start again")
+    if written.split(".")[:2] != __version__.split(".")[:2]:
+        raise ValueError(
+            f"{what} was written by cutpaste_tf {written}, this is {__version__}; its checkpoints "
+            "and files may not load the same way: resume it with that version, or use another "
+            "model dir (or --overwrite) to start again")
 
 
 def collect_results(model_dir: str) -> dict[str, dict]:

@@ -3,8 +3,13 @@
 A plain custom loop: momentum SGD with one cosine cycle over all steps, cross-entropy plus
 ``weight_decay * sum(tf.nn.l2_loss(w))`` over all trainable weights (TensorFlow's L2 sense, as
 in the authors' companion code: ``wd * ||w||^2 / 2``, which is PyTorch's ``weight_decay=wd``).
-Checkpoints go through ``tf.train.CheckpointManager`` (written under a temporary name, then
-renamed), so a killed run resumes from its last complete checkpoint.
+Checkpoints go through ``tf.train.CheckpointManager``: TensorFlow writes a checkpoint's data
+and index under a temporary prefix, merges them under the final name, and only then rewrites the
+small ``checkpoints/checkpoint`` state file (itself atomically) to point at it. A checkpoint is
+valid once that file names it, so a run killed mid-save resumes from the previous one, and the
+next save overwrites the half-written files. Before every save the loss and every model and
+optimizer variable must be finite: a diverged run stops with :class:`TrainingError` and the
+last good checkpoint stays the newest.
 """
 
 from __future__ import annotations
@@ -171,6 +176,12 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             progress.update(done, [("loss", last["loss"]), ("accuracy", last["accuracy"]),
                                    ("lr", lr)])
         if save:  # only after the metrics above were found finite
+            bad = _non_finite_variables(checkpoint_variables(model, optimizer))
+            if bad:
+                raise TrainingError(
+                    f"non-finite values in {len(bad)} variable(s) at step {done} (e.g. "
+                    f"{', '.join(bad[:3])}) although the loss is finite; not saved: the last "
+                    f"good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}")
             manager.save(checkpoint_number=done)
     writer.flush()
     if start >= total and not latest:
@@ -199,6 +210,22 @@ def restore_weights(model: keras.Model, model_dir: str) -> Optional[str]:
 def _local(strategy: tf.distribute.Strategy, batch) -> tuple[tf.Tensor, ...]:
     """The first local replica's part of a (possibly per-replica) batch."""
     return tuple(strategy.experimental_local_results(t)[0] for t in batch)
+
+
+def checkpoint_variables(model: keras.Model, optimizer) -> list:
+    """Every variable a checkpoint holds: the model's (BatchNorm statistics too) and the
+    optimizer's (momentum)."""
+    return list(model.variables) + list(optimizer.variables)
+
+
+def _non_finite_variables(variables) -> list[str]:
+    """Names of the float variables holding NaN or Inf (one fused check, then names)."""
+    floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    if not floats:
+        return []
+    ok = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in floats]).numpy()
+    return [getattr(v, "path", None) or v.name for v, good in zip(floats, ok) if not good]
+
 
 
 def _log_views(writer, views: tf.Tensor, labels: tf.Tensor, step: int,

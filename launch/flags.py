@@ -9,7 +9,7 @@ from __future__ import annotations
 from absl import flags
 
 from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, ModelConfig, RunConfig,
-                                TrainConfig)
+                                ThresholdConfig, TrainConfig)
 
 FLAGS = flags.FLAGS
 
@@ -26,6 +26,13 @@ flags.DEFINE_string("mask_dir", None, "--dataset=folder: optional ground-truth m
 flags.DEFINE_enum("category_kind", "object", ["texture", "object"],
                   "--dataset=folder: whether the images are a texture or an object.")
 flags.DEFINE_list("image_size", ["256"], "Training/eval image size: one value or height,width.")
+flags.DEFINE_integer("min_image_size", 32, "Smallest height or width (pixels) a dataset image may "
+                     "have; smaller ones stop the run before training.")
+flags.DEFINE_integer("max_image_pixels", 50_000_000, "Largest width x height a dataset image may "
+                     "have, checked from its header before decoding (a guard against "
+                     "decompression bombs).")
+flags.DEFINE_bool("decode_check", True, "Before training, decode every image and mask once to "
+                  "find truncated or corrupt files (false: check headers only).")
 
 # Output.
 flags.DEFINE_string("model_dir", None, "Where checkpoints, logs, densities and results go.")
@@ -84,6 +91,32 @@ flags.DEFINE_enum("feature", "pooled", ["pooled", "embedding"],
 flags.DEFINE_bool("normalize_features", True, "L2-normalise features before the density.")
 flags.DEFINE_float("kde_gamma", None, "KDE kernel width gamma (default: 10 / (var * dim)).")
 flags.DEFINE_integer("eval_batch_size", 32, "Batch size for feature extraction.")
+
+# Deployment: the decision threshold (launch.train, launch.export), prediction (launch.predict).
+flags.DEFINE_float("val_fraction", 0.0,
+                   "Fraction of train/good held out (split by --seed) from training and the "
+                   "density fit, to set the threshold. 0 (the paper's protocol): out-of-fold "
+                   "scores of the training images instead.")
+flags.DEFINE_float("threshold_quantile", 0.95,
+                   "Threshold = this quantile of the held-out (or out-of-fold) normal scores; "
+                   "a new normal image exceeds it with probability <= 1 - q given >= q/(1-q) "
+                   "held-out images. With launch.export: recompute from the stored scores.")
+flags.DEFINE_integer("threshold_folds", 10, "Folds of the out-of-fold fallback (val_fraction=0).")
+flags.DEFINE_string("val_good_dir", None, "Optional labelled validation set: normal images. With "
+                    "--val_defect_dirs the threshold maximises F1 on it (one category only).")
+flags.DEFINE_list("val_defect_dirs", [], "Optional labelled validation set: defective images.")
+flags.DEFINE_float("threshold", None, "launch.export: set this threshold (no retraining).")
+flags.DEFINE_bool("tflite", False, "launch.export: also write a TFLite model of the float "
+                  "signature (images already at the model size).")
+flags.DEFINE_string("model", None, "launch.predict: an export version folder, a folder of "
+                    "versions (the newest is used) or a model dir (with --category).")
+flags.DEFINE_string("images", None, "launch.predict: an image folder (searched recursively) or "
+                    "a glob pattern.")
+flags.DEFINE_string("output_dir", None, "launch.predict: where predictions.csv/.json and "
+                    "heatmaps/ go (default: ./predictions).")
+flags.DEFINE_bool("heatmaps", True, "launch.predict: write heatmap overlay PNGs when the model "
+                  "has an anomaly map.")
+flags.DEFINE_integer("predict_batch_size", 16, "launch.predict: images per model call.")
 
 
 def _floats(name: str, count: int) -> tuple[float, ...]:
@@ -149,4 +182,16 @@ def run_config() -> RunConfig:
     if FLAGS.eval_batch_size <= 0:
         raise ValueError(f"--eval_batch_size must be positive, got {FLAGS.eval_batch_size}")
     return RunConfig(model=model, train=train, density=density,
-                     eval_batch_size=FLAGS.eval_batch_size)
+                     eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config())
+
+
+def threshold_config() -> ThresholdConfig:
+    """The threshold settings, checked with the flag names in the messages."""
+    if not 0.0 <= FLAGS.val_fraction < 1.0:
+        raise ValueError(f"--val_fraction must be in [0, 1), got {FLAGS.val_fraction}")
+    if not 0.0 < FLAGS.threshold_quantile < 1.0:
+        raise ValueError(f"--threshold_quantile must be in (0, 1), got {FLAGS.threshold_quantile}")
+    if FLAGS.threshold_folds < 2:
+        raise ValueError(f"--threshold_folds must be at least 2, got {FLAGS.threshold_folds}")
+    return ThresholdConfig(val_fraction=FLAGS.val_fraction, quantile=FLAGS.threshold_quantile,
+                           folds=FLAGS.threshold_folds)

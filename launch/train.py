@@ -4,7 +4,8 @@
         --model_dir=runs/3way --category=bottle
 
 Everything that can be checked before training is checked first: flags, the dataset folders of
-every requested category, and the model dir. The resolved config (JSON) and the flags (a
+every requested category, every image and mask in them (decoded once; see
+``cutpaste_tf.data.validate``), and the model dir. The resolved config (JSON) and the flags (a
 flagfile that reproduces the run) are written into the model dir.
 """
 
@@ -16,7 +17,8 @@ import sys
 from absl import app, logging
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files, runner, train
+from cutpaste_tf import evaluate, files, runner, train
+from cutpaste_tf import threshold as threshold_lib
 from launch import distribute
 from launch import flags as flag_defs
 
@@ -45,6 +47,48 @@ def resolve_categories() -> list[data_lib.CategoryData]:
     return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]
 
 
+def validate_categories(categories: list[data_lib.CategoryData],
+                        image_size: tuple[int, int]) -> None:
+    """Checks every image and mask of every category; prints counted warnings to stderr."""
+    if FLAGS.min_image_size < 1 or FLAGS.max_image_pixels < 1:
+        raise ValueError("--min_image_size and --max_image_pixels must be positive")
+    errors = []
+    for data in categories:  # every category, so that one run reports every problem
+        try:
+            report = data_lib.validate_category(
+                data, min_size=FLAGS.min_image_size, max_pixels=FLAGS.max_image_pixels,
+                decode=FLAGS.decode_check, image_size=image_size)
+        except data_lib.DataError as e:
+            errors.append(str(e))
+            continue
+        for line in report.warnings():
+            print(f"warning: {line}", file=sys.stderr)
+        if FLAGS.progress:
+            print(report.summary())
+    if errors:
+        raise data_lib.DataError("\n".join(errors))
+
+
+def labelled_validation(categories: list) -> "tuple[list[str], list[int]] | None":
+    """(files, labels) of --val_good_dir and --val_defect_dirs, or None when not given."""
+    if not FLAGS.val_good_dir and not FLAGS.val_defect_dirs:
+        return None
+    if not FLAGS.val_good_dir or not FLAGS.val_defect_dirs:
+        raise ValueError("--val_good_dir and --val_defect_dirs go together (a labelled "
+                         "validation set needs normal and defective images)")
+    if len(categories) != 1:
+        raise ValueError(f"--val_good_dir/--val_defect_dirs hold one category's images, but "
+                         f"{len(categories)} categories were requested; pick one with --category")
+    paths, labels = [], []
+    for label, folder in [(0, FLAGS.val_good_dir)] + [(1, d) for d in FLAGS.val_defect_dirs]:
+        found = data_lib.list_images(folder)
+        if not found:
+            raise ValueError(f"validation folder {folder!r} does not exist or holds no images")
+        paths += found
+        labels += [label] * len(found)
+    return paths, labels
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -56,6 +100,14 @@ def main(argv: list[str]) -> None:
         strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
         runner.check_batch(config, strategy.num_replicas_in_sync)
         categories = resolve_categories()
+        validate_categories(categories, config.train.image_size)
+        validation = labelled_validation(categories)
+        for data in categories:  # too few images to hold some out fails here, not after training
+            try:
+                threshold_lib.split_holdout(data.train_files, config.threshold.val_fraction,
+                                            config.train.seed)
+            except ValueError as e:
+                raise ValueError(f"category {data.name!r}: --{e}") from None
         chief = train.is_chief(strategy)
         if chief:
             runner.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
@@ -70,8 +122,9 @@ def main(argv: list[str]) -> None:
     for data in categories:
         try:
             runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
-                                verbose=FLAGS.progress, strategy=strategy)
-        except train.TrainingError as e:
+                                verbose=FLAGS.progress, strategy=strategy,
+                                validation=validation)
+        except (train.TrainingError, evaluate.EvaluationError) as e:
             print(f"error: [{data.name}] {e}", file=sys.stderr)
             sys.exit(1)
     if not chief:

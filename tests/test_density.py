@@ -211,3 +211,39 @@ def test_input_validation():
         dens.fit_density("gmm", _features(10, 4))
     with pytest.raises(ValueError, match="holds 10"):
         dens.GaussianKDE(10, 4).fit(_features(12, 4))
+
+
+def test_gde_five_images_of_512_dims_stays_invertible():
+    # Five normal images, 512-d features: the sample covariance has rank 4; Ledoit-Wolf
+    # shrinkage towards a scaled identity keeps it positive definite.
+    train = _features(5, 512, seed=30)
+    gde = dens.GaussianDensity(512).fit(train)
+    precision = gde.precision.numpy().astype(np.float64)
+    assert np.all(np.isfinite(precision))
+    np.testing.assert_allclose(precision, precision.T, rtol=1e-4, atol=1e-4)
+    assert np.linalg.eigvalsh(precision).min() > 0
+    test = _features(7, 512, seed=31)
+    scores = gde.score(test).numpy()
+    assert scores.shape == (7,) and np.all(np.isfinite(scores))
+    np.testing.assert_allclose(scores, _gde_reference(train, test, True), rtol=1e-3)
+    assert gde.score(train).numpy().max() < scores.min()  # training points are the most normal
+
+
+def test_gde_mostly_constant_feature_columns():
+    # Dead ReLU units give pooled features that are 0 for every image.
+    train = _features(20, 64, seed=32)
+    train[:, 10:] = 0.0
+    gde = dens.GaussianDensity(64).fit(train)
+    assert np.all(np.isfinite(gde.score(_features(5, 64, seed=33)).numpy()))
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3])
+def test_gde_identical_features_are_refused(value):
+    with pytest.raises(ValueError, match=r"features of all 5 training images are identical"):
+        dens.GaussianDensity(8).fit(np.full((5, 8), value, np.float32))
+
+
+def test_gde_parameters_that_overflow_float32_are_refused():
+    gde = dens.GaussianDensity(2)
+    with pytest.raises(ValueError, match="not finite in float32"):
+        gde.assign(np.zeros(2), np.eye(2) * 1e300)

@@ -13,13 +13,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--flagfile=configs/quickstart.flags", "--category=washer", "--image_size=32",
         "--batch_size=6", "--epochs=1", "--steps_per_epoch=3", "--checkpoint_every=3",
-        "--log_every=1", "--head_widths=16", "--progress=false"]
+        "--log_every=1", "--head_widths=16", "--progress=false", "--val_fraction=0.25"]
 
 
-def _run(*args, timeout=600):
+def _run(*args, timeout=600, module="launch.train"):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "launch.train", *args], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=timeout)
     return result, time.perf_counter() - start
 
@@ -72,6 +72,7 @@ def test_other_settings_in_the_same_model_dir_are_refused(tiny_run):
     (["--batch_size=51"], "batch_size (51) must be a positive multiple of the 2 views"),
     (["--image_size=64,64,3"], "--image_size takes one value or height,width"),
     (["--area_ratio=0.2"], "--area_ratio needs 2 comma-separated values"),
+    (["--val_fraction=0.99"], "--val_fraction=0.99 of 60 training images leaves 1 to train on"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
     model_dir = tmp_path / "model"
@@ -173,3 +174,70 @@ print("RESULT", json.dumps({{"listing": listing, "auroc": results["categories"][
                  "model/export/washer/1/saved_model.pb", "model/washer/logs/train"):
         assert f"ram://runs/{name}" in listing, name
     assert 0.0 <= out["auroc"] <= 1.0 and "serving_default" in out["signatures"]
+
+
+def test_threshold_from_held_out_normal_images(tiny_run):
+    model_dir, _ = tiny_run
+    washer = json.loads((model_dir / "results.json").read_text())["categories"]["washer"]
+    assert washer["num_validation"] == 15 and washer["num_train"] == 45
+    cut = washer["threshold"]
+    assert cut["method"] == "validation_quantile" and cut["num_images"] == 15
+    assert cut["quantile"] == 0.95 and "need 19 for 0.95" in cut["note"]
+    record = json.loads((model_dir / "washer" / "threshold.json").read_text())
+    assert cut["value"] == max(record["normal_scores"])  # 15 images: the largest score
+    assert len(record["normal_files"]) == 15
+    assert set(washer["test_at_threshold"]) == {"false_positive_rate", "recall", "precision",
+                                                "f1"}
+    meta = json.loads((model_dir / "export" / "washer" / "1" / "assets.extra" /
+                       "cutpaste.json").read_text())
+    assert meta["threshold"] == pytest.approx(cut["value"])
+    assert meta["threshold_info"]["method"] == "validation_quantile"
+
+
+def test_threshold_override_reexports_without_training(tiny_run):
+    import numpy as np
+    import tensorflow as tf
+
+    model_dir, _ = tiny_run
+    checkpoints = sorted(os.listdir(model_dir / "washer" / "checkpoints"))
+    result, _ = _run(f"--model_dir={model_dir}", "--category=washer", "--threshold=12.5",
+                     module="launch.export")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "threshold 12.5 (manual)" in result.stdout
+    assert sorted(os.listdir(model_dir / "export" / "washer")) == ["1", "2"]
+    assert sorted(os.listdir(model_dir / "washer" / "checkpoints")) == checkpoints
+    results = json.loads((model_dir / "results.json").read_text())["categories"]["washer"]
+    assert results["threshold"]["value"] == 12.5 and results["threshold"]["method"] == "manual"
+    record = json.loads((model_dir / "washer" / "threshold.json").read_text())
+    assert record["threshold"]["value"] == 12.5
+    image = tf.io.read_file(str(ROOT / "testdata" / "washer" / "test" / "stain" / "000.png"))
+    old, new = (tf.saved_model.load(str(model_dir / "export" / "washer" / v))
+                .signatures["serving_default"](image_bytes=image[None]) for v in ("1", "2"))
+    assert float(new["threshold"][0]) == 12.5
+    np.testing.assert_allclose(new["score"].numpy(), old["score"].numpy(), rtol=1e-6)
+    assert bool(new["is_anomaly"][0]) == (float(new["score"][0]) > 12.5)
+
+
+def test_export_refuses_both_threshold_flags(tiny_run):
+    model_dir, _ = tiny_run
+    result, _ = _run(f"--model_dir={model_dir}", "--threshold=1", "--threshold_quantile=0.9",
+                     module="launch.export")
+    assert result.returncode == 2
+    assert "give --threshold or --threshold_quantile, not both" in result.stderr
+
+
+def test_export_quantile_override_uses_the_stored_normal_scores(tiny_run):
+    from launch import export as export_launch
+    from cutpaste_tf import threshold as th
+
+    model_dir, _ = tiny_run
+    record = json.loads((model_dir / "washer" / "threshold.json").read_text())
+    flags = export_launch.FLAGS
+    try:
+        flags(["export", "--threshold_quantile=0.5"])
+        cut = export_launch.new_threshold(record)
+    finally:
+        flags.unparse_flags()
+    expected = th.quantile_threshold(record["normal_scores"], 0.5)
+    assert cut.value == expected.value and cut.quantile == 0.5
+    assert cut.method == "validation_quantile" and cut.num_images == 15

@@ -1,12 +1,15 @@
-"""Dataset indexing (MVTec AD and generic folders) and tf.data pipelines."""
+"""Dataset indexing (MVTec AD and generic folders), validation and tf.data pipelines."""
 
 from cutpaste_tf.data.index import (CategoryData, DataError, category_info, index_folders,
                                     index_mvtec, list_images, mvtec_categories)
 from cutpaste_tf.data.pipeline import (augment_batch, decode, eval_dataset, load_image, load_mask,
                                        preprocess, train_dataset)
+from cutpaste_tf.data.validate import (ImageHeader, ValidationReport, read_header,
+                                       validate_category)
 
 __all__ = [
-    "CategoryData", "DataError", "augment_batch", "category_info", "decode", "eval_dataset",
-    "index_folders", "index_mvtec", "list_images", "load_image", "load_mask", "mvtec_categories",
-    "preprocess", "train_dataset",
+    "CategoryData", "DataError", "ImageHeader", "ValidationReport", "augment_batch",
+    "category_info", "decode", "eval_dataset", "index_folders", "index_mvtec", "list_images",
+    "load_image", "load_mask", "mvtec_categories", "preprocess", "read_header", "train_dataset",
+    "validate_category",
 ]

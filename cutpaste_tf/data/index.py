@@ -45,6 +45,9 @@ class CategoryData:
     test_labels: tuple[int, ...]
     test_defects: tuple[str, ...]
     mask_files: tuple[Optional[str], ...]
+    # Files in the image folders that are not images by their name (skipped, counted in a
+    # warning by cutpaste_tf.data.validate).
+    ignored_files: tuple[str, ...] = ()
 
     @property
     def defect_types(self) -> list[str]:
@@ -57,10 +60,21 @@ class DataError(ValueError):
 
 def list_images(folder: str) -> list[str]:
     """Sorted image paths directly inside ``folder`` (empty if it does not exist)."""
+    return _scan(folder)[0]
+
+
+def _scan(folder: str) -> tuple[list[str], list[str]]:
+    """(image files, other files) directly inside ``folder``, sorted; subfolders are left out."""
     if not tf.io.gfile.isdir(folder):
-        return []
-    names = [n for n in tf.io.gfile.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
-    return [os.path.join(folder, n) for n in sorted(names)]
+        return [], []
+    images, others = [], []
+    for name in sorted(tf.io.gfile.listdir(folder)):
+        path = os.path.join(folder, name.rstrip("/"))
+        if name.lower().endswith(IMAGE_EXTENSIONS):
+            images.append(path)
+        elif not name.endswith("/") and not tf.io.gfile.isdir(path):
+            others.append(path)
+    return images, others
 
 
 def mvtec_categories(data_dir: str) -> list[str]:
@@ -99,7 +113,8 @@ def index_mvtec(data_dir: str, category: str) -> CategoryData:
             "no folder there has a train/good subfolder; is this the MVTec AD root?")
         raise DataError(f"category {category!r} not found in data directory {data_dir!r}; {hint}")
     root = os.path.join(data_dir, category)
-    train = _require_images(os.path.join(root, "train", "good"), "training")
+    ignored: list[str] = []
+    train = _require_images(os.path.join(root, "train", "good"), "training", ignored)
     test_root = os.path.join(root, "test")
     _require_dir(test_root, "test directory")
     files, labels, defects, masks = [], [], [], []
@@ -107,7 +122,8 @@ def index_mvtec(data_dir: str, category: str) -> CategoryData:
         folder = os.path.join(test_root, defect)
         if not tf.io.gfile.isdir(folder):
             continue
-        for path in list_images(folder):
+        what = "normal test" if defect == "good" else "defective test"
+        for path in _require_images(folder, what, ignored):
             stem = os.path.splitext(os.path.basename(path))[0]
             mask = os.path.join(root, "ground_truth", defect, f"{stem}_mask.png")
             is_good = defect == "good"
@@ -115,9 +131,14 @@ def index_mvtec(data_dir: str, category: str) -> CategoryData:
             labels.append(0 if is_good else 1)
             defects.append(defect)
             masks.append(None if is_good or not tf.io.gfile.exists(mask) else mask)
+    gt_root = os.path.join(root, "ground_truth")
+    if tf.io.gfile.isdir(gt_root):
+        for defect in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(gt_root)):
+            ignored += _scan(os.path.join(gt_root, defect))[1]
     kind, aligned = category_info(data_dir, category)
     return _checked(CategoryData(category, kind, aligned, tuple(train), tuple(files),
-                                 tuple(labels), tuple(defects), tuple(masks)), test_root)
+                                 tuple(labels), tuple(defects), tuple(masks), tuple(ignored)),
+                    test_root)
 
 
 def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dirs: Sequence[str],
@@ -129,19 +150,20 @@ def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dir
     """
     if kind not in ("texture", "object"):
         raise DataError(f"kind must be 'texture' or 'object', got {kind!r}")
-    train = _require_images(train_dir, "training")
+    ignored: list[str] = []
+    train = _require_images(train_dir, "training", ignored)
     files, labels, defects, masks = [], [], [], []
-    for path in _require_images(test_good_dir, "normal test"):
+    for path in _require_images(test_good_dir, "normal test", ignored):
         files.append(path), labels.append(0), defects.append("good"), masks.append(None)
     if not test_defect_dirs:
         raise DataError("no defective test folders given; AUROC needs defective test images")
     for folder in test_defect_dirs:
         defect = os.path.basename(os.path.normpath(folder))
-        for path in _require_images(folder, "defective test"):
+        for path in _require_images(folder, "defective test", ignored):
             files.append(path), labels.append(1), defects.append(defect)
             masks.append(_find_mask(mask_dir, path) if mask_dir else None)
     return _checked(CategoryData(name, kind, aligned, tuple(train), tuple(files), tuple(labels),
-                                 tuple(defects), tuple(masks)), test_good_dir)
+                                 tuple(defects), tuple(masks), tuple(ignored)), test_good_dir)
 
 
 def _find_mask(mask_dir: str, image_path: str) -> Optional[str]:
@@ -166,10 +188,14 @@ def _require_dir(path: str, what: str) -> None:
         raise DataError(f"{what} {path!r} does not exist or is not a directory")
 
 
-def _require_images(folder: str, what: str) -> list[str]:
+def _require_images(folder: str, what: str, ignored: Optional[list] = None) -> list[str]:
+    """The images in ``folder``, which must exist and hold some; other files go to ``ignored``."""
     _require_dir(folder, f"{what} image folder")
-    files = list_images(folder)
+    files, others = _scan(folder)
     if not files:
+        found = f"; it holds only {len(others)} other file(s)" if others else ""
         raise DataError(f"{what} image folder {folder!r} holds no images "
-                        f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+                        f"(looked for {', '.join(IMAGE_EXTENSIONS)}){found}")
+    if ignored is not None:
+        ignored += others
     return files

@@ -18,7 +18,12 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def decode(contents: tf.Tensor) -> tf.Tensor:
-    """PNG / JPEG / BMP bytes -> uint8 [H, W, 3]; grey becomes RGB, alpha is dropped."""
+    """PNG / JPEG / BMP bytes -> uint8 [H, W, 3]; grey becomes RGB, alpha is dropped.
+
+    16-bit PNGs are scaled to 8 bits (65535 -> 255, not clipped), palette PNGs are expanded to
+    their colours. ``cutpaste_tf.data.validate`` checks every file with this same decoder
+    before training, and tests each of these conversions.
+    """
     image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
     return image

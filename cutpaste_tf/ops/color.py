@@ -29,6 +29,20 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 
 
+def as_float_images(images) -> tf.Tensor:
+    """Images as a float tensor in [0, 1]: uint8 (0..255) is scaled to float32, floats pass.
+
+    Any other integer type is refused: read as floats, 0..255 values would be clipped to 1 and
+    the augmentations would silently turn the images white.
+    """
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32) / 255.0
+    if not images.dtype.is_floating:
+        raise TypeError(f"images must be uint8 (0..255) or float (0..1), got {images.dtype.name}")
+    return images
+
+
 def rgb_to_grayscale(images: tf.Tensor) -> tf.Tensor:
     """Luma as torchvision computes it, keeping a channel axis: [..., 3] -> [..., 1]."""
     # Three slices beat a reduction over a size-3 minor axis under XLA on CPU (about 2x).
@@ -127,7 +141,9 @@ def adjust_hue(images: tf.Tensor, delta: tf.Tensor) -> tf.Tensor:
 
 def color_jitter(images: tf.Tensor, seed: tf.Tensor, strength,
                  mask: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """Samples and applies jitter in one call (see :func:`sample_jitter`)."""
+    """Samples and applies jitter in one call (see :func:`sample_jitter`); uint8 images are
+    scaled to float32 [0, 1] first."""
+    images = as_float_images(images)
     params = sample_jitter(seed, tf.shape(images)[0], strength)
     return apply_jitter(images, params, mask, use_hue=_strengths(strength)[3] > 0)
 

@@ -1,6 +1,7 @@
 """CutPaste and CutPaste-Scar (Appendix A.2), split into "sample parameters" and "apply them".
 
-Both ops work on float32 batches ``[B, H, W, 3]`` in [0, 1], any H and W. The apply step is a
+Both ops work on float32 batches ``[B, H, W, 3]`` in [0, 1], any H and W (``cutpaste`` and
+``scar`` also take uint8 batches, which they scale to float32 first). The apply step is a
 pure function of the image and the parameters: coordinates, a gather, a mask and ``tf.where``,
 so it runs eagerly, in ``tf.data`` and under ``tf.function(jit_compile=True)``.
 
@@ -182,7 +183,9 @@ def scar_canvas_size(height: int, width: int,
 
 def cutpaste(images: tf.Tensor, seed: tf.Tensor,
              config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
-    """Samples and applies CutPaste in one call; needs static H and W."""
+    """Samples and applies CutPaste in one call; needs static H and W. uint8 images are
+    scaled to float32 [0, 1] first."""
+    images = color.as_float_images(images)
     height, width = images.shape[1], images.shape[2]
     params = sample_cutpaste(seed, tf.shape(images)[0], height, width, config)
     return apply_cutpaste(images, params, config)
@@ -190,7 +193,9 @@ def cutpaste(images: tf.Tensor, seed: tf.Tensor,
 
 def scar(images: tf.Tensor, seed: tf.Tensor,
          config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
-    """Samples and applies CutPaste-Scar in one call; needs static H and W."""
+    """Samples and applies CutPaste-Scar in one call; needs static H and W. uint8 images are
+    scaled to float32 [0, 1] first."""
+    images = color.as_float_images(images)
     height, width = images.shape[1], images.shape[2]
     params = sample_scar(seed, tf.shape(images)[0], height, width, config)
     return apply_scar(images, params, config)

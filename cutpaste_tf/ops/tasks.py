@@ -36,7 +36,9 @@ def apply_translation(images: tf.Tensor, params: dict[str, tf.Tensor]) -> tf.Ten
 
 def pre_augment(images: tf.Tensor, seed: tf.Tensor,
                 config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
-    """Random translation and colour jitter applied to every training image."""
+    """Random translation and colour jitter applied to every training image (uint8 images are
+    scaled to float32 [0, 1] first)."""
+    images = color.as_float_images(images)
     height, width = images.shape[1], images.shape[2]
     batch = tf.shape(images)[0]
     seeds = random.split(seed, 2)
@@ -53,6 +55,8 @@ def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
                ) -> tuple[tf.Tensor, tf.Tensor]:
     """Turns ``[B, H, W, 3]`` source images into ``[B * V, H, W, 3]`` views and int32 labels.
 
+    Images are float in [0, 1] or uint8 in 0..255 (scaled to [0, 1]); views are float32.
+
     Views are grouped by kind: all normal views first, then all views of class 1, and so on.
     Static H and W are required (they fix the sampling ranges).
     """
@@ -63,7 +67,7 @@ def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
 
 
 def _make_views(images, seed, task, config, pre):
-    images = tf.convert_to_tensor(images, tf.float32)
+    images = tf.cast(color.as_float_images(images), tf.float32)  # uint8 0..255 -> [0, 1]
     seeds = random.split(seed, 4)
     if pre:
         source = images
