@@ -23,12 +23,19 @@ def color_scale(maps: np.ndarray) -> tuple[float, float]:
 
 
 def panel(image: np.ndarray, heatmap: np.ndarray, mask: Optional[np.ndarray],
-          scale: tuple[float, float], alpha: float = 0.5) -> np.ndarray:
-    """uint8 BGR ``[H, 2W, 3]``: the image | heatmap overlay with the ground-truth contour.
+          scale: tuple[float, float], alpha: float = 0.5, min_side: int = 128) -> np.ndarray:
+    """uint8 BGR ``[h, 2w, 3]``: the image | heatmap overlay with the ground-truth contour.
 
     ``image`` is float RGB in [0, 1] ``[H, W, 3]``, ``heatmap`` ``[H, W]`` scores, ``mask``
-    ``[H, W]`` (or None for normal images).
+    ``[H, W]`` (or None for normal images). Small images are enlarged by an integer factor
+    (nearest neighbour) until their shorter side is at least ``min_side``, to be viewable.
     """
+    factor = max(1, -(-min_side // min(np.shape(heatmap)[:2])))
+    if factor > 1:
+        image = np.repeat(np.repeat(np.asarray(image), factor, 0), factor, 1)
+        heatmap = np.repeat(np.repeat(np.asarray(heatmap), factor, 0), factor, 1)
+        if mask is not None:
+            mask = np.repeat(np.repeat(np.asarray(mask), factor, 0), factor, 1)
     rgb = np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     lo, hi = scale
