@@ -34,7 +34,8 @@ def gradcam_fn(model: keras.Model, density: tf.Module, image_size: Sequence[int]
             pooled = tf.reduce_mean(fmap, axis=[1, 2])
             feats = pooled if head is None else tf.cast(head(pooled, training=False), tf.float32)
             scores = density.score(feats)
-        grads = tape.gradient(tf.reduce_sum(scores), fmap)
+            total = tf.reduce_sum(scores)
+        grads = tape.gradient(total, fmap)
         alpha = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(alpha * fmap, axis=-1, keepdims=True))
         cam = tf.image.resize(cam, size, method="bilinear")[..., 0]
