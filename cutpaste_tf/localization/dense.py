@@ -50,13 +50,13 @@ def dense_features(embed: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor, p
     batch, rows, cols = shape[0], shape[1], shape[2]
     flat = tf.reshape(patches, [-1, patch_size, patch_size, images.shape[-1]])
     total = tf.shape(flat)[0]
-    num_chunks = (total + chunk_size - 1) // chunk_size
-    flat = tf.pad(flat, [[0, num_chunks * chunk_size - total], [0, 0], [0, 0], [0, 0]])
-    chunks = tf.reshape(flat, [num_chunks, chunk_size, patch_size, patch_size,
-                               images.shape[-1]])
+    chunk = tf.maximum(tf.minimum(chunk_size, total), 1)  # no padding work for small inputs
+    num_chunks = (total + chunk - 1) // chunk
+    flat = tf.pad(flat, [[0, num_chunks * chunk - total], [0, 0], [0, 0], [0, 0]])
+    chunks = tf.reshape(flat, [num_chunks, chunk, patch_size, patch_size, images.shape[-1]])
     dim = embed(tf.zeros([1, patch_size, patch_size, images.shape[-1]])).shape[-1]
     features = tf.map_fn(lambda c: tf.cast(embed(c), tf.float32), chunks,
-                         fn_output_signature=tf.TensorSpec([chunk_size, dim], tf.float32),
+                         fn_output_signature=tf.TensorSpec([None, dim], tf.float32),
                          parallel_iterations=1)
     features = tf.reshape(features, [-1, dim])[:total]
     return tf.reshape(features, [batch, rows, cols, dim])
