@@ -52,7 +52,7 @@ def test_per_location_scores_equal_one_gaussian_per_location():
     train, test = _features(), _features(n=3, seed=2)
     density = dd.fit_dense_density(train, True, normalize=True)
     scores = density.score_map(test).numpy()
-    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731
+    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)
     for i, j in [(0, 0), (2, 3), (1, 2)]:
         lw = LedoitWolf().fit(unit(train[:, i, j].astype(np.float64)))
         diff = unit(test[:, i, j].astype(np.float64)) - lw.location_

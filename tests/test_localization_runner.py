@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import data, evaluate, export, runner
-from cutpaste_tf.localization import runner as localization_runner
 from cutpaste_tf.config import LocalizationConfig, ModelConfig, RunConfig, TrainConfig
+from cutpaste_tf.localization import runner as localization_runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTDATA = str(ROOT / "testdata")
@@ -40,7 +40,7 @@ def patch_run(tmp_path_factory):
 
 
 def test_patch_run_reports_pixel_metrics_and_writes_heatmaps(patch_run):
-    model_dir, result = patch_run
+    model_dir, _ = patch_run
     summary = json.loads((model_dir / "results.json").read_text())
     washer = summary["categories"]["washer"]
     assert washer["model_type"] == "patch" and washer["per_location_density"] is True  # aligned

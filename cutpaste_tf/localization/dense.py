@@ -16,7 +16,7 @@ runs eagerly, in a ``tf.function`` and in the exported SavedModel.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 

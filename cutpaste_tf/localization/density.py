@@ -16,7 +16,6 @@ are ``L * D * D`` float32, 177 MB for the CPU quickstart's 13 x 13 grid of 512-d
 from __future__ import annotations
 
 import io
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -80,7 +79,7 @@ class LocationGaussian(tf.Module):
                                          name="precision")
 
     def fit(self, features: np.ndarray, ridge: float = 1e-6,
-            locations_per_step: int = 64) -> "LocationGaussian":
+            locations_per_step: int = 64) -> LocationGaussian:
         """Fits on ``[N, L, D]`` features of normal training images; returns self.
 
         ``ridge`` times the average per-dimension variance is added to every covariance, so a
@@ -139,7 +138,7 @@ class DenseDensity(tf.Module):
         else:
             self.gde = density_lib.GaussianDensity(dim, normalize)
 
-    def fit(self, features: np.ndarray) -> "DenseDensity":
+    def fit(self, features: np.ndarray) -> DenseDensity:
         """Fits on ``[N, rows, cols, D]`` features of normal training images."""
         x = np.asarray(features)
         if x.ndim != 4 or x.shape[1:] != (*self.grid, self.dim):
@@ -180,9 +179,9 @@ def save(density: DenseDensity, path: str) -> None:
 
 def load(path: str) -> DenseDensity:
     """Reads a density written by :func:`save`."""
-    with tf.io.gfile.GFile(path, "rb") as f:
-        with np.load(io.BytesIO(f.read()), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+    with tf.io.gfile.GFile(path, "rb") as f, np.load(io.BytesIO(f.read()),
+                                                     allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
     try:
         dim = int(arrays["mean"].shape[-1])
         density = DenseDensity(tuple(arrays["grid"]), dim, bool(arrays["per_location"]),
@@ -193,6 +192,6 @@ def load(path: str) -> DenseDensity:
     return density
 
 
-def resolve_per_location(choice: Optional[bool], aligned: bool) -> bool:
+def resolve_per_location(choice: bool | None, aligned: bool) -> bool:
     """The flag's choice if given, else the category's alignment (Appendix A.5)."""
     return aligned if choice is None else bool(choice)

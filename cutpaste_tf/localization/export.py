@@ -8,7 +8,7 @@ in-graph preprocessing, same TF Serving layout.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf

@@ -12,7 +12,7 @@ gradient of the summed scores is each image's own gradient).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf

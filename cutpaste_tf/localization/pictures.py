@@ -5,7 +5,7 @@ contour; per category, a grid of all of them. OpenCV only; written atomically.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ def color_scale(maps: np.ndarray) -> tuple[float, float]:
     return float(lo), float(max(hi, lo + 1e-6))
 
 
-def panel(image: np.ndarray, heatmap: np.ndarray, mask: Optional[np.ndarray],
+def panel(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None,
           scale: tuple[float, float], alpha: float = 0.5, min_side: int = 128) -> np.ndarray:
     """uint8 BGR ``[h, 2w, 3]``: the image | heatmap overlay with the ground-truth contour.
 

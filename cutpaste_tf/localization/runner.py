@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -87,7 +87,7 @@ def _dense_batch(config: RunConfig, cells: int) -> int:
 
 
 def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
-                       export_dir: Optional[str] = None, export_version: int = 1,
+                       export_dir: str | None = None, export_version: int = 1,
                        verbose: bool = True) -> dict:
     """Trains a patch model on random crops, fits the dense density, scores and localises."""
     out = os.path.join(model_dir, data.name)

@@ -13,7 +13,7 @@ Like the other ops: sample-then-apply, a gather per axis, counter-based randomne
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
