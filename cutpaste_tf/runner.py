@@ -28,6 +28,7 @@ from cutpaste_tf import evaluate, export, files, metrics, train
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
+from cutpaste_tf.localization import runner as localization_runner
 from cutpaste_tf.models import build_cutpaste_model
 
 CONFIG_FILE = "config.json"
@@ -95,7 +96,12 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     density, scores and export use a float32 copy of the trained weights on this host, on the
     chief only (other workers return None). Returns the category's results (also in
     ``<model_dir>/<category>/results.json``).
+    Patch models (``config.localization.model_type == "patch"``) go to
+    :func:`cutpaste_tf.localization.runner.run_patch_category`.
     """
+    if config.localization.model_type == "patch":
+        return localization_runner.run_patch_category(data, config, model_dir, export_dir,
+                                                      export_version, verbose)
     out = os.path.join(model_dir, data.name)
     tcfg = config.train
     train_files, val_files = threshold_lib.split_holdout(
@@ -142,6 +148,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
     }
+    if config.localization.gradcam:  # image model + masks: GradCAM localisation (Sec. 4.2)
+        result.update(localization_runner.gradcam_results(model, estimator, data, config, out))
     if export_dir:
         scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature, threshold=cut.value)
         path = export.export(scorer, export_dir, data.name, export_version,
@@ -151,8 +159,10 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
-        print(f"[{data.name}] image AUROC {result['auroc']:.4f}; threshold {cut.value:.4g} "
-              f"({cut.method})")
+        print(f"[{data.name}] image AUROC {result['auroc']:.4f}"
+              + (f", GradCAM pixel AUROC {result['pixel_auroc']:.4f}"
+                 if "pixel_auroc" in result else "")
+              + f"; threshold {cut.value:.4g} ({cut.method})")
     return result
 
 
@@ -259,11 +269,23 @@ def summarize_run(model_dir: str, task: str) -> str:
     summary = metrics.summarize(per_category, kinds)
     table = metrics.markdown_table(per_category, kinds, task,
                                    title=f"Image AUROC (%), CutPaste ({task})")
-    files.write_json(os.path.join(model_dir, "results.json"), {
+    summary_json = {
         "task": task,
         "categories": results,
         "averages": {k: v[0] for k, v in summary["averages"].items()},
-    })
+    }
+    located = {n: r for n, r in results.items() if "pixel_auroc" in r}
+    if located:
+        pixel = {n: r["pixel_auroc"] for n, r in located.items()}
+        pro = {n: r["aupro"] for n, r in located.items()}
+        methods = sorted({r.get("localization_method", "patch") for r in located.values()})
+        table += "\n" + metrics.localization_table(
+            pixel, pro, kinds, title=f"Localisation ({', '.join(methods)}), {task}")
+        summary_json["pixel_averages"] = {
+            k: v[0] for k, v in metrics.summarize(pixel, kinds)["averages"].items()}
+        summary_json["aupro_averages"] = {
+            k: v[0] for k, v in metrics.summarize(pro, kinds)["averages"].items()}
+    files.write_json(os.path.join(model_dir, "results.json"), summary_json)
     files.write_text(os.path.join(model_dir, "results.md"), table + "\n")
     return table
 

@@ -1,18 +1,26 @@
 """Measures the speed of every stage on this machine; prints the figures and writes them as JSON.
 
-    python -m launch.benchmark --flagfile=configs/3way.flags --data_dir=testdata --steps=5
+    python -m launch.benchmark --flagfile=configs/3way.flags --data_dir=testdata --steps=3
     python -m launch.benchmark --flagfile=configs/quickstart.flags --steps=20
+    python -m launch.benchmark --flagfile=configs/patch_3way.flags --data_dir=testdata \
+        --sections=dense --per_location=true --steps=1
 
-Figures (all at ``--image_size`` with ``--batch_size`` views of ``--task``):
+Figures (all at ``--image_size`` with ``--batch_size`` views of ``--task``), by ``--sections``:
 
-- augmentation throughput in views/s: through the real ``tf.data`` pipeline (decode once,
-  cache, shuffle, augment, batch) on ``--data_dir``'s ``--category``; as one compiled graph
-  (what the pipeline's map runs); and XLA-compiled (what ``--augment_on_device`` runs inside
-  the train step);
-- training throughput in images/s (views per second) with constant in-memory tensors and with
-  the real pipeline; their ratio says whether the input starves the model (1.0: it does not);
-- SavedModel latency: p50 and p95 milliseconds for one image, and images/s for a batch of 32;
-- the hardware and software the figures were measured on.
+- ``augment``: augmentation throughput in views/s: through the real ``tf.data`` pipeline
+  (decode once, cache, shuffle, augment, batch) on ``--data_dir``'s ``--category``; as one
+  compiled graph (what the pipeline's map runs); and XLA-compiled (what
+  ``--augment_on_device`` runs inside the train step);
+- ``train``: training throughput in images/s (views per second) with constant in-memory
+  tensors and with the real pipeline; their ratio says whether the input starves the model
+  (1.0: it does not);
+- ``serve``: SavedModel latency: p50 and p95 milliseconds for one image, and images/s for a
+  batch of 32;
+- ``dense``: seconds per image of dense patch scoring (patch embeddings, the Gaussian density per
+  location or shared, receptive-field upsampling) at ``--dense_patch_size`` / ``--stride``, and
+  the embedding part alone;
+
+and always the hardware and software they were measured on.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ FLAGS = flag_defs.FLAGS
 flag_defs.flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after one warm-up).")
 flag_defs.flags.DEFINE_string("output", "benchmark.json", "Where the figures go as JSON "
                               "('' for nowhere).")
+flag_defs.flags.DEFINE_list("sections", ["augment", "train", "serve", "dense"],
+                            "Which figures to measure: augment, train, serve, dense.")
 
 
 def _seconds_per_call(fn, calls: int) -> float:
@@ -136,14 +146,55 @@ def main(argv: list[str]) -> None:
     figures = {"image_size": list(tcfg.image_size), "batch_size": tcfg.batch_size,
                "task": tcfg.task, "precision": tcfg.precision, "jit_compile": tcfg.jit_compile,
                "category": category.name, "hardware": hardware()}
-    figures.update(augmentation(config, category, FLAGS.steps))
-    figures.update(training(config, category, FLAGS.steps))
-    figures.update(serving(config, FLAGS.steps))
+    sections = {"augment": lambda: augmentation(config, category, FLAGS.steps),
+                "train": lambda: training(config, category, FLAGS.steps),
+                "serve": lambda: serving(config, FLAGS.steps),
+                "dense": lambda: _dense_figures(config, FLAGS.steps)}
+    for name in FLAGS.sections:
+        if name not in sections:
+            print(f"error: --sections: unknown section {name!r}; choose from "
+                  f"{', '.join(sections)}", file=sys.stderr)
+            sys.exit(2)
+    for name in FLAGS.sections:
+        figures.update(sections[name]())
     for key, value in figures.items():
         print(f"{key:32s} {value}")
     if FLAGS.output:
         files.write_json(FLAGS.output, figures)
         print(f"Written: {FLAGS.output}")
+
+
+def _dense_figures(config, steps: int) -> dict:
+    """Seconds per image of dense scoring, in calls of 4 images (untrained weights: the cost
+    does not depend on them; the density is fitted on the same 4 images plus noise)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from cutpaste_tf.localization import dense, runner as loc_runner
+    from cutpaste_tf.localization import density as dense_density
+    from cutpaste_tf.localization.export import PatchScorer
+
+    loc, size = config.localization, config.train.image_size
+    per_location = bool(loc.per_location)  # auto counts as shared here; say true to time it
+    model = loc_runner.build_patch_model(config)
+    grid = dense.grid_size(size, loc.patch_size, loc.stride)
+    embedder = dense.DenseEmbedder(model, size, loc.patch_size, loc.stride,
+                                   config.density.feature, loc.chunk_size)
+    count = 4  # images per call, as the runner batches them; figures are per image
+    images = tf.random.uniform([count, *size, 3], seed=1)
+    feats = embedder(images).numpy()
+    feats = feats + np.random.default_rng(0).normal(scale=1e-2, size=feats.shape)
+    density = dense_density.fit_dense_density(feats, per_location, config.density.normalize)
+    scorer = PatchScorer(model, density, size, loc.patch_size, loc.stride, loc.upsample_sigma,
+                         config.density.feature, loc.chunk_size)
+    maps = tf.function(scorer.maps, input_signature=[tf.TensorSpec([None, *size, 3])])
+    embed_s = _seconds_per_call(lambda: embedder(images).numpy(), steps) / count
+    total_s = _seconds_per_call(lambda: maps(images)[1].numpy(), steps) / count
+    return {"dense_patch_size": loc.patch_size, "stride": loc.stride,
+            "grid": list(grid), "per_location": per_location,
+            "dense_embed_s_per_image": round(embed_s, 3),
+            "dense_score_s_per_image": round(total_s, 3),
+            "patches_per_s": round(grid[0] * grid[1] / embed_s, 1)}
 
 
 if __name__ == "__main__":

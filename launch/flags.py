@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, ModelConfig, RunConfig,
-                                ThresholdConfig, TrainConfig)
+from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, LocalizationConfig,
+                                ModelConfig, RunConfig, ThresholdConfig, TrainConfig)
 
 FLAGS = flags.FLAGS
 
@@ -114,9 +114,28 @@ flags.DEFINE_string("images", None, "launch.predict: an image folder (searched r
                     "a glob pattern.")
 flags.DEFINE_string("output_dir", None, "launch.predict: where predictions.csv/.json and "
                     "heatmaps/ go (default: ./predictions).")
-flags.DEFINE_bool("heatmaps", True, "launch.predict: write heatmap overlay PNGs when the model "
-                  "has an anomaly map.")
 flags.DEFINE_integer("predict_batch_size", 16, "launch.predict: images per model call.")
+
+# Localisation (Sec. 2.4, 4.2, Appendix A.5).
+flags.DEFINE_enum("model_type", "image", ["image", "patch"],
+                  "image: train on whole images (Table 1; GradCAM maps where test masks exist); "
+                  "patch: train on random crops and score every patch densely (Table 2).")
+flags.DEFINE_list("train_patch_size", ["64"], "--model_type=patch: training crop size, one "
+                  "value or height,width (the paper: 64 from 256x256 images).")
+flags.DEFINE_integer("dense_patch_size", 32, "--model_type=patch: side of the patches scored "
+                     "at test time (the paper: 32).")
+flags.DEFINE_integer("stride", 4, "--model_type=patch: stride of the dense patches "
+                     "(the paper: 4, giving a 57x57 map at 256x256).")
+flags.DEFINE_float("upsample_sigma", None, "Sigma in pixels of the Gaussian receptive-field "
+                   "upsampling kernel (default: dense_patch_size / 4).")
+flags.DEFINE_enum("per_location", "auto", ["auto", "true", "false"],
+                  "--model_type=patch: one GDE per score-map location (true), one shared GDE "
+                  "(false), or per the category's alignment (auto, Appendix A.5).")
+flags.DEFINE_integer("dense_chunk", 512, "Patches per model call in dense scoring (memory).")
+flags.DEFINE_bool("gradcam", True, "--model_type=image: GradCAM localisation metrics and "
+                  "heatmaps when the test set has ground-truth masks.")
+flags.DEFINE_bool("heatmaps", True, "Write heatmap PNGs: of the test images (launch.train), of "
+                  "the scored images when the model has an anomaly map (launch.predict).")
 
 
 def _floats(name: str, count: int) -> tuple[float, ...]:
@@ -182,7 +201,8 @@ def run_config() -> RunConfig:
     if FLAGS.eval_batch_size <= 0:
         raise ValueError(f"--eval_batch_size must be positive, got {FLAGS.eval_batch_size}")
     return RunConfig(model=model, train=train, density=density,
-                     eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config())
+                     eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config(),
+                     localization=localization_config())
 
 
 def threshold_config() -> ThresholdConfig:
@@ -195,3 +215,26 @@ def threshold_config() -> ThresholdConfig:
         raise ValueError(f"--threshold_folds must be at least 2, got {FLAGS.threshold_folds}")
     return ThresholdConfig(val_fraction=FLAGS.val_fraction, quantile=FLAGS.threshold_quantile,
                            folds=FLAGS.threshold_folds)
+
+
+def localization_config() -> LocalizationConfig:
+    """The localisation flags as a config; bad values raise ValueError naming the flag."""
+    crop = _ints("train_patch_size")
+    if len(crop) not in (1, 2):
+        raise ValueError(f"--train_patch_size takes one value or height,width; "
+                         f"got {FLAGS.train_patch_size}")
+    try:
+        return LocalizationConfig(
+            model_type=FLAGS.model_type,
+            train_patch_size=(crop[0], crop[-1]),
+            patch_size=FLAGS.dense_patch_size,
+            stride=FLAGS.stride,
+            sigma=FLAGS.upsample_sigma,
+            per_location={"auto": None, "true": True, "false": False}[FLAGS.per_location],
+            chunk_size=FLAGS.dense_chunk,
+            gradcam=FLAGS.gradcam,
+            pictures=FLAGS.heatmaps,
+        )
+    except ValueError as e:
+        raise ValueError(f"localisation flags (--train_patch_size, --dense_patch_size, "
+                         f"--stride, --upsample_sigma, --dense_chunk): {e}") from None

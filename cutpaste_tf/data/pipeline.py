@@ -7,12 +7,12 @@ SavedModel both call it, so the served scores are the evaluated scores.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
-from cutpaste_tf.ops import tasks
+from cutpaste_tf.ops import patches, tasks
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -54,7 +54,8 @@ def load_mask(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
 def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, batch_size: int,
                   seed: int, augment: AugmentConfig = AugmentConfig(), start_step: int = 0,
                   augment_in_pipeline: bool = True, pipeline: tuple[int, int] = (0, 1),
-                  batches_per_step: int = 1) -> tf.data.Dataset:
+                  batches_per_step: int = 1,
+                  crop_size: Optional[Sequence[int]] = None) -> tf.data.Dataset:
     """Batches of ``(views, labels)`` for the proxy task, endless.
 
     Images are decoded and resized once and cached as uint8; then shuffled, repeated, batched
@@ -69,6 +70,8 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
 
     With ``augment_in_pipeline=False`` the batches hold the uint8 source images and their seed
     number instead, for augmenting on the accelerator (see :func:`augment_batch`).
+
+    With ``crop_size`` the views are random crops of that size (patch training, Sec. 2.4).
     """
     if task not in TASK_VIEWS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
@@ -88,7 +91,7 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
     ds = ds.enumerate(start=start_step * batches_per_step)
     ds = ds.map(lambda n, x: (n * num_pipelines + pipeline_id, x))
     if augment_in_pipeline:
-        ds = ds.map(lambda n, x: augment_batch(x, n, seed, task, augment),
+        ds = ds.map(lambda n, x: augment_batch(x, n, seed, task, augment, crop_size),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(lambda n, x: (x, n))
@@ -96,10 +99,14 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
 
 
 def augment_batch(images: tf.Tensor, step: tf.Tensor, seed: int, task: str,
-                  augment: AugmentConfig = AugmentConfig()) -> tuple[tf.Tensor, tf.Tensor]:
-    """uint8 source images of one step -> (float32 views, int32 labels)."""
+                  augment: AugmentConfig = AugmentConfig(),
+                  crop_size: Optional[Sequence[int]] = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 source images of one step -> (float32 views, int32 labels); patch views of
+    ``crop_size`` if given."""
     images = tf.cast(images, tf.float32) / 255.0
     step_seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    if crop_size is not None:
+        return patches.make_patch_views(images, step_seed, task, crop_size, augment)
     return tasks.make_views(images, step_seed, task, augment)
 
 

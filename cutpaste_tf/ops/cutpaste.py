@@ -25,6 +25,7 @@ Before pasting, the patch gets colour jitter of at most ``patch_jitter`` in rand
 from __future__ import annotations
 
 import math
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -101,15 +102,20 @@ def cutpaste_canvas_size(height: int, width: int,
 
 
 def sample_scar(seed: tf.Tensor, batch_size, height: int, width: int,
-                config: AugmentConfig = AugmentConfig()) -> dict[str, tf.Tensor]:
+                config: AugmentConfig = AugmentConfig(),
+                scale_size: Optional[Sequence[int]] = None) -> dict[str, tf.Tensor]:
     """Draws CutPaste-Scar rectangles for a batch.
+
+    ``scale_size`` (height, width) is the image size the scar sizes scale with; by default the
+    size of the images themselves. Patch training passes the full image's size, so that a scar
+    in a crop is as many pixels as in the whole image (see :func:`scar_scale`).
 
     Returns float32 ``[B]`` tensors ``scar_w`` and ``scar_l`` (pixels at this image size),
     ``angle`` (radians), centres ``src_cy``, ``src_cx``, ``dst_cy``, ``dst_cx`` (pixel units,
     the image spanning [0, H] x [0, W]), and the patch jitter parameters under ``jitter``.
     """
     seeds = random.split(seed, 3)
-    scale = scar_scale(height, width, config)
+    scale = scar_scale(*(scale_size or (height, width)), config)
     u = random.uniform([3, batch_size], seeds[0])
     # At least one pixel (below that a scar can cover no pixel centre at all, yet would still
     # be labelled a scar), and never wider or longer than the image can hold, even unrotated.
@@ -134,10 +140,14 @@ def sample_scar(seed: tf.Tensor, batch_size, height: int, width: int,
 
 
 def apply_scar(images: tf.Tensor, params: dict[str, tf.Tensor],
-               config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
-    """Pastes each image's rotated, jittered scar; nearest-neighbour sampling, like PIL."""
+               config: AugmentConfig = AugmentConfig(),
+               scale_size: Optional[Sequence[int]] = None) -> tf.Tensor:
+    """Pastes each image's rotated, jittered scar; nearest-neighbour sampling, like PIL.
+
+    ``scale_size`` must be the one the parameters were sampled with.
+    """
     height, width = images.shape[1], images.shape[2]
-    size_y, size_x = scar_canvas_size(height, width, config)
+    size_y, size_x = scar_canvas_size(height, width, config, scale_size)
     # A small canvas around the destination: canvas pixel (a, b) is image pixel (y0+a, x0+b).
     y0 = tf.clip_by_value(tf.cast(tf.floor(params["dst_cy"] - 0.5 * size_y), tf.int32),
                           0, height - size_y)
@@ -168,14 +178,18 @@ def apply_scar(images: tf.Tensor, params: dict[str, tf.Tensor],
 
 
 def scar_scale(height: int, width: int, config: AugmentConfig = AugmentConfig()) -> float:
-    """How much to scale the paper's scar sizes (given at 256x256) for this image size."""
+    """How much to scale the paper's scar sizes (given at 256x256) for an image of this size.
+
+    For patch training the size is the full image's, not the crop's: a 64x64 crop of a 256x256
+    image gets the paper's 2-16 px scars, as the patch model of Sec. 2.4 does.
+    """
     return math.sqrt(height * width) / float(config.scar_reference_size)
 
 
-def scar_canvas_size(height: int, width: int,
-                     config: AugmentConfig = AugmentConfig()) -> tuple[int, int]:
+def scar_canvas_size(height: int, width: int, config: AugmentConfig = AugmentConfig(),
+                     scale_size: Optional[Sequence[int]] = None) -> tuple[int, int]:
     """Static size of a window that holds any rotated scar at this image size."""
-    scale = scar_scale(height, width, config)
+    scale = scar_scale(*(scale_size or (height, width)), config)
     diagonal = math.hypot(config.scar_width[1] * scale, config.scar_length[1] * scale)
     side = math.ceil(diagonal) + 2
     return min(height, side), min(width, side)
@@ -191,14 +205,14 @@ def cutpaste(images: tf.Tensor, seed: tf.Tensor,
     return apply_cutpaste(images, params, config)
 
 
-def scar(images: tf.Tensor, seed: tf.Tensor,
-         config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
+def scar(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig = AugmentConfig(),
+         scale_size: Optional[Sequence[int]] = None) -> tf.Tensor:
     """Samples and applies CutPaste-Scar in one call; needs static H and W. uint8 images are
     scaled to float32 [0, 1] first."""
     images = color.as_float_images(images)
     height, width = images.shape[1], images.shape[2]
-    params = sample_scar(seed, tf.shape(images)[0], height, width, config)
-    return apply_scar(images, params, config)
+    params = sample_scar(seed, tf.shape(images)[0], height, width, config, scale_size)
+    return apply_scar(images, params, config, scale_size)
 
 
 def _paste(images: tf.Tensor, canvas: tf.Tensor, y0: tf.Tensor, x0: tf.Tensor) -> tf.Tensor:

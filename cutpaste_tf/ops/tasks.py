@@ -8,6 +8,8 @@ view is CutPaste or Scar with equal probability, labelled 1 either way.
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
@@ -51,14 +53,15 @@ def pre_augment(images: tf.Tensor, seed: tf.Tensor,
 
 
 def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
-               config: AugmentConfig = AugmentConfig(), pre: bool = True
-               ) -> tuple[tf.Tensor, tf.Tensor]:
+               config: AugmentConfig = AugmentConfig(), pre: bool = True,
+               scar_scale_size: Optional[Sequence[int]] = None) -> tuple[tf.Tensor, tf.Tensor]:
     """Turns ``[B, H, W, 3]`` source images into ``[B * V, H, W, 3]`` views and int32 labels.
 
     Images are float in [0, 1] or uint8 in 0..255 (scaled to [0, 1]); views are float32.
 
     Views are grouped by kind: all normal views first, then all views of class 1, and so on.
-    Static H and W are required (they fix the sampling ranges).
+    Static H and W are required (they fix the sampling ranges). ``scar_scale_size`` is the
+    image size scars scale with (default: H, W; patch training passes the full image's size).
     """
     if task not in TASK_VIEWS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
@@ -81,12 +84,12 @@ def _make_views(images, seed, task, config, pre):
         elif kind == "cutpaste":
             views.append(cutpaste.cutpaste(images, seeds[1], config))
         elif kind == "scar":
-            views.append(cutpaste.scar(images, seeds[2], config))
+            views.append(cutpaste.scar(images, seeds[2], config, scar_scale_size))
         else:  # union: CutPaste or Scar per example, both labelled 1.
             coin = random.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
             views.append(tf.where(coin[:, None, None, None],
                                   cutpaste.cutpaste(images, seeds[1], config),
-                                  cutpaste.scar(images, seeds[2], config)))
+                                  cutpaste.scar(images, seeds[2], config, scar_scale_size)))
     batch = tf.shape(images)[0]
     labels = tf.repeat(tf.range(len(views), dtype=tf.int32), batch)
     return tf.concat(views, axis=0), labels
