@@ -66,10 +66,10 @@ def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
     if task not in TASK_VIEWS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
     with random.materializing():
-        return _make_views(images, seed, task, config, pre)
+        return _make_views(images, seed, task, config, pre, scar_scale_size)
 
 
-def _make_views(images, seed, task, config, pre):
+def _make_views(images, seed, task, config, pre, scar_scale_size):
     images = tf.cast(color.as_float_images(images), tf.float32)  # uint8 0..255 -> [0, 1]
     seeds = random.split(seed, 4)
     if pre:
