@@ -237,6 +237,9 @@ class RunConfig:
                                  f"image_size {size}")
             if loc.patch_size > min(size):
                 raise ValueError(f"patch_size {loc.patch_size} does not fit image_size {size}")
+            if self.train.augment_on_device:
+                raise ValueError("augment_on_device is not supported for patch models yet "
+                                 "(the crops are cut in the input pipeline)")
             if self.density.kind != "gde":
                 raise ValueError("patch models score with Gaussian densities (density 'gde'), "
                                  f"got {self.density.kind!r}")

@@ -70,6 +70,8 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
     tcfg = config.train
     replicas = strategy.num_replicas_in_sync
     check_batch(config, replicas)
+    loc = config.localization
+    crop = loc.train_patch_size if loc.model_type == "patch" else None
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         return train_dataset(
@@ -77,7 +79,7 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
             context.get_per_replica_batch_size(tcfg.batch_size), tcfg.seed, tcfg.augment,
             start_step=start_step, augment_in_pipeline=not tcfg.augment_on_device,
             pipeline=(context.input_pipeline_id, context.num_input_pipelines),
-            batches_per_step=replicas // context.num_input_pipelines)
+            batches_per_step=replicas // context.num_input_pipelines, crop_size=crop)
 
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -101,7 +103,7 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     """
     if config.localization.model_type == "patch":
         return localization_runner.run_patch_category(data, config, model_dir, export_dir,
-                                                      export_version, verbose)
+                                                      export_version, verbose, strategy)
     out = os.path.join(model_dir, data.name)
     tcfg = config.train
     train_files, val_files = threshold_lib.split_holdout(

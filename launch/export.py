@@ -27,6 +27,9 @@ from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import export, files, runner, tflite, train
 from cutpaste_tf import threshold as threshold_lib
+from cutpaste_tf.localization import density as dense_density
+from cutpaste_tf.localization import runner as loc_runner
+from cutpaste_tf.localization.export import PatchScorer
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -70,14 +73,24 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
                          "stored); retrain, or give --threshold")
     record = files.read_json(record_path)
     cut = new_threshold(record)
-    model = runner.build_model(config)
-    if not train.restore_weights(model, out):
-        raise ValueError(f"no checkpoint under {os.path.join(out, 'checkpoints')}")
-    estimator = density_lib.load_density(os.path.join(out, "density.npz"),
-                                         expect={"backbone": config.model.backbone,
-                                                 "feature": config.density.feature})
-    scorer = export.AnomalyScorer(model, estimator, config.train.image_size,
-                                  config.density.feature, threshold=cut.value)
+    loc = config.localization
+    if loc.model_type == "patch":
+        model = loc_runner.build_patch_model(config)
+        if not train.restore_weights(model, out):
+            raise ValueError(f"no checkpoint under {os.path.join(out, 'checkpoints')}")
+        dense = dense_density.load(os.path.join(out, loc_runner.DENSITY_FILE))
+        scorer = PatchScorer(model, dense, config.train.image_size, loc.patch_size, loc.stride,
+                             loc.upsample_sigma, config.density.feature, loc.chunk_size,
+                             threshold=cut.value)
+    else:
+        model = runner.build_model(config)
+        if not train.restore_weights(model, out):
+            raise ValueError(f"no checkpoint under {os.path.join(out, 'checkpoints')}")
+        estimator = density_lib.load_density(os.path.join(out, "density.npz"),
+                                             expect={"backbone": config.model.backbone,
+                                                     "feature": config.density.feature})
+        scorer = export.AnomalyScorer(model, estimator, config.train.image_size,
+                                      config.density.feature, threshold=cut.value)
     base = os.path.join(export_dir, category)
     existing = export.versions(base)
     version = (FLAGS.export_version if FLAGS["export_version"].present

@@ -64,7 +64,7 @@ def test_patch_export_returns_map_at_input_resolution_and_the_evaluated_score(pa
                        for r in rows])                       # native 112 x 144
     path = str(model_dir / "export" / "washer" / "1")
     loaded = export.load(path)
-    out = loaded.signatures["serving_default"](images=tf.constant(images))
+    out = loaded.signatures["serve_uint8"](images=tf.constant(images))
     assert out["anomaly_map"].shape == (len(rows), 112, 144)
     assert out["score_map"].shape == (len(rows), 5, 7)
     np.testing.assert_allclose(out["score"].numpy(), [float(r["score"]) for r in rows],
@@ -72,6 +72,12 @@ def test_patch_export_returns_map_at_input_resolution_and_the_evaluated_score(pa
     np.testing.assert_allclose(out["score"].numpy(),
                                out["score_map"].numpy().max(axis=(1, 2)), rtol=1e-6)
     assert export.read_metadata(path)["model_type"] == "patch"
+    threshold = float(out["threshold"].numpy()[0])
+    np.testing.assert_array_equal(out["is_anomaly"].numpy(), out["score"].numpy() > threshold)
+    # Encoded images (the TF Serving signature) give the same scores; maps at the model size.
+    encoded = [tf.io.read_file(r["path"]) for r in rows]
+    out_bytes = loaded.signatures["serving_default"](image_bytes=tf.stack(encoded))
+    np.testing.assert_allclose(out_bytes["score"].numpy(), out["score"].numpy(), rtol=1e-4)
 
 
 def test_image_model_gradcam_localisation_metrics_and_pictures(tmp_path):

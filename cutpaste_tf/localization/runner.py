@@ -8,6 +8,7 @@ heatmap pictures under ``<model_dir>/<category>/heatmaps/``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -16,10 +17,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
+from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf import evaluate, export, files, metrics, train
 from cutpaste_tf.config import RunConfig
-from cutpaste_tf.data import CategoryData, eval_dataset, load_mask, train_dataset
+from cutpaste_tf.data import CategoryData, eval_dataset, load_mask
 from cutpaste_tf.localization import dense, gradcam, pictures
 from cutpaste_tf.localization import density as dense_density
 from cutpaste_tf.localization.export import PatchScorer
@@ -29,11 +32,16 @@ DENSITY_FILE = "dense_density.npz"
 HEATMAP_DIR = "heatmaps"
 
 
-def build_patch_model(config: RunConfig) -> keras.Model:
+def build_patch_model(config: RunConfig, precision: str = "float32") -> keras.Model:
     """The classifier on inputs of any size (trained on crops, applied to dense patches)."""
     keras.utils.set_random_seed(config.train.seed)
-    return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
-                                config.model.backbone, input_shape=(None, None, 3))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
+                                    config.model.backbone, input_shape=(None, None, 3))
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def load_masks(data: CategoryData, image_size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -88,23 +96,40 @@ def _dense_batch(config: RunConfig, cells: int) -> int:
 
 def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
                        export_dir: str | None = None, export_version: int = 1,
-                       verbose: bool = True) -> dict:
-    """Trains a patch model on random crops, fits the dense density, scores and localises."""
+                       verbose: bool = True, strategy: tf.distribute.Strategy | None = None
+                       ) -> dict | None:
+    """Trains a patch model on random crops, fits the dense density, sets the decision threshold,
+    scores and localises.
+
+    The threshold is the ``config.threshold.quantile`` of the image scores of the
+    ``val_fraction`` held-out normal training images, or with no hold-out, of the training images
+    themselves (in-sample, so optimistic: an out-of-fold fit of 57x57 densities would cost as
+    much as the fit itself times the folds).
+    """
     out = os.path.join(model_dir, data.name)
     tcfg, loc, dcfg = config.train, config.localization, config.density
+    train_files, val_files = threshold_lib.split_holdout(
+        data.train_files, config.threshold.val_fraction, tcfg.seed)
+    data = dataclasses.replace(data, train_files=train_files)
     size = tcfg.image_size
-    model = build_patch_model(config)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_patch_model(config, tcfg.precision)
     start = train.restore_step(out)
-    batches = iter(train_dataset(data.train_files, size, tcfg.task, tcfg.batch_size, tcfg.seed,
-                                 tcfg.augment, start_step=start,
-                                 crop_size=loc.train_patch_size))
-    if verbose:
+    from cutpaste_tf import runner as image_runner  # the shared input pipeline; no import cycle
+    batches = image_runner.training_batches(data, config, strategy, start)
+    if verbose and train.is_chief(strategy):
         print(f"[{data.name}] training patch model ({tcfg.task}, "
               f"{loc.train_patch_size[0]}x{loc.train_patch_size[1]} crops of "
               f"{size[0]}x{size[1]}) for {tcfg.total_steps} steps")
     tic = time.perf_counter()
-    last = train.train(model, batches, tcfg, out, verbose=verbose)
+    last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
     train_seconds = time.perf_counter() - tic
+    if not train.is_chief(strategy):
+        return None
+    if strategy is not tf.distribute.get_strategy() or tcfg.precision != "float32":
+        model = build_patch_model(config)  # float32, undistributed: evaluated and exported
+        train.restore_weights(model, out)
 
     tic = time.perf_counter()
     per_location = dense_density.resolve_per_location(loc.per_location, data.aligned)
@@ -115,11 +140,23 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
     train_feats = np.concatenate([embedder(x).numpy()
                                   for x in eval_dataset(data.train_files, size, batch)])
     density = dense_density.fit_dense_density(train_feats, per_location, dcfg.normalize)
-    del train_feats
     dense_density.save(density, os.path.join(out, DENSITY_FILE))
     scorer = PatchScorer(model, density, size, loc.patch_size, loc.stride, loc.upsample_sigma,
                          dcfg.feature, loc.chunk_size)
     maps_fn = tf.function(scorer.maps, input_signature=[tf.TensorSpec([None, *size, 3])])
+    if val_files:
+        normal = np.concatenate([maps_fn(x)[0].numpy().max(axis=(1, 2))
+                                 for x in eval_dataset(list(val_files), size, batch)])
+        method = "validation_quantile"
+    else:
+        normal = density.score_map(tf.constant(train_feats, tf.float32)).numpy().max(axis=(1, 2))
+        method = "training_quantile"
+    del train_feats
+    cut = threshold_lib.quantile_threshold(normal, config.threshold.quantile, method)
+    scorer.threshold.assign(cut.value)
+    files.write_json(os.path.join(out, "threshold.json"), {
+        "normal_method": method, "normal_threshold": cut.to_dict(), "threshold": cut.to_dict(),
+        "normal_scores": normal.tolist(), "normal_files": list(val_files)})
     images, score_maps, maps = [], [], []
     for x in eval_dataset(data.test_files, size, batch):
         s, m = maps_fn(x)
@@ -136,6 +173,7 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
         "score_map_size": list(scorer_grid),
         **evaluate.evaluate(scores, data),
         **pixel_results(maps, data, size),
+        "threshold": cut.to_dict(),
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
@@ -146,7 +184,8 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
     if export_dir:
         path = export.export(scorer, export_dir, data.name, export_version,
                              metadata={"config": config_lib.to_dict(config),
-                                       "model_type": "patch"})
+                                       "model_type": "patch", "cutpaste_tf_version": __version__,
+                                       "threshold_info": cut.to_dict()})
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
