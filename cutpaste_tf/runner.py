@@ -36,11 +36,12 @@ VERSION_KEY = "cutpaste_tf_version"  # in config.json, beside the RunConfig fiel
 THRESHOLD_FILE = "threshold.json"
 
 
-def build_model(config: RunConfig, precision: str = "float32") -> keras.Model:
+def build_model(config: RunConfig, precision: str = "float32",
+                input_shape: Optional[Sequence[Optional[int]]] = None) -> keras.Model:
     """The classifier for ``config``, with weights initialised from ``config.train.seed``.
 
     ``precision`` is the Keras dtype policy of its layers (variables are float32 under every
-    policy; the outputs are cast to float32).
+    policy; the outputs are cast to float32). ``input_shape`` defaults to the training size.
     """
     keras.utils.set_random_seed(config.train.seed)
     height, width = config.train.image_size
@@ -48,7 +49,8 @@ def build_model(config: RunConfig, precision: str = "float32") -> keras.Model:
     keras.config.set_dtype_policy(precision)
     try:
         return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
-                                    config.model.backbone, input_shape=(height, width, 3))
+                                    config.model.backbone,
+                                    input_shape=input_shape or (height, width, 3))
     finally:
         keras.config.set_dtype_policy(previous)
 

@@ -100,7 +100,7 @@ def test_survives_sigkill_and_resumes_from_last_checkpoint(tmp_path):
     import tensorflow as tf
 
     model_dir = tmp_path / "model"
-    args = [*TINY, "--steps_per_epoch=40", "--checkpoint_every=1", "--export_dir=none",
+    args = [*TINY, "--steps_per_epoch=16", "--checkpoint_every=1", "--export_dir=none",
             f"--model_dir={model_dir}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.Popen([sys.executable, "-m", "launch.train", *args], cwd=ROOT, env=env,
@@ -118,15 +118,15 @@ def test_survives_sigkill_and_resumes_from_last_checkpoint(tmp_path):
     killed_at = tf.train.latest_checkpoint(str(ckpt_dir))
     assert killed_at, "the run was killed before its first checkpoint"
     killed_step = int(killed_at.rsplit("-", 1)[1])
-    assert 2 <= killed_step < 40, "the run was not killed mid-training"
+    assert 2 <= killed_step < 16, "the run was not killed mid-training"
 
     result, _ = _run(*args)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert f"Resuming from step {killed_step} of 40" in result.stdout
+    assert f"Resuming from step {killed_step} of 16" in result.stdout
     results = json.loads((model_dir / "washer" / "results.json").read_text())
-    assert results["train_steps"] == 40 and results["final_train_metrics"]["step"] == 40
+    assert results["train_steps"] == 16 and results["final_train_metrics"]["step"] == 16
     state = tf.train.get_checkpoint_state(str(ckpt_dir))
-    assert state.model_checkpoint_path.endswith("ckpt-40")
+    assert state.model_checkpoint_path.endswith("ckpt-16")
     for path in state.all_model_checkpoint_paths:  # every kept checkpoint is whole
         reader = tf.train.load_checkpoint(path)
         assert reader.get_variable_to_shape_map()

@@ -34,14 +34,9 @@ HEATMAP_DIR = "heatmaps"
 
 def build_patch_model(config: RunConfig, precision: str = "float32") -> keras.Model:
     """The classifier on inputs of any size (trained on crops, applied to dense patches)."""
-    keras.utils.set_random_seed(config.train.seed)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
-                                    config.model.backbone, input_shape=(None, None, 3))
-    finally:
-        keras.config.set_dtype_policy(previous)
+    from cutpaste_tf import runner as image_runner  # it imports this module
+
+    return image_runner.build_model(config, precision, input_shape=(None, None, 3))
 
 
 def load_masks(data: CategoryData, image_size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +111,7 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
     with strategy.scope():
         model = build_patch_model(config, tcfg.precision)
     start = train.restore_step(out)
-    from cutpaste_tf import runner as image_runner  # the shared input pipeline; no import cycle
+    from cutpaste_tf import runner as image_runner  # the shared input pipeline
     batches = image_runner.training_batches(data, config, strategy, start)
     if verbose and train.is_chief(strategy):
         print(f"[{data.name}] training patch model ({tcfg.task}, "
