@@ -26,7 +26,6 @@ from cutpaste_tf.data import CategoryData, eval_dataset, load_mask
 from cutpaste_tf.localization import dense, gradcam, pictures
 from cutpaste_tf.localization import density as dense_density
 from cutpaste_tf.localization.export import PatchScorer
-from cutpaste_tf.models import build_cutpaste_model
 
 DENSITY_FILE = "dense_density.npz"
 HEATMAP_DIR = "heatmaps"
