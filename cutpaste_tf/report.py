@@ -137,7 +137,8 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
     if not tags:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False,
+                             layout="constrained")
     for ax, tag in zip(axes[0], tags):
         steps, values = zip(*sorted(scalars[tag]))
         ax.plot(steps, values)
