@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import glob
 import html
 import io
 import json
@@ -18,6 +17,7 @@ import os
 import platform
 
 import numpy as np
+import tensorflow as tf
 
 from cutpaste_tf import files
 
@@ -48,7 +48,6 @@ def _pyplot():
 
 def hardware() -> dict:
     """What a run or a benchmark was measured on."""
-    import tensorflow as tf
     devices = tf.config.list_physical_devices()
     gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
             for d in devices if d.device_type == "GPU"]
@@ -73,7 +72,7 @@ def _figure_png(fig) -> bytes:
 
 def read_scores(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Labels (1 = defective) and scores of a category's scores.csv."""
-    with open(path, newline="") as f:
+    with tf.io.gfile.GFile(path, "r") as f:
         rows = list(csv.DictReader(f))
     labels = np.array([int(r["label"]) for r in rows], np.int32)
     scores = np.array([float(r["score"]) for r in rows], np.float64)
@@ -111,10 +110,9 @@ def histogram_png(labels: np.ndarray, scores: np.ndarray, threshold: float | Non
 
 def read_events(log_dir: str) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[bytes]]]:
     """Scalars (tag -> [(step, value)]) and encoded PNG images (tag -> [png]) of event files."""
-    import tensorflow as tf
     scalars: dict[str, list[tuple[int, float]]] = {}
     images: dict[str, list[bytes]] = {}
-    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+    for path in sorted(tf.io.gfile.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
         for record in tf.data.TFRecordDataset(path):
             event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
@@ -150,9 +148,10 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
 def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
     """Heatmap PNGs of a category (bounded, spread over the defects) and its grid images."""
     root = os.path.join(category_dir, "heatmaps")
-    grids = sorted(glob.glob(os.path.join(root, "*.png")))
-    per_defect = [sorted(glob.glob(os.path.join(d, "*.png")))
-                  for d in sorted(glob.glob(os.path.join(root, "*"))) if os.path.isdir(d)]
+    grids = sorted(tf.io.gfile.glob(os.path.join(root, "*.png")))
+    folders = [d for d in sorted(tf.io.gfile.glob(os.path.join(root, "*")))
+               if tf.io.gfile.isdir(d)]
+    per_defect = [sorted(tf.io.gfile.glob(os.path.join(d, "*.png"))) for d in folders]
     chosen: list[str] = []
     for i in range(max((len(p) for p in per_defect), default=0)):
         chosen += [p[i] for p in per_defect if i < len(p)]
@@ -160,14 +159,14 @@ def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
 
 
 def _threshold(category_dir: str, result: dict) -> float | None:
     """The category's decision threshold, from results.json or threshold.json."""
     threshold = result.get("threshold")
-    if threshold is None and os.path.exists(os.path.join(category_dir, "threshold.json")):
+    if threshold is None and tf.io.gfile.exists(os.path.join(category_dir, "threshold.json")):
         threshold = files.read_json(os.path.join(category_dir, "threshold.json")).get("threshold")
     if isinstance(threshold, dict):
         threshold = threshold.get("value")
@@ -214,7 +213,7 @@ def _inline(text: str) -> str:
 def _categories(model_dir: str) -> list[str]:
     """Categories of the run that have results."""
     return sorted(os.path.basename(os.path.dirname(p))
-                  for p in glob.glob(os.path.join(model_dir, "*", "results.json")))
+                  for p in tf.io.gfile.glob(os.path.join(model_dir, "*", "results.json")))
 
 
 def category_section(model_dir: str, category: str) -> str:
@@ -231,7 +230,7 @@ def category_section(model_dir: str, category: str) -> str:
         for k, v in summary.items()) + "</table>")
     plots = []
     scores_csv = os.path.join(cdir, "scores.csv")
-    if os.path.exists(scores_csv):
+    if tf.io.gfile.exists(scores_csv):
         labels, scores = read_scores(scores_csv)
         plots.append(_img(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
         plots.append(_img(histogram_png(labels, scores, summary["threshold"],
@@ -270,18 +269,18 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
     body = [f"<h1>CutPaste report: {html.escape(os.path.basename(os.path.normpath(model_dir)))}"
             "</h1>", '<h2 id="results">Results against the paper</h2>']
     results_md = os.path.join(model_dir, "results.md")
-    if os.path.exists(results_md):
-        with open(results_md, encoding="utf-8") as f:
+    if tf.io.gfile.exists(results_md):
+        with tf.io.gfile.GFile(results_md, "r") as f:
             body.append(markdown_to_html(f.read()))
     body.append("<p>" + " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>'
                                    for c in categories) + "</p>")
     body += [category_section(model_dir, c) for c in categories]
     config_path = os.path.join(model_dir, "config.json")
-    if os.path.exists(config_path):
+    if tf.io.gfile.exists(config_path):
         config = json.dumps(files.read_json(config_path), indent=2, sort_keys=True)
-        body.append(f'<h2 id="settings">Settings</h2><pre>{html.escape(config)}</pre>')
+        body.append(f'<h2 id="settings">Settings</h2><pre>{html.escape(config, quote=False)}</pre>')
     hw = json.dumps(hardware(), indent=2)
-    body.append(f'<h2 id="hardware">Hardware (of this report)</h2><pre>{html.escape(hw)}</pre>')
+    body.append(f'<h2 id="hardware">Hardware (of this report)</h2><pre>{html.escape(hw, quote=False)}</pre>')
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>CutPaste report</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
