@@ -278,9 +278,11 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
     config_path = os.path.join(model_dir, "config.json")
     if tf.io.gfile.exists(config_path):
         config = json.dumps(files.read_json(config_path), indent=2, sort_keys=True)
-        body.append(f'<h2 id="settings">Settings</h2><pre>{html.escape(config, quote=False)}</pre>')
+        body.append('<h2 id="settings">Settings</h2>'
+                    f"<pre>{html.escape(config, quote=False)}</pre>")
     hw = json.dumps(hardware(), indent=2)
-    body.append(f'<h2 id="hardware">Hardware (of this report)</h2><pre>{html.escape(hw, quote=False)}</pre>')
+    body.append('<h2 id="hardware">Hardware (of this report)</h2>'
+                f"<pre>{html.escape(hw, quote=False)}</pre>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>CutPaste report</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
