@@ -21,6 +21,8 @@ setup(
     packages=find_packages(include=["cutpaste_tf", "cutpaste_tf.*", "launch", "launch.*"]),
     python_requires=">=3.10",
     install_requires=REQUIREMENTS,
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9",
+                             "matplotlib>=3.7"],
+                    "viz": ["matplotlib>=3.7"]},
     license="Apache-2.0",
 )

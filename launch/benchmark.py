@@ -25,8 +25,6 @@ and always the hardware and software they were measured on.
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from absl import app, logging
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import export, files, runner, train
+from cutpaste_tf.report import hardware
 from cutpaste_tf.ops import tasks
 from launch import flags as flag_defs
 
@@ -54,16 +53,6 @@ def _seconds_per_call(fn, calls: int) -> float:
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls
-
-
-def hardware() -> dict:
-    """What the figures were measured on."""
-    import tensorflow as tf
-    devices = tf.config.list_physical_devices()
-    gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-            for d in devices if d.device_type == "GPU"]
-    return {"cpu": platform.processor() or platform.machine(), "cpu_cores": os.cpu_count(),
-            "gpus": gpus, "tensorflow": tf.__version__, "python": platform.python_version()}
 
 
 def augmentation(config, category, steps: int) -> dict:

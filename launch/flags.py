@@ -137,6 +137,10 @@ flags.DEFINE_bool("gradcam", True, "--model_type=image: GradCAM localisation met
 flags.DEFINE_bool("heatmaps", True, "Write heatmap PNGs: of the test images (launch.train), of "
                   "the scored images when the model has an anomaly map (launch.predict).")
 
+# Report.
+flags.DEFINE_string("report_path", None, "launch.report: where the HTML report goes "
+                    "(default: <model_dir>/report.html).")
+
 
 def _floats(name: str, count: int) -> tuple[float, ...]:
     values = getattr(FLAGS, name)

@@ -17,7 +17,7 @@ import sys
 from absl import app, logging
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import evaluate, files, runner, train
+from cutpaste_tf import evaluate, files, report, runner, train
 from cutpaste_tf import threshold as threshold_lib
 from launch import distribute
 from launch import flags as flag_defs
@@ -134,6 +134,18 @@ def main(argv: list[str]) -> None:
     print(f"Results: {os.path.join(FLAGS.model_dir, 'results.json')}")
     if export_dir:
         print(f"SavedModels: {export_dir}/<category>/{FLAGS.export_version}")
+    print_report(FLAGS.model_dir)
+
+
+def print_report(model_dir: str) -> None:
+    """Writes the HTML report and prints its path, or how to get it without matplotlib."""
+    try:
+        path = report.write_report(model_dir)
+    except ImportError:
+        print("Report: pip install -e .[viz], then "
+              f"python -m launch.report --model_dir={model_dir}")
+        return
+    print(f"Report: {path}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ def test_writes_results_table_config_and_export(tiny_run):
         assert (model_dir / "washer" / name).exists(), name
     assert (model_dir / "export" / "washer" / "1" / "saved_model.pb").exists()
     assert "Image AUROC" in result.stdout and "Results:" in result.stdout
+    assert f"Report: {model_dir / 'report.html'}" in result.stdout  # matplotlib: test extra
+    assert "data:image/png;base64," in (model_dir / "report.html").read_text()
 
 
 def test_rerun_resumes_without_training_again(tiny_run):

@@ -1,0 +1,36 @@
+"""Writes the self-contained HTML report of a finished run.
+
+    python -m launch.report --model_dir=runs/quickstart [--report_path=report.html]
+
+Needs matplotlib: ``pip install -e .[viz]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app
+
+from cutpaste_tf import report
+from launch import flags as flag_defs
+
+FLAGS = flag_defs.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if not FLAGS.model_dir or not os.path.exists(os.path.join(FLAGS.model_dir, "results.json")):
+        print(f"error: --model_dir={FLAGS.model_dir} holds no results.json of a finished run",
+              file=sys.stderr)
+        sys.exit(1)
+    try:
+        path = report.write_report(FLAGS.model_dir, FLAGS.report_path)
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"Report: {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
