@@ -158,7 +158,6 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         scorer = export.AnomalyScorer(model, estimator, size, dcfg.feature, threshold=cut.value)
         path = export.export(scorer, export_dir, data.name, export_version,
                              metadata={"config": config_lib.to_dict(config),
-                                       VERSION_KEY: __version__,
                                        "threshold_info": cut.to_dict()})
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)

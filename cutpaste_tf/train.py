@@ -143,6 +143,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
     start = int(optimizer.iterations.numpy())
     total = config.total_steps
     step_fn = make_train_step(model, optimizer, config, strategy)
+    schedule = make_schedule(config)  # the optimizer's, for logging
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs", "train")) if chief
               else tf.summary.create_noop_writer())
     progress = keras.utils.Progbar(total, stateful_metrics=["loss", "accuracy", "lr"],
@@ -165,7 +166,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                 raise TrainingError(
                     f"non-finite training metrics at step {done}: {last}; the last good "
                     f"checkpoint is {manager.latest_checkpoint or latest or 'none (no checkpoint yet)'}")
-            lr = float(make_schedule(config)(done))
+            lr = float(schedule(done))
             rate = (done - tic_step) / max(time.perf_counter() - tic, 1e-9)
             tic, tic_step = time.perf_counter(), done
             with writer.as_default(step=done):

@@ -22,7 +22,6 @@ import sys
 import tensorflow as tf
 from absl import app, logging
 
-from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import export, files, runner, tflite, train
@@ -97,7 +96,6 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
                else (existing[-1] + 1 if existing else 1))
     path = export.export(scorer, export_dir, category, version,
                          metadata={"config": config_lib.to_dict(config),
-                                   runner.VERSION_KEY: __version__,
                                    "threshold_info": cut.to_dict()})
     record["threshold"] = cut.to_dict()
     files.write_json(record_path, record)

@@ -82,11 +82,6 @@ def main(mode: str, out_dir: str) -> None:
     count = len(getattr(tf_vars[0], "values", [None]))
     copies = [_flat([v.values[i] if hasattr(v, "values") else v for v in tf_vars])
               for i in range(count)]
-    if os.environ.get("DEBUG_DIFF"):
-        for v, t in zip(model.variables, tf_vars):
-            if hasattr(t, "values"):
-                d = max(float(np.max(np.abs(c.numpy() - t.values[0].numpy()))) for c in t.values)
-                if d > 0: print("DIFF", v.path, d, getattr(t, "aggregation", None), v.trainable)
     result = {
         "replicas": strategy.num_replicas_in_sync,
         "loss": last["loss"],

@@ -10,17 +10,9 @@ from scipy import stats
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.ops import cutpaste as cp
 from cutpaste_tf.ops import patches
+from test_tasks import _coord_images  # pixel values that name their position
 
 N_SEEDS = 2000
-
-
-def _coord_images(batch, height, width):
-    """Pixel (b, y, x) holds (y / (H - 1), x / (W - 1), (b + 1) / (B + 1)): all distinct."""
-    img = np.zeros((batch, height, width, 3), np.float32)
-    img[..., 0] = (np.arange(height, dtype=np.float32) / (height - 1))[:, None]
-    img[..., 1] = (np.arange(width, dtype=np.float32) / (width - 1))[None, :]
-    img[..., 2] = ((np.arange(batch, dtype=np.float32) + 1) / (batch + 1))[:, None, None]
-    return img
 
 
 def _many(sampler, n=N_SEEDS):

@@ -17,7 +17,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf import evaluate, export, files, metrics, train
@@ -178,8 +177,7 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
     if export_dir:
         path = export.export(scorer, export_dir, data.name, export_version,
                              metadata={"config": config_lib.to_dict(config),
-                                       "model_type": "patch", "cutpaste_tf_version": __version__,
-                                       "threshold_info": cut.to_dict()})
+                                       "model_type": "patch", "threshold_info": cut.to_dict()})
         result["export_path"] = path
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
