@@ -70,6 +70,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     try:
         config, work = plan()
         digits = synthetic.digit_templates(SyntheticConfig().digit_size)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
+import tensorflow as tf
 from absl import app, logging
 
 from cutpaste_tf import files, trained, tsne
@@ -26,6 +27,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     try:
         tsne._pyplot()  # fail early and clearly without matplotlib
         if not FLAGS.model_dir:
