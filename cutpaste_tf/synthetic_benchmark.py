@@ -44,34 +44,19 @@ def spread(paths: Sequence[str], count: int) -> list[str]:
 
 def make_anomalies(images: np.ndarray, kind: str, seed: int, digits: Optional[np.ndarray],
                    sources: Optional[np.ndarray], config: SyntheticConfig = SyntheticConfig(),
-                   batch_size: int = 32, jit_compile: bool = False) -> np.ndarray:
+                   batch_size: int = 32) -> np.ndarray:
     """``images`` [N, H, W, 3] in [0, 1] with one anomaly of ``kind`` each, seeded by ``seed``
-    and the batch index (not by the kind). The op is traced once per kind; ``jit_compile``
-    also compiles it with XLA (worth it on accelerators, seconds of compile time per kind on
-    a CPU, where the model dominates anyway)."""
+    and the batch index (not by the kind). Runs eagerly: every op works on whole batches, so
+    tracing (about a second per kind) would cost more than it saves next to the model."""
     shape, fill = split_kind(kind)
     digit_t = None if digits is None else tf.constant(digits, tf.float32)
     source_t = None if sources is None else tf.constant(sources, tf.float32)
     out = []
     for start in range(0, len(images), batch_size):
         batch = tf.constant(images[start:start + batch_size], tf.float32)
-        out.append(_compiled(shape, fill, config, jit_compile)(batch, tf.constant([seed, start], tf.int64),
-                                                  digit_t, source_t).numpy())
+        out.append(synthetic.synthesize(batch, tf.constant([seed, start], tf.int64), shape, fill,
+                                        digit_t, source_t, config).numpy())
     return np.concatenate(out) if out else images[:0]
-
-
-_COMPILED: dict = {}
-
-
-def _compiled(shape: str, fill: str, config: SyntheticConfig, jit_compile: bool):
-    """One traced synthesize function per kind and config (so kinds do not retrace)."""
-    key = (shape, fill, config, jit_compile)
-    if key not in _COMPILED:
-        _COMPILED[key] = tf.function(
-            lambda x, seed, digits, sources: synthetic.synthesize(
-                x, seed, shape, fill, digits, sources, config),
-            jit_compile=jit_compile, reduce_retracing=True)
-    return _COMPILED[key]
 
 
 def score(model: keras.Model, estimator: density_lib.Density, images: np.ndarray, feature: str,
