@@ -75,7 +75,13 @@ def main(argv: list[str]) -> None:
         config, work = plan()
         digits = synthetic.digit_templates(SyntheticConfig().digit_size)
         path = os.path.join(FLAGS.model_dir, RESULTS)
-        results = files.read_json(path)["categories"] if tf.io.gfile.exists(path) else {}
+        results = {}
+        if tf.io.gfile.exists(path):  # results of other categories from earlier invocations
+            try:
+                results = files.read_json(path)["categories"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path} is not a synthetic.json this launcher wrote; move "
+                                 "it away and run again") from None
         size, batch = config.train.image_size, config.eval_batch_size
         for data, source_files in work:
             model, estimator = trained.load_trained(FLAGS.model_dir, data.name, config)
