@@ -1,7 +1,7 @@
 """Synthetic anomalies (Sec. 5.3, Table 6) against a trained run.
 
     python -m launch.synthetic --model_dir=runs/quickstart --data_dir=testdata \
-        [--category=washer] [--natural_dir=some/images] [--synthetic_copies=1]
+        [--category=washer] [--natural_dir=some/images] [--synthetic_copies=1] [--seed=0]
 
 For each trained category (``--category``, default all in the model dir) the model and its
 fitted density score the normal test images against the same images with a digit, square,
@@ -92,13 +92,13 @@ def main(argv: list[str]) -> None:
                   f"cop{'y' if FLAGS.synthetic_copies == 1 else 'ies'} per kind; natural "
                   f"patches from {len(sources)} images")
             aurocs = bench.synthetic_auroc(model, estimator, normal, config.density.feature,
-                                           sources, digits, seed=config.train.seed,
+                                           sources, digits, seed=FLAGS.seed,
                                            copies=FLAGS.synthetic_copies, batch_size=batch)
             results[data.name] = {"auroc": aurocs, "average": bench.averages(aurocs),
                                   "num_normal": len(normal), "copies": FLAGS.synthetic_copies,
                                   "natural_sources": source_files}
             if FLAGS.synthetic_examples:
-                grid = bench.example_grid(normal, sources, digits, seed=config.train.seed)
+                grid = bench.example_grid(normal, sources, digits, seed=FLAGS.seed)
                 files.write_bytes(os.path.join(FLAGS.model_dir, data.name, EXAMPLES), grid)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from cutpaste_tf import paper
 from cutpaste_tf import synthetic_benchmark as bench
-from cutpaste_tf.config import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
+from cutpaste_tf.config import SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.ops import synthetic
 import analysis_fixture  # a tiny model dir (tests/analysis_fixture.py)
 
@@ -168,17 +168,20 @@ def test_xla_and_tf_data_match_eager():
     images = tf.constant(rng.uniform(size=(4, 32, 48, 3)), tf.float32)
     sources = tf.constant(rng.uniform(size=(3, 32, 48, 3)), tf.float32)
     digits = tf.constant(DIGITS)
-    # Every shape and both fills (each XLA compile costs seconds on a busy CPU).
-    for shape, fill in zip(SYNTHETIC_SHAPES, SYNTHETIC_FILLS * 2):
-        def fn(x, s, shape=shape, fill=fill):
-            return synthetic.synthesize(x, s, shape, fill, digits, sources)
+    # Both fills, and the two shapes with the most code (the digit gathers, the heart's
+    # polynomial); squares and ellipses are plain comparisons of the same coordinates.
+    kinds = [("digit", "natural"), ("heart", "color")]
 
-        seed = tf.constant([9, 1])
-        eager = fn(images, seed).numpy()
-        xla = tf.function(fn, jit_compile=True)(images, seed).numpy()
+    def fn(x, s):  # one function, so one XLA compile (seconds on a busy CPU)
+        return [synthetic.synthesize(x, s, shape, fill, digits, sources) for shape, fill in kinds]
+
+    seed = tf.constant([9, 1])
+    eager = fn(images, seed)
+    xla = tf.function(fn, jit_compile=True)(images, seed)
+    for kind, e, x in zip(kinds, eager, xla):
         # Float rounding may flip a boundary pixel (see ops/random.py); nothing more.
-        assert np.mean(np.any(eager != xla, -1)) < 2e-3, (shape, fill)
-        assert not np.array_equal(eager, images.numpy())
+        assert np.mean(np.any(e.numpy() != x.numpy(), -1)) < 2e-3, kind
+        assert not np.array_equal(e.numpy(), images.numpy())
     ds = tf.data.Dataset.from_tensors(images).map(
         lambda x: synthetic.synthesize(x, tf.constant([9, 1]), "heart", "color"))
     assert np.array_equal(next(iter(ds)).numpy(),
@@ -201,17 +204,19 @@ def test_bad_kinds_and_missing_inputs_are_named():
 
 
 def test_paper_table6_matches_the_paper_text():
-    text = (ROOT.parent / "shared" / "paper" / "cutpaste_cvpr2021.txt")
-    if not text.exists():
-        text = pathlib.Path("/work/shared/paper/cutpaste_cvpr2021.txt")
-    lines = text.read_text().splitlines()
+    # Table 6's "Avg" is the mean of its seven columns.
+    assert abs(np.mean([paper.TABLE6["cutpaste"][k] for k in paper.TABLE6_KINDS]) - 98.3) < 0.06
+    texts = [base / "paper" / "cutpaste_cvpr2021.txt" for base in (ROOT / "shared",
+                                                                   ROOT.parent / "shared")]
+    text = next((t for t in texts if t.exists()), None)
+    if text is None:
+        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
+    lines = text.read_text(encoding="utf-8").splitlines()
     header = lines.index("Dataset MNIST Square Ellipse Heart Square† Ellipse† Heart† Avg")
     rows = [ln for ln in lines[header + 1:header + 5] if ln.strip()]
     for method, line in zip(("cutout", "cutpaste"), rows):
         values = [float(v) for v in line.split()[1:]]
         assert values == list(paper.TABLE6[method].values()), method
-    # Table 6's "Avg" is the mean of its seven columns.
-    assert abs(np.mean([paper.TABLE6["cutpaste"][k] for k in paper.TABLE6_KINDS]) - 98.3) < 0.06
 
 
 def test_synthetic_auroc_on_a_tiny_model():
