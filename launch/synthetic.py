@@ -96,7 +96,7 @@ def main(argv: list[str]) -> None:
                                            copies=FLAGS.synthetic_copies, batch_size=batch)
             results[data.name] = {"auroc": aurocs, "average": bench.averages(aurocs),
                                   "num_normal": len(normal), "copies": FLAGS.synthetic_copies,
-                                  "natural_sources": source_files}
+                                  "seed": FLAGS.seed, "natural_sources": source_files}
             if FLAGS.synthetic_examples:
                 grid = bench.example_grid(normal, sources, digits, seed=FLAGS.seed)
                 files.write_bytes(os.path.join(FLAGS.model_dir, data.name, EXAMPLES), grid)

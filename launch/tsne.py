@@ -52,7 +52,8 @@ def main(argv: list[str]) -> None:
             trained.load_images(data.train_files, size, batch), config.density.feature,
             config.density.normalize, config.train.augment, FLAGS.seed, batch)
         points = tsne.tsne_2d(feats, FLAGS.seed, FLAGS.tsne_perplexity)
-        title = f"{name}: t-SNE of the {config.density.feature} features ({config.train.task} model)"
+        title = (f"{name}: t-SNE of the {config.density.feature} features "
+                 f"({config.train.task} model)")
         out = os.path.join(FLAGS.model_dir, name)
         files.write_bytes(os.path.join(out, "tsne.png"), tsne.plot_png(points, labels, title))
         files.write_json(os.path.join(out, "tsne.json"), {
