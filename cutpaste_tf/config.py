@@ -274,3 +274,31 @@ def to_json(config: Any) -> str:
 
 def from_json(cls: type, text: str) -> Any:
     return from_dict(cls, json.loads(text))
+
+
+# Synthetic anomalies (Sec. 5.3, Table 6): the shapes and fills of the benchmark.
+SYNTHETIC_SHAPES = ("digit", "square", "ellipse", "heart")
+SYNTHETIC_FILLS = ("color", "natural")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Sizes of the synthetic anomalies; the paper gives none, so these are our choices.
+
+    The shape's box covers ``area_ratio`` of the image (CutPaste's range), ellipses have an
+    axis ratio log-uniform in ``ellipse_aspect`` (squares, hearts and digits are square boxes),
+    every shape is rotated by U(-angle, angle) degrees and lies wholly inside the image.
+    """
+
+    area_ratio: tuple[float, float] = (0.02, 0.15)
+    ellipse_aspect: tuple[float, float] = (0.5, 2.0)
+    angle: float = 45.0
+    digit_size: int = 32  # side of the upscaled digit templates (load_digits is 8x8)
+
+    def __post_init__(self):
+        _check_range("area_ratio", self.area_ratio, 1e-4, 0.5)
+        _check_range("ellipse_aspect", self.ellipse_aspect, 0.1, 10.0)
+        if not 0.0 <= self.angle <= 180.0:
+            raise ValueError(f"angle must be in [0, 180] degrees, got {self.angle}")
+        if self.digit_size < 8:
+            raise ValueError(f"digit_size must be at least 8, got {self.digit_size}")

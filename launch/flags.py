@@ -242,3 +242,14 @@ def localization_config() -> LocalizationConfig:
     except ValueError as e:
         raise ValueError(f"localisation flags (--train_patch_size, --dense_patch_size, "
                          f"--stride, --upsample_sigma, --dense_chunk): {e}") from None
+
+# Analyses of a trained run: synthetic anomalies (launch.synthetic), t-SNE (launch.tsne).
+flags.DEFINE_string("natural_dir", None, "launch.synthetic: folder of images whose patches fill "
+                    "the natural-image shapes (default: train/good of the dataset's other "
+                    "categories).")
+flags.DEFINE_integer("synthetic_copies", 1, "launch.synthetic: altered versions of each normal "
+                     "test image per kind (different seeds).")
+flags.DEFINE_bool("synthetic_examples", True, "launch.synthetic: write a PNG grid of examples "
+                  "into each category folder.")
+flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clipped to "
+                   "(N - 1) / 3 for small sets).")
