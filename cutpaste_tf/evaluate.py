@@ -40,7 +40,7 @@ def feature_extractor(model: keras.Model, image_size: Sequence[int], feature: st
 def embed(model: keras.Model, paths: Sequence[str], image_size: Sequence[int], feature: str,
           batch_size: int = 32) -> np.ndarray:
     """``feature`` output of ``model`` (inference mode) for each image file, in order: [N, D]."""
-    extract = _extractor(model, tuple(image_size), feature)
+    extract = cached_extractor(model, tuple(image_size), feature)
     chunks = [extract(x).numpy() for x in eval_dataset(paths, image_size, batch_size)]
     return np.concatenate(chunks, axis=0)
 
@@ -48,7 +48,7 @@ def embed(model: keras.Model, paths: Sequence[str], image_size: Sequence[int], f
 _EXTRACTORS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 
-def _extractor(model: keras.Model, image_size: tuple[int, ...], feature: str):
+def cached_extractor(model: keras.Model, image_size: tuple[int, ...], feature: str):
     """One traced extractor per (model, size, feature), so repeated calls do not retrace."""
     cache = _EXTRACTORS.setdefault(model, {})
     key = (image_size, feature)

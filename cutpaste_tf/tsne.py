@@ -45,7 +45,7 @@ def features(model: keras.Model, images: np.ndarray, feature: str, normalize: bo
     the density sees it when ``normalize``."""
     if len(images) == 0:
         return np.zeros([0, 0], np.float32)
-    extract = evaluate._extractor(model, tuple(images.shape[1:3]), feature)  # cached
+    extract = evaluate.cached_extractor(model, tuple(images.shape[1:3]), feature)  # cached
     out = np.concatenate([extract(tf.constant(images[i:i + batch_size])).numpy()
                           for i in range(0, len(images), batch_size)])
     if normalize:
