@@ -213,3 +213,16 @@ def test_launch_train_resolves_the_config_to_one_class_problems(prepared):
 def flag_image_size():
     from launch import flags as flag_defs
     return flag_defs.image_size()
+
+
+def test_launch_train_asks_for_the_source_of_an_unprepared_folder(tmp_path):
+    from launch import train as launcher
+
+    flags = launcher.FLAGS
+    try:
+        flags(["train", "--flagfile=configs/cifar10.flags", f"--data_dir={tmp_path / 'new'}"])
+        with pytest.raises(ValueError, match=r"is not prepared yet; give --source="):
+            launcher.resolve_categories()
+    finally:
+        flags.unparse_flags()
+    assert not (tmp_path / "new").exists()
