@@ -226,3 +226,20 @@ def test_launch_train_asks_for_the_source_of_an_unprepared_folder(tmp_path):
     finally:
         flags.unparse_flags()
     assert not (tmp_path / "new").exists()
+
+
+def test_paper_cifar10_numbers_match_section_5_4():
+    from cutpaste_tf import paper
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    found = [p for p in (root / "shared", root.parent / "shared")
+             if (p / "paper" / "cutpaste_cvpr2021.txt").exists()]
+    if not found:
+        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
+    text = (found[0] / "paper" / "cutpaste_cvpr2021.txt").read_text(encoding="utf-8")
+    section = " ".join(text[text.index("5.4. Application to Semantic"):
+                            text.index("6. Conclusion")].split())
+    assert "Cutout results in 60.2 AUC" in section
+    assert "CutPaste achieves 69.4 AUC" in section
+    assert "rotation prediction (91.3 AUC)" in section
+    assert paper.CIFAR10_MEAN_AUROC == {"cutout": 60.2, "cutpaste": 69.4, "rotation": 91.3}

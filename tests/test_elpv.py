@@ -109,3 +109,19 @@ def test_the_real_package_split():
     counts = {t: {k: len(v) for k, v in parts.items()} for t, parts in splits.items()}
     assert counts == {"mono": {"train": 441, "test_good": 147, "test_defective": 313},
                       "poly": {"train": 690, "test_good": 230, "test_defective": 402}}
+
+
+def test_launch_train_prepares_and_indexes_both_cell_types(tmp_path, fake_package):
+    from launch import train as launcher
+
+    flags = launcher.FLAGS
+    try:
+        flags(["train", "--flagfile=configs/elpv_cpu.flags", f"--data_dir={tmp_path / 'elpv'}",
+               "--split_seed=5", "--heldout_fraction=0.5"])
+        categories = launcher.resolve_categories()
+    finally:
+        flags.unparse_flags()
+    assert [c.name for c in categories] == ["mono", "poly"]
+    assert [c.test_labels.count(0) for c in categories] == [6, 4]  # half of 12 and 8 normal
+    manifest = json.loads((tmp_path / "elpv" / "prepared.json").read_text())
+    assert manifest["split_seed"] == 5 and manifest["test_fraction"] == 0.5
