@@ -4,6 +4,8 @@ import io
 import os
 import pathlib
 import pickle
+import pickletools
+import struct
 import tarfile
 
 import numpy as np
@@ -47,8 +49,33 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def make_python_archive(path: pathlib.Path, skip: str = "") -> pathlib.Path:
-    """A tiny cifar-10-python.tar.gz: dicts with bytes keys, pickled at protocol 2."""
+class Python2Pickler(pickle._Pickler):
+    """Pickles bytes as Python 2 pickled its str (BINSTRING), as in the real CIFAR-10 archive;
+    Python 3 at protocol 2 writes bytes as a call of _codecs.encode instead."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_bytes(self, obj: bytes) -> None:
+        n = len(obj)
+        head = (pickle.SHORT_BINSTRING + bytes([n]) if n < 256
+                else pickle.BINSTRING + struct.pack("<i", n))
+        self.write(head + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+
+
+def py2_pickle(value) -> bytes:
+    """Protocol 2 as Python 2 with numpy 1 wrote it: numpy.core.multiarray, BINSTRING bytes."""
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(value)
+    return buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def make_python_archive(path: pathlib.Path, skip: str = "", py2: bool = True) -> pathlib.Path:
+    """A tiny cifar-10-python.tar.gz: dicts with bytes keys, pickled at protocol 2 (as Python 2
+    did, or as Python 3 does with ``py2=False``)."""
+    dumps = py2_pickle if py2 else (lambda value: pickle.dumps(value, protocol=2))
     with tarfile.open(path, "w:gz") as tar:
         for name, images, labels in _batches():
             if name == skip:
@@ -56,9 +83,9 @@ def make_python_archive(path: pathlib.Path, skip: str = "") -> pathlib.Path:
             batch = {b"batch_label": f"{name} of 5".encode(), b"labels": labels,
                      b"data": _rows(images),
                      b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
-            _add(tar, f"cifar-10-batches-py/{name}", pickle.dumps(batch, protocol=2))
+            _add(tar, f"cifar-10-batches-py/{name}", dumps(batch))
         meta = {b"label_names": [c.encode() for c in cifar10.CLASSES]}
-        _add(tar, "cifar-10-batches-py/batches.meta", pickle.dumps(meta, protocol=2))
+        _add(tar, "cifar-10-batches-py/batches.meta", dumps(meta))
     return path
 
 
@@ -99,14 +126,24 @@ def test_pixels_survive_to_the_png_in_place_and_channel(prepared):
         _png(root / "data" / "train" / cifar10.CLASSES[labels[3]] / f"{first:05d}.png"), images[3])
 
 
-def test_binary_archive_and_extracted_folder_give_the_same_images(prepared, tmp_path):
+def test_the_test_archive_references_what_the_real_one_does(prepared):
+    root, _ = prepared
+    with tarfile.open(root / "cifar-10-python.tar.gz") as tar:
+        data = tar.extractfile("cifar-10-batches-py/data_batch_1").read()
+    names = {arg for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
+    assert names == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
+
+
+def test_binary_python3_archive_and_extracted_folder_give_the_same_images(prepared, tmp_path):
     root, _ = prepared
     binary = make_binary_archive(tmp_path / "cifar-10-binary.tar.gz")
     cifar10.prepare(str(tmp_path / "bin"), str(binary))
+    py3 = make_python_archive(tmp_path / "py3.tar.gz", py2=False)
+    cifar10.prepare(str(tmp_path / "py3"), str(py3))
     with tarfile.open(root / "cifar-10-python.tar.gz") as tar:
         tar.extractall(tmp_path / "extracted", filter="data")
     cifar10.prepare(str(tmp_path / "folder"), str(tmp_path / "extracted"))
-    for other in ("bin", "folder"):
+    for other in ("bin", "py3", "folder"):
         for split, name in (("train", "cat/00006.png"), ("test", "truck/00029.png")):
             np.testing.assert_array_equal(_png(tmp_path / other / split / name),
                                           _png(root / "data" / split / name))
