@@ -57,6 +57,8 @@ def prepared_categories() -> list[data_lib.CategoryData]:
                          "written as PNGs once (and found on later runs)")
     names = FLAGS.category
     if FLAGS.dataset == "elpv":
+        if not 0.0 < FLAGS.heldout_fraction < 1.0:
+            raise ValueError(f"--heldout_fraction must be in (0, 1), got {FLAGS.heldout_fraction}")
         elpv.prepare(FLAGS.data_dir, FLAGS.heldout_fraction, FLAGS.split_seed)
         names = list(elpv.CELL_TYPES) if names in (["all"], []) else names
         return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]

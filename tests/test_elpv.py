@@ -125,3 +125,17 @@ def test_launch_train_prepares_and_indexes_both_cell_types(tmp_path, fake_packag
     assert [c.test_labels.count(0) for c in categories] == [6, 4]  # half of 12 and 8 normal
     manifest = json.loads((tmp_path / "elpv" / "prepared.json").read_text())
     assert manifest["split_seed"] == 5 and manifest["test_fraction"] == 0.5
+
+
+def test_launch_train_refuses_a_bad_heldout_fraction_before_loading(tmp_path, fake_package):
+    from launch import train as launcher
+
+    flags = launcher.FLAGS
+    try:
+        flags(["train", "--flagfile=configs/elpv_cpu.flags", f"--data_dir={tmp_path / 'elpv'}",
+               "--heldout_fraction=1"])
+        with pytest.raises(ValueError, match=r"--heldout_fraction must be in \(0, 1\), got 1"):
+            launcher.resolve_categories()
+    finally:
+        flags.unparse_flags()
+    assert not fake_package and not (tmp_path / "elpv").exists()
