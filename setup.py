@@ -23,6 +23,8 @@ setup(
     install_requires=REQUIREMENTS,
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9",
                              "matplotlib>=3.7"],
-                    "viz": ["matplotlib>=3.7"]},
+                    "viz": ["matplotlib>=3.7"],
+                    # Real solar-cell images for --dataset=elpv (90 MB, CC BY-NC-SA 4.0).
+                    "elpv": ["elpv-dataset>=1.0"]},
     license="Apache-2.0",
 )

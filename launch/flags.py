@@ -15,9 +15,16 @@ FLAGS = flags.FLAGS
 
 # Data.
 flags.DEFINE_string("data_dir", None, "Root of the dataset (MVTec AD layout for --dataset=mvtec).")
-flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "folder"],
+flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "folder", "cifar10", "elpv"],
                   "mvtec: <data_dir>/<category>/{train,test,ground_truth}; folder: --train_dir, "
-                  "--test_good_dir, --test_defect_dirs (and --mask_dir).")
+                  "--test_good_dir, --test_defect_dirs (and --mask_dir); cifar10 (one class "
+                  "normal) and elpv (solar cells): written once as PNGs into --data_dir "
+                  "(README, 'Other datasets').")
+flags.DEFINE_string("source", None, "--dataset=cifar10: cifar-10-python.tar.gz, "
+                    "cifar-10-binary.tar.gz or the folder extracted from either.")
+flags.DEFINE_float("heldout_fraction", 0.25, "--dataset=elpv: fraction of each cell type's "
+                   "normal cells held out as normal test images.")
+flags.DEFINE_integer("split_seed", 0, "--dataset=elpv: seed of the train/test split.")
 flags.DEFINE_list("category", ["all"], "Categories to run (comma-separated), or 'all'.")
 flags.DEFINE_string("train_dir", None, "--dataset=folder: folder of normal training images.")
 flags.DEFINE_string("test_good_dir", None, "--dataset=folder: folder of normal test images.")

@@ -19,6 +19,7 @@ from absl import app, logging
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import evaluate, files, report, runner, train
 from cutpaste_tf import threshold as threshold_lib
+from cutpaste_tf.data import cifar10, elpv
 from launch import distribute
 from launch import flags as flag_defs
 
@@ -29,6 +30,8 @@ def resolve_categories() -> list[data_lib.CategoryData]:
     """Indexes every requested category (all of them before any training starts)."""
     if not FLAGS.data_dir and FLAGS.dataset == "mvtec":
         raise ValueError("--data_dir is required (the root of the MVTec AD dataset)")
+    if FLAGS.dataset in ("cifar10", "elpv"):
+        return prepared_categories()
     if FLAGS.dataset == "folder":
         missing = [f"--{n}" for n in ("train_dir", "test_good_dir") if not getattr(FLAGS, n)]
         if missing or not FLAGS.test_defect_dirs:
@@ -45,6 +48,26 @@ def resolve_categories() -> list[data_lib.CategoryData]:
             raise ValueError(f"--data_dir={FLAGS.data_dir} holds no category folders with a "
                              "train/good subfolder; is it the MVTec AD root?")
     return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]
+
+
+def prepared_categories() -> list[data_lib.CategoryData]:
+    """--dataset=cifar10|elpv: writes the PNGs into --data_dir once, then indexes them."""
+    if not FLAGS.data_dir:
+        raise ValueError(f"--dataset={FLAGS.dataset} needs --data_dir: where its images are "
+                         "written as PNGs once (and found on later runs)")
+    names = FLAGS.category
+    if FLAGS.dataset == "elpv":
+        if not 0.0 < FLAGS.heldout_fraction < 1.0:
+            raise ValueError(f"--heldout_fraction must be in (0, 1), got {FLAGS.heldout_fraction}")
+        elpv.prepare(FLAGS.data_dir, FLAGS.heldout_fraction, FLAGS.split_seed)
+        names = list(elpv.CELL_TYPES) if names in (["all"], []) else names
+        return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]
+    if not FLAGS.source and cifar10.read_manifest(FLAGS.data_dir) is None:
+        raise ValueError(f"--dataset=cifar10: {FLAGS.data_dir!r} is not prepared yet; give "
+                         "--source=<cifar-10-python.tar.gz or its extracted folder>")
+    cifar10.prepare(FLAGS.data_dir, FLAGS.source)
+    names = list(cifar10.CLASSES) if names in (["all"], []) else names
+    return [cifar10.index_class(FLAGS.data_dir, name) for name in names]
 
 
 def validate_categories(categories: list[data_lib.CategoryData],
