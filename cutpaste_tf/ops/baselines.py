@@ -100,7 +100,9 @@ def apply_cutout(images: tf.Tensor, params: dict[str, tf.Tensor], fill: str = "g
     if fill == "grey":
         value = tf.constant(GREY, images.dtype)
     elif fill == "mean":
-        value = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        # Row means, then their mean: float32 sums of at most max(H, W) terms.
+        value = tf.reduce_mean(tf.reduce_mean(images, axis=2, keepdims=True), axis=1,
+                               keepdims=True)
     elif fill == "color":
         value = tf.cast(params["color"], images.dtype)[:, None, None, :]
     else:
