@@ -352,3 +352,43 @@ def test_make_views_and_patch_views_shapes_and_labels(task):
     views, labels = patches.make_patch_views(images, SEED, task, (32, 32), AugmentConfig())
     assert views.shape == (3 * n_views, 32, 32, 3)
     np.testing.assert_array_equal(labels.numpy(), np.repeat(np.arange(n_views), 3))
+
+
+# =============================================================================================
+# Flagfiles.
+
+
+def _flag_values(path, root):
+    """Flag name -> value from a flagfile, nested --flagfile first, later values winning."""
+    values = {}
+    for line in (root / path).read_text().splitlines():
+        line = line.strip()
+        if not line.startswith("--"):
+            continue
+        name, _, value = line[2:].partition("=")
+        if name == "flagfile":
+            values.update(_flag_values(value, root))
+        else:
+            values[name] = value
+    return values
+
+
+@pytest.mark.parametrize("task", NEW_TASKS)
+def test_baseline_flagfiles_set_task_batch_and_quote_the_paper(task):
+    import pathlib
+
+    from cutpaste_tf import paper
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    path = f"configs/{task}.flags"
+    header = [ln for ln in (root / path).read_text().splitlines() if ln.startswith("#")]
+    assert any(f"--flagfile={path}" in ln for ln in header), "header lacks the command"
+    assert any(ln.startswith("# Runtime:") for ln in header)
+    values = _flag_values(path, root)
+    assert values["task"] == task
+    train = config_lib.TrainConfig(task=task, batch_size=int(values["batch_size"]),
+                                   image_size=(int(values["image_size"]),) * 2)
+    assert train.sources_per_batch == 64 // len(TASK_VIEWS[task])
+    mean, se = paper.paper_results(task)[1]["all"]  # Table 1 where it has the column
+    paper_line = next(ln for ln in header if ln.startswith("# Paper:"))
+    assert f"{mean} +- {se}" in paper_line, paper_line
