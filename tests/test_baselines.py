@@ -275,6 +275,23 @@ def test_apply_confetti_changes_only_near_blobs(height, width):
     assert 0.01 < np.mean(coverage) < 0.2
 
 
+def test_confetti_blur_is_a_reflect_padded_gaussian():
+    height, width = 40, 72
+    params = bl.sample_confetti(SEED, 6, height, width)
+    blobs = bl.confetti_blobs(params, height, width).numpy()
+    flat = np.einsum("bkhw,bkc->bhwc", blobs, params["color"].numpy()).astype(np.float64)
+    radius, sigma = bl.confetti_blur(height, width)
+    assert radius == round(12 * math.sqrt(height * width) / 224)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(flat, [(0, 0), (radius, radius), (radius, radius), (0, 0)], mode="reflect")
+    along_y = sum(t * padded[:, i:i + height] for i, t in enumerate(taps))
+    want = sum(t * along_y[:, :, i:i + width] for i, t in enumerate(taps))
+    got = bl.confetti_noise(params, height, width).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert got.max() > 0.1
+
+
 def test_confetti_is_subtracted_from_white_images():
     images = np.ones((8, 48, 48, 3), np.float32)
     params = bl.sample_confetti(SEED, 8, 48, 48)

@@ -232,13 +232,25 @@ def confetti_noise(params: dict[str, tf.Tensor], height: int, width: int,
     blobs = confetti_blobs(params, height, width)
     noise = tf.einsum("bkhw,bkc->bhwc", blobs, params["color"])
     radius, sigma = confetti_blur(height, width, scale_size)
-    taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+    # The separable blur as two matrix products (one per axis): a depthwise convolution with
+    # a 25+ tap kernel ran ~10x slower on CPU, and slower still under XLA.
+    blur_y = _blur_matrix(height, radius, sigma)
+    blur_x = _blur_matrix(width, radius, sigma)
+    noise = tf.reshape(tf.matmul(blur_y[None], tf.reshape(noise, [-1, height, width * 3])),
+                       [-1, height, width, 3])
+    noise = tf.reshape(tf.transpose(noise, [0, 1, 3, 2]), [-1, width])
+    noise = tf.matmul(noise, blur_x, transpose_b=True)
+    return tf.transpose(tf.reshape(noise, [-1, height, 3, width]), [0, 1, 3, 2])
+
+
+def _blur_matrix(size: int, radius: int, sigma: float) -> tf.Tensor:
+    """``[size, size]`` matrix of a 1-D Gaussian blur with reflected borders (as a
+    ``REFLECT``-padded convolution): row i holds the weights of output pixel i."""
+    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
     kernel = tf.constant([t / sum(taps) for t in taps], tf.float32)
-    padded = tf.pad(noise, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    along_y = tf.tile(kernel[:, None, None, None], [1, 1, 3, 1])
-    along_x = tf.tile(kernel[None, :, None, None], [1, 1, 3, 1])
-    noise = tf.nn.depthwise_conv2d(padded, along_y, [1, 1, 1, 1], "VALID")
-    return tf.nn.depthwise_conv2d(noise, along_x, [1, 1, 1, 1], "VALID")
+    source = tf.abs(tf.range(size)[:, None] + tf.range(-radius, radius + 1)[None, :])
+    source = tf.where(source > size - 1, 2 * (size - 1) - source, source)
+    return tf.reduce_sum(tf.one_hot(source, size) * kernel[None, :, None], axis=1)
 
 
 def apply_confetti(images: tf.Tensor, params: dict[str, tf.Tensor],
