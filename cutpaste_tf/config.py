@@ -17,6 +17,13 @@ TASK_VIEWS: dict[str, tuple[str, ...]] = {
     "cutpaste": ("normal", "cutpaste"),
     "scar": ("normal", "scar"),
     "union": ("normal", "union"),
+    # Baselines of Tables 1 and 4 (cutpaste_tf/ops/baselines.py).
+    "rotation": ("normal", "rot90", "rot180", "rot270"),
+    "cutout": ("normal", "cutout"),
+    "cutout_mean": ("normal", "cutout_mean"),
+    "cutout_color": ("normal", "cutout_color"),
+    "scar_cutout": ("normal", "scar_cutout"),
+    "confetti": ("normal", "confetti"),
 }
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -104,6 +111,9 @@ class TrainConfig:
             raise ValueError(f"task must be one of {sorted(TASK_VIEWS)}, got {self.task!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (height, width), each >= 32, got {self.image_size}")
+        if self.task == "rotation" and self.image_size[0] != self.image_size[1]:
+            raise ValueError(f"task 'rotation' needs a square --image_size (a quarter turn swaps "
+                             f"height and width), got {self.image_size[0]}x{self.image_size[1]}")
         if self.batch_size <= 0 or self.batch_size % self.num_views:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a positive multiple of the {self.num_views} "
@@ -240,6 +250,10 @@ class RunConfig:
             if self.train.augment_on_device:
                 raise ValueError("augment_on_device is not supported for patch models yet "
                                  "(the crops are cut in the input pipeline)")
+            crop = loc.train_patch_size
+            if self.train.task == "rotation" and crop[0] != crop[1]:
+                raise ValueError(f"task 'rotation' needs a square --train_patch_size (a quarter "
+                                 f"turn swaps height and width), got {crop[0]}x{crop[1]}")
             if self.density.kind != "gde":
                 raise ValueError("patch models score with Gaussian densities (density 'gde'), "
                                  f"got {self.density.kind!r}")

@@ -2,6 +2,7 @@
 
     python -m launch.benchmark --flagfile=configs/3way.flags --data_dir=testdata --steps=3
     python -m launch.benchmark --flagfile=configs/quickstart.flags --steps=20
+    python -m launch.benchmark --flagfile=configs/3way.flags --sections=tasks --steps=5
     python -m launch.benchmark --flagfile=configs/patch_3way.flags --data_dir=testdata \
         --sections=dense --per_location=true --steps=1
 
@@ -16,6 +17,9 @@ Figures (all at ``--image_size`` with ``--batch_size`` views of ``--task``), by 
   (1.0: it does not);
 - ``serve``: SavedModel latency: p50 and p95 milliseconds for one image, and images/s for a
   batch of 32;
+- ``tasks``: views/s of ``make_views`` alone for each of ``--bench_tasks`` (default: CutPaste
+  and the baseline tasks) on ``--bench_sources`` random source images, as a compiled graph and
+  XLA-compiled (rotation is left out at non-square sizes);
 - ``dense``: seconds per image of dense patch scoring (patch embeddings, the Gaussian density per
   location or shared, receptive-field upsampling) at ``--dense_patch_size`` / ``--stride``, and
   the embedding part alone;
@@ -35,6 +39,7 @@ from absl import app, logging
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import density as density_lib
 from cutpaste_tf import export, files, runner, train
+from cutpaste_tf.config import TASK_VIEWS
 from cutpaste_tf.report import hardware
 from cutpaste_tf.ops import tasks
 from launch import flags as flag_defs
@@ -44,7 +49,11 @@ flag_defs.flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after 
 flag_defs.flags.DEFINE_string("output", "benchmark.json", "Where the figures go as JSON "
                               "('' for nowhere).")
 flag_defs.flags.DEFINE_list("sections", ["augment", "train", "serve", "dense"],
-                            "Which figures to measure: augment, train, serve, dense.")
+                            "Which figures to measure: augment, train, serve, dense, tasks.")
+flag_defs.flags.DEFINE_list("bench_tasks", ["cutpaste", "rotation", "cutout", "cutout_mean",
+                                            "cutout_color", "scar_cutout", "confetti"],
+                            "--sections=tasks: the proxy tasks whose views are timed.")
+flag_defs.flags.DEFINE_integer("bench_sources", 32, "--sections=tasks: source images per call.")
 
 
 def _seconds_per_call(fn, calls: int) -> float:
@@ -73,6 +82,25 @@ def augmentation(config, category, steps: int) -> dict:
     next(batches)  # fills the cache
     out["augment_tfdata_views_per_s"] = round(
         batch / _seconds_per_call(lambda: next(batches)[0].numpy(), steps), 1)
+    return out
+
+
+def task_views(config, steps: int, names: list[str], sources: int) -> dict:
+    """Views per second of make_views for each task, graph and XLA, on random source images."""
+    import tensorflow as tf
+    height, width = config.train.image_size
+    images = tf.random.uniform([sources, height, width, 3], seed=1)
+    seed = tf.constant([0, 1], tf.int64)
+    out = {"bench_sources": sources}
+    for name in names:
+        if name == "rotation" and height != width:
+            continue
+        views = sources * len(TASK_VIEWS[name])
+        for mode, jit in (("graph", False), ("xla", True)):
+            fn = tf.function(lambda x, s, t=name: tasks.make_views(x, s, t, config.train.augment),
+                             jit_compile=jit)
+            seconds = _seconds_per_call(lambda: fn(images, seed)[0].numpy(), steps)
+            out[f"views_per_s_{name}_{mode}"] = round(views / seconds, 1)
     return out
 
 
@@ -130,6 +158,10 @@ def main(argv: list[str]) -> None:
         category = None  # real images are needed only to time the input pipeline
         if {"augment", "train"} & set(FLAGS.sections):
             category = data_lib.index_mvtec(FLAGS.data_dir or "testdata", name)
+        unknown = sorted(set(FLAGS.bench_tasks) - set(TASK_VIEWS))
+        if unknown or FLAGS.bench_sources <= 0:
+            raise ValueError(f"--bench_tasks must name tasks of {sorted(TASK_VIEWS)} (unknown: "
+                             f"{unknown}) and --bench_sources must be positive")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -140,7 +172,9 @@ def main(argv: list[str]) -> None:
     sections = {"augment": lambda: augmentation(config, category, FLAGS.steps),
                 "train": lambda: training(config, category, FLAGS.steps),
                 "serve": lambda: serving(config, FLAGS.steps),
-                "dense": lambda: _dense_figures(config, FLAGS.steps)}
+                "dense": lambda: _dense_figures(config, FLAGS.steps),
+                "tasks": lambda: task_views(config, FLAGS.steps, FLAGS.bench_tasks,
+                                            FLAGS.bench_sources)}
     for name in FLAGS.sections:
         if name not in sections:
             print(f"error: --sections: unknown section {name!r}; choose from "

@@ -46,9 +46,10 @@ def test_unknown_json_field_is_rejected():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(task="rotation"), "task must be one of"),
+    (dict(task="jigsaw"), "task must be one of"),
     (dict(batch_size=100), r"batch_size \(100\) must be a positive multiple of the 3 views"),
     (dict(task="cutpaste", batch_size=63), "multiple of the 2 views"),
+    (dict(task="rotation", image_size=(256, 320), batch_size=64), "square --image_size"),
     (dict(image_size=(16, 256)), "image_size"),
     (dict(epochs=0), "epochs must be positive"),
     (dict(learning_rate=-1.0), "learning_rate"),

@@ -247,3 +247,33 @@ def test_paper_numbers_match_paper_text():
         assert paper.TABLE2_PIXEL[cat] == pairs[0], cat
     for group, (pairs, _) in zip(("texture", "object", "all"), avgs2):
         assert paper.TABLE2_PIXEL_AVERAGES[group] == pairs[0], group
+
+
+def test_table4_numbers_match_paper_text_and_table1():
+    text = _paper_text()
+    if text is None:
+        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("Table 4:"))
+    pm = re.compile(r"(\d+(?:\.\d+)?)\s*±\s*(\d+(?:\.\d+)?)")
+    printed = {}
+    for line in lines[start:start + 15]:
+        m = re.match(r"(texture|object|all)\s+\d", line.strip())
+        if m:
+            printed[m.group(1)] = [(float(a), float(b)) for a, b in pm.findall(line)]
+    assert set(printed) == {"texture", "object", "all"}
+    for group, pairs in printed.items():
+        assert pairs == [paper.TABLE4_AVERAGES[t][group] for t in paper.TABLE4_TASKS], group
+    for task in paper.TABLE4_TASKS:
+        avgs = paper.TABLE4_AVERAGES[task]
+        # The overall average weighs 5 texture and 10 object categories.
+        assert abs((5 * avgs["texture"][0] + 10 * avgs["object"][0]) / 15 - avgs["all"][0]) <= 0.05
+        cats, got = paper.paper_results(task)
+        if task in paper.TABLE1:  # Cutout and CutPaste are Table 1's columns again
+            assert got == paper.TABLE1_AVERAGES[task] and len(cats) == 15
+            for group in ("texture", "object"):
+                assert avgs[group] == paper.TABLE1_AVERAGES[task][group], (task, group)
+            assert avgs["all"][0] == paper.TABLE1_AVERAGES[task]["all"][0], task
+        else:
+            assert cats == {} and got == avgs and task in paper.PAPER_TASKS
+            assert task in paper.TASK_LABELS

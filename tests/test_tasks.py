@@ -129,6 +129,8 @@ def test_pre_augment_keeps_shape_and_range_and_is_seeded():
 @pytest.mark.parametrize("task", sorted(TASK_VIEWS))
 def test_make_views_shapes_and_labels(task):
     batch, height, width = 3, 48, 80
+    if task == "rotation":  # a quarter turn needs a square image
+        width = height
     images = _noise_images(batch, height, width)
     views, labels = tasks.make_views(tf.constant(images), tf.constant([1, 2]), task)
     n_views = len(TASK_VIEWS[task])
@@ -148,14 +150,15 @@ def test_make_views_shapes_and_labels(task):
 def test_binary_task_labels_match_expected_lists():
     images = tf.zeros([4, 32, 40, 3])
     for task, want in [("cutpaste", [0] * 4 + [1] * 4), ("scar", [0] * 4 + [1] * 4),
-                       ("union", [0] * 4 + [1] * 4), ("3way", [0] * 4 + [1] * 4 + [2] * 4)]:
+                       ("union", [0] * 4 + [1] * 4), ("3way", [0] * 4 + [1] * 4 + [2] * 4),
+                       ("cutout", [0] * 4 + [1] * 4), ("confetti", [0] * 4 + [1] * 4)]:
         _, labels = tasks.make_views(images, tf.constant([0, 0]), task, pre=False)
         assert labels.numpy().tolist() == want, task
 
 
 def test_unknown_task_raises():
     with pytest.raises(ValueError):
-        tasks.make_views(tf.zeros([2, 32, 32, 3]), tf.constant([0, 0]), "rotation")
+        tasks.make_views(tf.zeros([2, 32, 32, 3]), tf.constant([0, 0]), "jigsaw")
 
 
 def test_all_views_share_one_pre_augmented_image():

@@ -159,12 +159,8 @@ def apply_scar(images: tf.Tensor, params: dict[str, tf.Tensor],
 
     ys = tf.cast(col(y0) + tf.range(size_y)[None, :, None], tf.float32) + 0.5
     xs = tf.cast(col(x0) + tf.range(size_x)[None, None, :], tf.float32) + 0.5
-    dy, dx = ys - col(params["dst_cy"]), xs - col(params["dst_cx"])
-    cos, sin = col(tf.cos(params["angle"])), col(tf.sin(params["angle"]))
-    # Coordinates in the scar's own frame (rotate the offset back by -angle).
-    u = cos * dx + sin * dy
-    v = -sin * dx + cos * dy
-    in_scar = (tf.abs(u) < 0.5 * col(params["scar_w"])) & (tf.abs(v) < 0.5 * col(params["scar_l"]))
+    u, v, in_scar = rotated_rect(ys, xs, params["dst_cy"], params["dst_cx"], params["scar_w"],
+                                 params["scar_l"], params["angle"])
     src_y = tf.clip_by_value(tf.cast(tf.floor(col(params["src_cy"]) + v), tf.int32), 0, height - 1)
     src_x = tf.clip_by_value(tf.cast(tf.floor(col(params["src_cx"]) + u), tf.int32), 0, width - 1)
     flat = tf.reshape(images, [-1, height * width, images.shape[-1]])
@@ -175,6 +171,24 @@ def apply_scar(images: tf.Tensor, params: dict[str, tf.Tensor],
         canvas = color.apply_jitter(canvas, params["jitter"], in_scar)
     mask = tf.concat([canvas, tf.cast(in_scar, canvas.dtype)[..., None]], axis=-1)
     return _paste(images, mask, y0, x0)
+
+
+def rotated_rect(ys: tf.Tensor, xs: tf.Tensor, cy: tf.Tensor, cx: tf.Tensor, width: tf.Tensor,
+                 length: tf.Tensor, angle: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Pixel centres ``ys`` ``[B, h, 1]``, ``xs`` ``[B, 1, w]`` in the frame of a rectangle
+    (``[B]`` centre, width along x, length along y, then rotated by ``angle``): returns the
+    across / along coordinates ``u``, ``v`` and whether each pixel centre lies inside."""
+
+    def col(t):
+        return t[:, None, None]
+
+    dy, dx = ys - col(cy), xs - col(cx)
+    cos, sin = col(tf.cos(angle)), col(tf.sin(angle))
+    # Coordinates in the rectangle's own frame (rotate the offset back by -angle).
+    u = cos * dx + sin * dy
+    v = -sin * dx + cos * dy
+    inside = (tf.abs(u) < 0.5 * col(width)) & (tf.abs(v) < 0.5 * col(length))
+    return u, v, inside
 
 
 def scar_scale(height: int, width: int, config: AugmentConfig = AugmentConfig()) -> float:

@@ -1,4 +1,6 @@
-"""Pre-augmentation (Sec. 2.1) and the proxy tasks: binary CutPaste, binary Scar, union, 3-way.
+"""Pre-augmentation (Sec. 2.1) and the proxy tasks: binary CutPaste, binary Scar, union, 3-way,
+and the baselines of Tables 1 and 4 (rotation, Cutout variants, Scar, Confetti; see
+:mod:`cutpaste_tf.ops.baselines`).
 
 A batch of ``B`` source images becomes ``B * V`` views with labels ``0 .. V-1``: every source
 image first gets a random translation and colour jitter, and then each of its views is made from
@@ -13,7 +15,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
-from cutpaste_tf.ops import color, cutpaste, random
+from cutpaste_tf.ops import baselines, color, cutpaste, random
 
 
 def sample_translation(seed: tf.Tensor, batch_size, height: int, width: int,
@@ -61,17 +63,21 @@ def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
 
     Views are grouped by kind: all normal views first, then all views of class 1, and so on.
     Static H and W are required (they fix the sampling ranges). ``scar_scale_size`` is the
-    image size scars scale with (default: H, W; patch training passes the full image's size).
+    image size scars (and Confetti blobs) scale with (default: H, W; patch training passes the
+    full image's size). The rotation task needs square images.
     """
     if task not in TASK_VIEWS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
+    if task == "rotation" and images.shape[1] != images.shape[2]:
+        raise ValueError(f"task 'rotation' needs square images (a quarter turn swaps height and "
+                         f"width), got {images.shape[1]}x{images.shape[2]}")
     with random.materializing():
         return _make_views(images, seed, task, config, pre, scar_scale_size)
 
 
 def _make_views(images, seed, task, config, pre, scar_scale_size):
     images = tf.cast(color.as_float_images(images), tf.float32)  # uint8 0..255 -> [0, 1]
-    seeds = random.split(seed, 4)
+    seeds = random.split(seed, 5)  # a prefix of split(seed, 4): older tasks draw as before
     if pre:
         source = images
         # Computed once and kept, not recomputed inside each view's XLA fusion.
@@ -85,6 +91,8 @@ def _make_views(images, seed, task, config, pre, scar_scale_size):
             views.append(cutpaste.cutpaste(images, seeds[1], config))
         elif kind == "scar":
             views.append(cutpaste.scar(images, seeds[2], config, scar_scale_size))
+        elif kind in baselines.VIEW_KINDS:
+            views.append(baselines.make_view(kind, images, seeds[4], config, scar_scale_size))
         else:  # union: CutPaste or Scar per example, both labelled 1.
             coin = random.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
             views.append(tf.where(coin[:, None, None, None],
