@@ -271,7 +271,7 @@ def summarize_run(model_dir: str, task: str) -> str:
     kinds = {name: r["kind"] for name, r in results.items()}
     summary = metrics.summarize(per_category, kinds)
     table = metrics.markdown_table(per_category, kinds, task,
-                                   title=f"Image AUROC (%), CutPaste ({task})")
+                                   title=f"Image AUROC (%), {task_title(task)}")
     summary_json = {
         "task": task,
         "categories": results,
@@ -291,6 +291,14 @@ def summarize_run(model_dir: str, task: str) -> str:
     files.write_json(os.path.join(model_dir, "results.json"), summary_json)
     files.write_text(os.path.join(model_dir, "results.md"), table + "\n")
     return table
+
+
+def task_title(task: str) -> str:
+    """How tables name a proxy task: "CutPaste (3way)" for CutPaste's, "cutout task" for a
+    baseline's."""
+    if task in ("3way", "cutpaste", "scar", "union"):
+        return f"CutPaste ({task})"
+    return f"{task} task"
 
 
 def _diff(a, b, prefix: str = ""):
