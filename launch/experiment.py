@@ -129,7 +129,7 @@ def main(argv: list[str]) -> None:
             if not experiment.is_finished(run, data.name)]
     total = len(runs) * len(categories)
     print(f"Experiment {FLAGS.experiment_dir}: {len(settings)} setting(s) x {len(seeds)} seed(s) "
-          f"x {len(categories)} categories = {total} runs; {total - len(todo)} finished, "
+          f"x {len(categories)} categories = {total} to train; {total - len(todo)} finished, "
           f"{len(todo)} to run")
     for run in runs:
         if chief:

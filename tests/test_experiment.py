@@ -285,3 +285,16 @@ def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monk
     assert "Ensemble of 2, CutPaste (ours)" in table
     assert "Ensemble of 2, CutPaste (scar) (ours)" in table
     assert os.path.exists(exp_dir / "scar" / "seed_0" / "results.md")  # each run is a model dir
+
+
+@pytest.mark.parametrize("name, flag, count", [
+    ("sweep_learning_rate", "learning_rate", 4), ("sweep_epochs", "epochs", 5),
+    ("sweep_patch_jitter", "patch_jitter", 4), ("sweep_area", "area_ratio", 4)])
+def test_sweep_configs_cover_the_papers_columns(parsed_flags, name, flag, count):
+    settings = parsed_flags(f"--flagfile={ROOT / 'configs' / f'{name}.flags'}")
+    assert len(settings) == count and {s.flag for s in settings} == {flag}
+    assert {s.task for s in settings} == {"3way"}
+    assert all(s.config.train.batch_size == 96 and s.config.train.steps_per_epoch == 256
+               for s in settings)
+    for s in settings:  # every value is a column of Table 7 / 8
+        assert paper.ablation_result(flag, float(s.value.split(":")[-1])) is not None
