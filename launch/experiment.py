@@ -22,7 +22,8 @@ import sys
 from absl import app, flags, logging
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import evaluate, experiment, experiment_tables, files, runner, train
+from cutpaste_tf import (evaluate, experiment, experiment_report, experiment_tables, files,
+                         runner, train)
 from cutpaste_tf import threshold as threshold_lib
 from launch import distribute
 from launch import flags as flag_defs
@@ -164,6 +165,11 @@ def main(argv: list[str]) -> None:
     print(experiment_tables.write(FLAGS.experiment_dir, summaries, seeds, sweep))
     print(f"Tables: {os.path.join(FLAGS.experiment_dir, 'results.md')} and results.json; "
           f"each run: {os.path.join(FLAGS.experiment_dir, '<setting>', 'seed_<k>')}")
+    try:
+        print(f"Report: {experiment_report.write_experiment_report(FLAGS.experiment_dir)}")
+    except ImportError:
+        print("Report: pip install -e .[viz], then "
+              f"python -m launch.report --experiment_dir={FLAGS.experiment_dir}")
 
 
 if __name__ == "__main__":
