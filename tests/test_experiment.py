@@ -262,9 +262,14 @@ def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monk
         assert mtimes
         calls.clear()
         launcher.main(argv[:1])
+        assert calls == []  # the rerun trains and evaluates nothing
+        # A run whose category has no results yet (killed after training) is run again, alone;
+        # it resumes from its last checkpoint, so it does not train again either.
+        (exp_dir / "scar" / "seed_1" / "washer" / "results.json").unlink()
+        launcher.main(argv[:1])
+        assert calls == [(str(exp_dir / "scar" / "seed_1"), 1)]
     finally:
         launcher.FLAGS.unparse_flags()
-    assert calls == []  # the rerun trains and evaluates nothing
     assert {p: p.stat().st_mtime_ns for p in exp_dir.rglob("checkpoints/*")} == mtimes
 
     summary = json.loads((exp_dir / "results.json").read_text())
@@ -285,6 +290,21 @@ def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monk
     assert "Ensemble of 2, CutPaste (ours)" in table
     assert "Ensemble of 2, CutPaste (scar) (ours)" in table
     assert os.path.exists(exp_dir / "scar" / "seed_0" / "results.md")  # each run is a model dir
+    page = (exp_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # one ROC plot per setting and category
+    assert "Ensemble of 2, CutPaste (ours)" in page
+    from cutpaste_tf import experiment_report
+    curves = experiment_report._curves(str(exp_dir), summary["settings"][0], "washer")
+    assert list(curves) == ["seed 0", "seed 1", "ensemble of 2"]
+    from cutpaste_tf import metrics
+    assert metrics.auroc(*curves["ensemble of 2"]) == pytest.approx(
+        summary["settings"][0]["ensemble"]["per_category"]["washer"])
+
+
+def test_experiment_report_names_a_dir_without_results(tmp_path):
+    from cutpaste_tf import experiment_report
+    with pytest.raises(ValueError, match="holds no results.json of a launch.experiment run"):
+        experiment_report.write_experiment_report(str(tmp_path))
 
 
 @pytest.mark.parametrize("name, flag, count", [
