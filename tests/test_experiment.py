@@ -318,3 +318,25 @@ def test_sweep_configs_cover_the_papers_columns(parsed_flags, name, flag, count)
                for s in settings)
     for s in settings:  # every value is a column of Table 7 / 8
         assert paper.ablation_result(flag, float(s.value.split(":")[-1])) is not None
+
+
+def test_table1_puts_the_papers_numbers_and_ensemble_beside_ours_for_all_of_mvtec():
+    kinds = dict(paper.MVTEC_KINDS)
+    per_seed = {c: {0: 0.9, 1: 0.95} for c in kinds}
+    s = {"name": "3way", "task": "3way", "flag": None, "value": None, "runs": {"0": "", "1": ""},
+         "kinds": kinds, **experiment.aggregate(per_seed, kinds),
+         "ensemble": {"num_models": 2, "per_category": {c: 0.97 for c in kinds},
+                      "averages": experiment.group_means({c: 0.97 for c in kinds}, kinds),
+                      "unavailable": {}}}
+    text = experiment_tables.table1([{**s, "paper": experiment_tables.paper_numbers(s, kinds)}],
+                                    kinds)
+    lines = text.splitlines()
+    assert lines[0] == ("| Category | CutPaste (3-way) (ours) | CutPaste (3-way) (paper) | "
+                        "Ensemble of 2, CutPaste (3-way) (ours) | "
+                        "Ensemble of 5, CutPaste (3-way) (paper) |")
+    assert "| metal nut | 92.5 ± 2.5 | 99.3 ± 0.2 | 97.0 | 99.9 |" in lines
+    assert "| **texture average** | 92.5 ± 2.5 | 97.0 ± 0.5 | 97.0 | 97.5 |" in lines
+    assert lines[-1] == "| **average** | 92.5 ± 2.5 | 95.2 ± 0.6 | 97.0 | 96.1 |"
+    names = [line.split(" | ")[0][2:] for line in lines[2:]]
+    assert names[:7] == ["*texture*", "carpet", "grid", "leather", "tile", "wood",
+                         "**texture average**"]
