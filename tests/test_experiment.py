@@ -340,3 +340,26 @@ def test_table1_puts_the_papers_numbers_and_ensemble_beside_ours_for_all_of_mvte
     names = [line.split(" | ")[0][2:] for line in lines[2:]]
     assert names[:7] == ["*texture*", "carpet", "grid", "leather", "tile", "wood",
                          "**texture average**"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sweep=learning_rate=0.1,-1"], "error: --sweep: --learning_rate=-1"),
+    (["--seeds=0"], "error: --seeds=0: a count must be at least 1"),
+    (["--export_dir=/tmp/x"], "error: --export_dir: each run exports into <run>/export"),
+    (["--category=bottle"], "'bottle' not found in data directory"),
+])
+def test_launcher_exits_2_with_the_error_before_writing_anything(tmp_path, capsys, args,
+                                                                 message):
+    from launch import experiment as launcher
+
+    exp_dir = tmp_path / "exp"
+    argv = ["experiment", *TINY, f"--experiment_dir={exp_dir}", *args]
+    try:
+        launcher.FLAGS(argv)
+        with pytest.raises(SystemExit) as e:
+            launcher.main(argv[:1])
+    finally:
+        launcher.FLAGS.unparse_flags()
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not exp_dir.exists()
