@@ -130,16 +130,15 @@ def main(argv: list[str]) -> None:
             if not experiment.is_finished(run, data.name)]
     total = len(runs) * len(categories)
     print(f"Experiment {FLAGS.experiment_dir}: {len(settings)} setting(s) x {len(seeds)} seed(s) "
-          f"x {len(categories)} categories = {total} to train; {total - len(todo)} finished, "
+          f"x {len(categories)} categories = {total} models; {total - len(todo)} finished, "
           f"{len(todo)} to run")
-    for run in runs:
-        if chief:
-            overrides = [f"--task={run.setting.task}", f"--seed={run.seed}",
-                         f"--model_dir={run.model_dir}"]
-            if run.setting.flag:
-                overrides.append(f"--{run.setting.flag}={run.setting.value.replace(':', ',')}")
-            files.write_text(os.path.join(run.model_dir, "flags.txt"),
-                             base_flags + "\n".join(overrides) + "\n")
+    for run in runs if chief else []:  # flags.txt: launch.train --flagfile= redoes the run
+        overrides = [f"--task={run.setting.task}", f"--seed={run.seed}",
+                     f"--model_dir={run.model_dir}"]
+        if run.setting.flag:
+            overrides.append(f"--{run.setting.flag}={run.setting.value.replace(':', ',')}")
+        files.write_text(os.path.join(run.model_dir, "flags.txt"),
+                         base_flags + "\n".join(overrides) + "\n")
     for run, data in todo:
         print(f"== {run.setting.name}, seed {run.seed}, {data.name}")
         try:
