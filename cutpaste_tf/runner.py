@@ -135,6 +135,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     estimator = evaluate.fit_features_checked(features, data, dcfg)
     density_lib.save_density(estimator, os.path.join(out, "density.npz"),
                              metadata={"backbone": config.model.backbone, "feature": dcfg.feature})
+    # Mean and std of the training images' own scores: what an ensemble standardises with.
+    train_scores = estimator.score(tf.constant(features, tf.float32)).numpy()
     cut, record = set_threshold(model, estimator, features, val_files, validation, config)
     files.write_json(os.path.join(out, THRESHOLD_FILE), record)
     scores = evaluate.score_images(model, estimator, data.test_files, size, dcfg.feature, batch,
@@ -148,6 +150,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         "threshold": cut.to_dict(),
         # Reported only: the threshold above was set without test labels.
         "test_at_threshold": threshold_lib.decision_metrics(scores, data.test_labels, cut.value),
+        "train_score_stats": {"mean": float(train_scores.mean()),
+                              "std": float(train_scores.std())},
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,

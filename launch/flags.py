@@ -148,6 +148,17 @@ flags.DEFINE_bool("heatmaps", True, "Write heatmap PNGs: of the test images (lau
 flags.DEFINE_string("report_path", None, "launch.report: where the HTML report goes "
                     "(default: <model_dir>/report.html).")
 
+# Experiments (launch.experiment): categories x tasks x seeds (x sweep values), one model dir each.
+flags.DEFINE_string("experiment_dir", None, "launch.experiment: root of the experiment's runs "
+                    "(<experiment_dir>/<task>[/<flag>=<value>]/seed_<k>/) and tables.")
+flags.DEFINE_list("seeds", ["5"], "launch.experiment: one number N runs seeds 0..N-1; several "
+                  "values are the seeds themselves (e.g. 0,3,7).")
+flags.DEFINE_list("tasks", [], "launch.experiment: proxy tasks to run (default: --task); every "
+                  "other flag, --batch_size included, applies to all of them.")
+flags.DEFINE_string("sweep", None, "launch.experiment: FLAG=V1,V2,... runs every value of one "
+                    "training flag (x every seed); list-valued flags separate their own values "
+                    "with ':' (--sweep=area_ratio=0.02:0.1,0.02:0.2).")
+
 
 def _floats(name: str, count: int) -> tuple[float, ...]:
     values = getattr(FLAGS, name)

@@ -1,6 +1,7 @@
 """Writes the self-contained HTML report of a finished run.
 
     python -m launch.report --model_dir=runs/quickstart [--report_path=report.html]
+    python -m launch.report --experiment_dir=runs/3way_5seeds   (a launch.experiment dir)
 
 Needs matplotlib: ``pip install -e .[viz]``.
 """
@@ -12,7 +13,7 @@ import sys
 
 from absl import app
 
-from cutpaste_tf import report
+from cutpaste_tf import experiment_report, report
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -20,6 +21,15 @@ FLAGS = flag_defs.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv
+    if FLAGS.experiment_dir:  # an experiment of launch.experiment: its tables and ROC curves
+        try:
+            path = experiment_report.write_experiment_report(FLAGS.experiment_dir,
+                                                             FLAGS.report_path)
+        except (ImportError, ValueError) as e:
+            print(f"error: --experiment_dir={FLAGS.experiment_dir}: {e}", file=sys.stderr)
+            sys.exit(1)
+        print(f"Report: {path}")
+        return
     if not FLAGS.model_dir or not os.path.exists(os.path.join(FLAGS.model_dir, "results.json")):
         print(f"error: --model_dir={FLAGS.model_dir} holds no results.json of a finished run",
               file=sys.stderr)

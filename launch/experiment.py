@@ -1,0 +1,175 @@
+"""Categories x tasks x seeds (x the values of one swept flag), each run as launch.train runs it,
+then mean ± standard error tables beside the paper's numbers and an ensemble of the seeds.
+
+    python -m launch.experiment --flagfile=configs/3way.flags --data_dir=/data/mvtec_ad \
+        --experiment_dir=runs/3way_5seeds --seeds=5
+    python -m launch.experiment --flagfile=configs/sweep_learning_rate.flags \
+        --data_dir=/data/mvtec_ad --experiment_dir=runs/sweep_lr
+
+Every launch.train flag applies to every run (``--model_dir`` excepted: each run has its own,
+``<experiment_dir>/<task>[/<flag>=<value>]/seed_<k>``). Flags, dataset, model dirs and sweep
+values are all checked before anything trains. Running the command again skips every finished
+(run, category) and resumes unfinished ones from their checkpoints; ``--overwrite`` deletes the
+experiment's runs and starts again. Tables: ``<experiment_dir>/results.md`` and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from absl import app, flags, logging
+
+from cutpaste_tf import config as config_lib
+from cutpaste_tf import (evaluate, experiment, experiment_report, experiment_tables, files,
+                         runner, train)
+from cutpaste_tf import threshold as threshold_lib
+from launch import distribute
+from launch import flags as flag_defs
+from launch import train as train_launcher
+
+FLAGS = flag_defs.FLAGS
+
+
+@contextlib.contextmanager
+def flag_set(name: str, text: str):
+    """Parses ``text`` into flag ``--name`` for the duration of the block, then restores it."""
+    flag = FLAGS[name]
+    old = flag.value
+    try:
+        flag.parse(text)
+        yield
+    finally:
+        flag.value = old
+
+
+def build_settings() -> list[experiment.Setting]:
+    """One setting per task (x swept value), each config built from the flags as launch.train
+    would; a bad task, swept flag or value raises ValueError naming it."""
+    tasks = FLAGS.tasks or [FLAGS.task]
+    unknown = [t for t in tasks if t not in config_lib.TASK_VIEWS]
+    if unknown or len(set(tasks)) != len(tasks):
+        raise ValueError(f"--tasks={','.join(tasks)}: each task once, from "
+                         f"{', '.join(sorted(config_lib.TASK_VIEWS))}")
+    sweep = experiment.parse_sweep(FLAGS.sweep) if FLAGS.sweep else None
+    if sweep and sweep[0] not in FLAGS:
+        raise ValueError(f"--sweep: there is no flag --{sweep[0]} (e.g. learning_rate, epochs, "
+                         "patch_jitter, area_ratio)")
+    settings = []
+    for task in tasks:
+        with flag_set("task", task):
+            if sweep is None:
+                settings.append(experiment.Setting(task, flag_defs.run_config()))
+                continue
+            name, values = sweep
+            for value in values:
+                try:
+                    with flag_set(name, value.replace(":", ",")):
+                        config = flag_defs.run_config()
+                except (flags.Error, ValueError) as e:
+                    raise ValueError(f"--sweep: --{name}={value} (task {task}): {e}") from None
+                settings.append(experiment.Setting(task, config, name, value))
+            same = len({config_lib.to_json(s.config) for s in settings[-len(values):]})
+            if same != len(values):
+                raise ValueError(f"--sweep={FLAGS.sweep}: some values give the same run config; "
+                                 f"--{name} does not change training, or values repeat")
+    return settings
+
+
+def check_inputs(runs: list[experiment.Run], categories: list) -> None:
+    """Dataset (once per image size), hold-out sizes and batch splits of every run."""
+    for size in sorted({r.config.train.image_size for r in runs}):
+        train_launcher.validate_categories(categories, size)
+    for run in runs:
+        for data in categories:
+            try:
+                threshold_lib.split_holdout(data.train_files, run.config.threshold.val_fraction,
+                                            run.config.train.seed)
+            except ValueError as e:
+                raise ValueError(f"category {data.name!r}: --{e}") from None
+
+
+def export_dir(run: experiment.Run) -> "str | None":
+    if FLAGS.export_dir and FLAGS.export_dir.lower() == "none":
+        return None
+    return os.path.join(run.model_dir, "export")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    base_flags = FLAGS.flags_into_string()
+    try:
+        if not FLAGS.experiment_dir:
+            raise ValueError("--experiment_dir is required")
+        if FLAGS.export_dir and FLAGS.export_dir.lower() != "none":
+            raise ValueError("--export_dir: each run exports into <run>/export; leave it unset, "
+                             "or 'none' to skip the exports")
+        if FLAGS.model_dir:
+            print(f"note: --model_dir={FLAGS.model_dir} is not used; the runs go under "
+                  f"--experiment_dir={FLAGS.experiment_dir}", file=sys.stderr)
+        seeds = experiment.parse_seeds(FLAGS.seeds)
+        settings = build_settings()
+        runs = experiment.plan(settings, seeds, FLAGS.experiment_dir)
+        strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
+        for setting in settings:
+            runner.check_batch(setting.config, strategy.num_replicas_in_sync)
+        categories = train_launcher.resolve_categories()
+        check_inputs(runs, categories)
+        validation = train_launcher.labelled_validation(categories)
+        chief = train.is_chief(strategy)
+        if chief:
+            for run in runs:
+                runner.check_model_dir(run.model_dir, run.config, overwrite=FLAGS.overwrite)
+    except ValueError as e:  # DataError is a ValueError too.
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    todo = [(run, data) for run in runs for data in categories
+            if not experiment.is_finished(run, data.name)]
+    total = len(runs) * len(categories)
+    print(f"Experiment {FLAGS.experiment_dir}: {len(settings)} setting(s) x {len(seeds)} seed(s) "
+          f"x {len(categories)} categories = {total} models; {total - len(todo)} finished, "
+          f"{len(todo)} to run")
+    for run in runs if chief else []:  # flags.txt: launch.train --flagfile= redoes the run
+        overrides = [f"--task={run.setting.task}", f"--seed={run.seed}",
+                     f"--model_dir={run.model_dir}"]
+        if run.setting.flag:
+            overrides.append(f"--{run.setting.flag}={run.setting.value.replace(':', ',')}")
+        files.write_text(os.path.join(run.model_dir, "flags.txt"),
+                         base_flags + "\n".join(overrides) + "\n")
+    for run, data in todo:
+        print(f"== {run.setting.name}, seed {run.seed}, {data.name}")
+        try:
+            runner.run_category(data, run.config, run.model_dir, export_dir(run),
+                                FLAGS.export_version, verbose=FLAGS.progress, strategy=strategy,
+                                validation=validation)
+        except (train.TrainingError, evaluate.EvaluationError) as e:
+            print(f"error: [{run.model_dir}, {data.name}] {e}", file=sys.stderr)
+            sys.exit(1)
+    if not chief:
+        return
+    names = [data.name for data in categories]
+    for run in runs:
+        if any(experiment.is_finished(run, n) for n in names):
+            runner.summarize_run(run.model_dir, run.config.train.task)
+    summaries = [{"name": s.name,
+                  **experiment.summarize_setting(s, runs, names, FLAGS.experiment_dir)}
+                 for s in settings]
+    sweep = None
+    if settings[0].flag:
+        sweep = {"flag": settings[0].flag,
+                 "values": list(dict.fromkeys(s.value for s in settings))}
+    print(experiment_tables.write(FLAGS.experiment_dir, summaries, seeds, sweep))
+    print(f"Tables: {os.path.join(FLAGS.experiment_dir, 'results.md')} and results.json; "
+          f"each run: {os.path.join(FLAGS.experiment_dir, '<setting>', 'seed_<k>')}")
+    try:
+        print(f"Report: {experiment_report.write_experiment_report(FLAGS.experiment_dir)}")
+    except ImportError:
+        print("Report: pip install -e .[viz], then "
+              f"python -m launch.report --experiment_dir={FLAGS.experiment_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)
