@@ -20,7 +20,7 @@ from cutpaste_tf import experiment, files, report
 def roc_overlay_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> bytes:
     """ROC curves of several score sets (label -> (labels, scores)) on one plot."""
     from sklearn.metrics import roc_auc_score, roc_curve
-    plt = report._pyplot()
+    plt = report.pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_curve(labels, scores)
@@ -30,7 +30,7 @@ def roc_overlay_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.legend(loc="lower right", fontsize="small")
-    return report._figure_png(fig)
+    return report.figure_png(fig)
 
 
 def _curves(experiment_dir: str, setting: dict, category: str) -> dict:
@@ -59,7 +59,7 @@ def _curves(experiment_dir: str, setting: dict, category: str) -> dict:
 
 def write_experiment_report(experiment_dir: str, out_path: str | None = None) -> str:
     """Writes ``<experiment_dir>/report.html`` (or ``out_path``); returns its path."""
-    report._pyplot()  # fail early and clearly without matplotlib
+    report.pyplot()  # fail early and clearly without matplotlib
     summary_path = os.path.join(experiment_dir, "results.json")
     if not tf.io.gfile.exists(summary_path):
         raise ValueError(f"{experiment_dir!r} holds no results.json of a launch.experiment run")
@@ -80,7 +80,7 @@ def write_experiment_report(experiment_dir: str, out_path: str | None = None) ->
         for category in sorted(setting["per_category"]):
             curves = _curves(experiment_dir, setting, category)
             if curves:
-                plots.append(report._img(roc_overlay_png(curves, f"{category}: ROC"),
+                plots.append(report.img_tag(roc_overlay_png(curves, f"{category}: ROC"),
                                          f"{category} ROC curves"))
         body.append('<div class="plots">' + "".join(plots) + "</div>")
     hw = json.dumps(report.hardware(), indent=2)

@@ -35,12 +35,12 @@ figcaption{font-size:small;text-align:center}pre{background:#f4f4f4;padding:1em;
 """
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, or a clear ImportError."""
+def pyplot(needed_by: str = "The HTML report"):
+    """matplotlib.pyplot on the Agg backend, or a clear ImportError saying what needs it."""
     try:
         import matplotlib
     except ImportError as e:
-        raise ImportError("The HTML report needs matplotlib: pip install -e .[viz]") from e
+        raise ImportError(f"{needed_by} needs matplotlib: pip install -e .[viz]") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
@@ -55,15 +55,15 @@ def hardware() -> dict:
             "gpus": gpus, "tensorflow": tf.__version__, "python": platform.python_version()}
 
 
-def _img(png: bytes, alt: str = "") -> str:
+def img_tag(png: bytes, alt: str = "") -> str:
     """An <img> tag with the PNG embedded."""
     data = base64.b64encode(png).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _figure_png(fig) -> bytes:
+def figure_png(fig) -> bytes:
     """Renders a matplotlib figure to PNG bytes and closes it."""
-    plt = _pyplot()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -82,7 +82,7 @@ def read_scores(path: str) -> tuple[np.ndarray, np.ndarray]:
 def roc_png(labels: np.ndarray, scores: np.ndarray, title: str) -> bytes:
     """ROC curve of the image scores."""
     from sklearn.metrics import roc_auc_score, roc_curve
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
     if len(set(labels.tolist())) == 2:
         fpr, tpr, _ = roc_curve(labels, scores)
@@ -90,13 +90,13 @@ def roc_png(labels: np.ndarray, scores: np.ndarray, title: str) -> bytes:
         ax.legend(loc="lower right")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def histogram_png(labels: np.ndarray, scores: np.ndarray, threshold: float | None,
                   title: str) -> bytes:
     """Histograms of normal and defective test scores, with the threshold as a line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = np.histogram_bin_edges(scores, bins=30)
     ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
@@ -105,7 +105,7 @@ def histogram_png(labels: np.ndarray, scores: np.ndarray, threshold: float | Non
         ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
     ax.set(xlabel="anomaly score", ylabel="test images", title=title)
     ax.legend()
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def read_events(log_dir: str) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[bytes]]]:
@@ -134,7 +134,7 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
     tags = [t for t in CURVES if t in scalars]
     if not tags:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False,
                              layout="constrained")
     for ax, tag in zip(axes[0], tags):
@@ -142,7 +142,7 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
         ax.plot(steps, values)
         ax.set(xlabel="step", title=tag.split("/")[-1])
     fig.suptitle(title)
-    return _figure_png(fig)
+    return figure_png(fig)
 
 
 def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
@@ -232,24 +232,24 @@ def category_section(model_dir: str, category: str) -> str:
     scores_csv = os.path.join(cdir, "scores.csv")
     if tf.io.gfile.exists(scores_csv):
         labels, scores = read_scores(scores_csv)
-        plots.append(_img(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
-        plots.append(_img(histogram_png(labels, scores, summary["threshold"],
+        plots.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
+        plots.append(img_tag(histogram_png(labels, scores, summary["threshold"],
                                         f"{category}: test scores"), "score histogram"))
     scalars, images = read_events(os.path.join(cdir, "logs", "train"))
     curves = curves_png(scalars, f"{category}: training")
     if curves:
-        plots.append(_img(curves, "training curves"))
+        plots.append(img_tag(curves, "training curves"))
     parts.append('<h3>Scores and training</h3><div class="plots">' + "".join(plots) + "</div>")
     views = [(tag, png) for tag in sorted(images) for png in images[tag]][:MAX_VIEWS]
     if views:
         parts.append("<h3>Augmented training views</h3><div class=\"gallery\">" + "".join(
-            _caption(_img(png, tag), tag) for tag, png in views) + "</div>")
+            _caption(img_tag(png, tag), tag) for tag, png in views) + "</div>")
     heatmaps, grids = _heatmap_files(cdir)
     if heatmaps or grids:
         parts.append("<h3>Heatmaps</h3><div class=\"gallery\">" + "".join(
-            _caption(_img(_read(p), p), os.path.relpath(p, os.path.join(cdir, "heatmaps")))
+            _caption(img_tag(_read(p), p), os.path.relpath(p, os.path.join(cdir, "heatmaps")))
             for p in heatmaps) + "</div>")
-        parts += [f'<div class="plots">{_img(_read(p), "heatmap grid")}</div>' for p in grids]
+        parts += [f'<div class="plots">{img_tag(_read(p), "heatmap grid")}</div>' for p in grids]
     return "\n".join(parts)
 
 
@@ -263,7 +263,7 @@ def _fmt(value) -> str:
 
 def write_report(model_dir: str, out_path: str | None = None) -> str:
     """Writes the HTML report of a run (default <model_dir>/report.html); returns its path."""
-    _pyplot()  # fail early and clearly without matplotlib
+    pyplot()  # fail early and clearly without matplotlib
     out_path = out_path or os.path.join(model_dir, "report.html")
     categories = _categories(model_dir)
     body = [f"<h1>CutPaste report: {html.escape(os.path.basename(os.path.normpath(model_dir)))}"

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import evaluate
+from cutpaste_tf import evaluate, report
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.ops import tasks
 
@@ -26,17 +26,6 @@ SETS: tuple[str, ...] = ("normal", "anomaly", "cutpaste", "scar")
 LEGEND = {"normal": "normal", "anomaly": "anomaly", "cutpaste": "Patch (CutPaste)",
           "scar": "Scar (CutPaste-scar)"}
 COLORS = {"normal": "tab:blue", "anomaly": "tab:red", "cutpaste": "tab:green", "scar": "gold"}
-
-
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, or a clear ImportError."""
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise ImportError("The t-SNE figure needs matplotlib: pip install -e .[viz]") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def features(model: keras.Model, images: np.ndarray, feature: str, normalize: bool,
@@ -96,7 +85,7 @@ def tsne_2d(feats: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
 
 def plot_png(points: np.ndarray, labels: np.ndarray, title: str) -> bytes:
     """The scatter plot of Fig. 3 as PNG bytes."""
-    plt = _pyplot()
+    plt = report.pyplot("The t-SNE figure")
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for i, name in enumerate(SETS):
         keep = labels == i

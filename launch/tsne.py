@@ -16,7 +16,7 @@ import sys
 import tensorflow as tf
 from absl import app, logging
 
-from cutpaste_tf import files, trained, tsne
+from cutpaste_tf import files, report, trained, tsne
 from cutpaste_tf.data import index
 from launch import flags as flag_defs
 
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     try:
-        tsne._pyplot()  # fail early and clearly without matplotlib
+        report.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
         if FLAGS.dataset != "mvtec" or not FLAGS.data_dir:
