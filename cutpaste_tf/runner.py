@@ -24,7 +24,7 @@ import tensorflow as tf
 from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
-from cutpaste_tf import evaluate, export, files, metrics, train
+from cutpaste_tf import evaluate, export, files, metrics, train, transfer
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
@@ -50,7 +50,8 @@ def build_model(config: RunConfig, precision: str = "float32",
     try:
         return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
                                     config.model.backbone,
-                                    input_shape=input_shape or (height, width, 3))
+                                    input_shape=input_shape or (height, width, 3),
+                                    backbone_weights=config.model.backbone_weights)
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -119,7 +120,9 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     tic = time.perf_counter()
     if verbose and train.is_chief(strategy):
         held = f" ({len(val_files)} held out to set the threshold)" if val_files else ""
-        print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps "
+        stages = (f" ({tcfg.head_steps} head-only, then {tcfg.total_steps - tcfg.head_steps} "
+                  "all layers)" if tcfg.head_steps else "")
+        print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps{stages} "
               f"on {len(data.train_files)} images{held}, "
               f"{strategy.num_replicas_in_sync} replica(s), {tcfg.precision}")
     last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
@@ -152,6 +155,11 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
     }
+    if config.model.backbone in config_lib.LEVEL7_BACKBONES:  # EfficientNet: both Table 3 features (Sec. 4.3)
+        result["transfer"] = {
+            "stage": transfer.stage_name(config),
+            "feature_auroc": transfer.feature_aurocs(model, data, config,
+                                                     {dcfg.feature: result["auroc"]})}
     if config.localization.gradcam:  # image model + masks: GradCAM localisation (Sec. 4.2)
         result.update(localization_runner.gradcam_results(model, estimator, data, config, out))
     if export_dir:
@@ -288,6 +296,9 @@ def summarize_run(model_dir: str, task: str) -> str:
             k: v[0] for k, v in metrics.summarize(pixel, kinds)["averages"].items()}
         summary_json["aupro_averages"] = {
             k: v[0] for k, v in metrics.summarize(pro, kinds)["averages"].items()}
+    transferred = {n: r for n, r in results.items() if "transfer" in r}
+    if transferred:
+        table += "\n" + transfer.table3_markdown(transferred, kinds)
     files.write_json(os.path.join(model_dir, "results.json"), summary_json)
     files.write_text(os.path.join(model_dir, "results.md"), table + "\n")
     return table

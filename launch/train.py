@@ -19,6 +19,7 @@ from absl import app, logging
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import evaluate, files, report, runner, train
 from cutpaste_tf import threshold as threshold_lib
+from cutpaste_tf.models import efficientnet
 from launch import distribute
 from launch import flags as flag_defs
 
@@ -97,6 +98,8 @@ def main(argv: list[str]) -> None:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
         config = flag_defs.run_config()
+        if config.model.backbone_weights == "imagenet":  # fetched now, not after the checks
+            efficientnet.imagenet_weights_file()
         strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
         runner.check_batch(config, strategy.num_replicas_in_sync)
         categories = resolve_categories()

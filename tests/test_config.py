@@ -50,7 +50,7 @@ def test_unknown_json_field_is_rejected():
     (dict(batch_size=100), r"batch_size \(100\) must be a positive multiple of the 3 views"),
     (dict(task="cutpaste", batch_size=63), "multiple of the 2 views"),
     (dict(image_size=(16, 256)), "image_size"),
-    (dict(epochs=0), "epochs must be positive"),
+    (dict(epochs=-1), "epochs and head_epochs must be >= 0"),
     (dict(learning_rate=-1.0), "learning_rate"),
 ])
 def test_train_config_errors_name_the_setting(kwargs, message):
