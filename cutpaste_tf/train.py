@@ -88,13 +88,22 @@ def set_stage(model: keras.Model, stage: Optional[str], config: TrainConfig) -> 
     Step functions trace ``model.trainable_variables``: make a new one after calling this.
     """
     backbone = backbone_of(model)
-    model.trainable = True
+    for layer in _all_layers(model):  # Keras does not reliably recurse into nested models
+        layer.trainable = True
     if stage == "head":
         backbone.trainable = False
     elif stage == "full" and config.freeze_batchnorm:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
+
+
+def _all_layers(layer: keras.layers.Layer) -> list:
+    """``layer`` and every layer nested in it (through ``.layers`` of models)."""
+    found = [layer]
+    for child in getattr(layer, "layers", []):
+        found += _all_layers(child)
+    return found
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:

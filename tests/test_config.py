@@ -82,3 +82,18 @@ def test_density_config_errors():
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().epochs = 1
+
+
+def test_efficientnet_settings_are_checked():
+    from cutpaste_tf.config import DensityConfig, LocalizationConfig, ModelConfig
+    effnet = ModelConfig(backbone="efficientnet_b4")
+    RunConfig(model=effnet, density=DensityConfig(feature="level7"))  # accepted
+    with pytest.raises(ValueError, match="feature 'level7' needs a backbone"):
+        RunConfig(density=DensityConfig(feature="level7"))
+    with pytest.raises(ValueError, match="patch models .* resnet18 only"):
+        RunConfig(model=effnet, localization=LocalizationConfig(model_type="patch"))
+    with pytest.raises(ValueError, match="head_learning_rate"):
+        TrainConfig(head_epochs=1, head_learning_rate=0.0)
+    two_stage = TrainConfig(head_epochs=10, epochs=64, steps_per_epoch=256)
+    assert (two_stage.head_steps, two_stage.total_steps) == (2560, 74 * 256)
+    assert TrainConfig(epochs=0).total_steps == 0  # pretrained features only
