@@ -37,11 +37,14 @@ THRESHOLD_FILE = "threshold.json"
 
 
 def build_model(config: RunConfig, precision: str = "float32",
-                input_shape: Optional[Sequence[Optional[int]]] = None) -> keras.Model:
+                input_shape: Optional[Sequence[Optional[int]]] = None,
+                pretrained: bool = True) -> keras.Model:
     """The classifier for ``config``, with weights initialised from ``config.train.seed``.
 
     ``precision`` is the Keras dtype policy of its layers (variables are float32 under every
     policy; the outputs are cast to float32). ``input_shape`` defaults to the training size.
+    ``pretrained=False`` skips ``config.model.backbone_weights``: for a model whose weights
+    are then restored from a checkpoint (no ImageNet download needed to re-export).
     """
     keras.utils.set_random_seed(config.train.seed)
     height, width = config.train.image_size
@@ -51,7 +54,8 @@ def build_model(config: RunConfig, precision: str = "float32",
         return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
                                     config.model.backbone,
                                     input_shape=input_shape or (height, width, 3),
-                                    backbone_weights=config.model.backbone_weights)
+                                    backbone_weights=(config.model.backbone_weights
+                                                      if pretrained else None))
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -130,7 +134,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     if not train.is_chief(strategy):
         return None
     if strategy is not tf.distribute.get_strategy() or tcfg.precision != "float32":
-        model = build_model(config)  # float32, undistributed: what is evaluated and exported
+        # float32, undistributed: what is evaluated and exported
+        model = build_model(config, pretrained=False)
         train.restore_weights(model, out)
 
     dcfg, size, batch = config.density, tcfg.image_size, config.eval_batch_size
@@ -233,6 +238,9 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
         check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
         # Runs from before thresholds were configurable trained on every image: the defaults.
         previous.setdefault("threshold", config_lib.to_dict(config_lib.ThresholdConfig()))
+        # Runs from before two-stage training had one stage: these defaults.
+        for key in ("head_epochs", "head_learning_rate", "freeze_batchnorm"):
+            previous.get("train", {}).setdefault(key, getattr(config_lib.TrainConfig(), key))
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:
