@@ -130,6 +130,9 @@ def main(argv: list[str]) -> None:
         except (train.TrainingError, evaluate.EvaluationError) as e:
             print(f"error: [{data.name}] {e}", file=sys.stderr)
             sys.exit(1)
+        except efficientnet.WeightsError as e:  # a weights file that exists but does not load
+            print(f"error: [{data.name}] {e}", file=sys.stderr)
+            sys.exit(2)
     if not chief:
         return
     table = runner.summarize_run(FLAGS.model_dir, config.train.task)

@@ -70,6 +70,12 @@ def check_weights(weights: Optional[str]) -> None:
         raise WeightsError(f"--backbone_weights={weights}: no such file")
 
 
+def _short(error: Exception, limit: int = 300) -> str:
+    """An exception's message cut to ``limit`` characters (Keras lists every layer)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def _fold_imagenet_rescaling(model: keras.Model) -> None:
     """Folds Keras' extra ImageNet ``Rescaling(1/sqrt(stddev))`` into the normalisation."""
     norm = next(layer for layer in model.layers if isinstance(layer, layers.Normalization))
@@ -95,12 +101,12 @@ def efficientnet_b4(input_shape: Sequence[int | None] = (None, None, 3),
             base.load_weights(path)  # by layer order, as Keras loads its own file
         except Exception as e:  # noqa: BLE001
             raise WeightsError(f"--backbone_weights={weights}: {path} is not Keras' "
-                               f"EfficientNet-B4 ImageNet file ({type(e).__name__}: {e})") from None
+                               f"EfficientNet-B4 ImageNet file ({type(e).__name__}: {_short(e)})") from None
         _fold_imagenet_rescaling(base)
     elif weights:
         try:
             model.load_weights(weights)
         except Exception as e:  # noqa: BLE001
             raise WeightsError(f"--backbone_weights={weights}: could not load it into "
-                               f"EfficientNet-B4 ({type(e).__name__}: {e})") from None
+                               f"EfficientNet-B4 ({type(e).__name__}: {_short(e)})") from None
     return model
