@@ -120,6 +120,10 @@ def test_weight_sources_fail_clearly(monkeypatch, tmp_path):
         efficientnet.check_weights(str(tmp_path / "missing.weights.h5"))
     with pytest.raises(efficientnet.WeightsError, match="expected 'imagenet', 'none'"):
         efficientnet.check_weights("weights.ckpt")
+    empty = str(tmp_path / "empty.weights.h5")
+    h5py.File(empty, "w").close()
+    with pytest.raises(efficientnet.WeightsError, match=r"could not load it into EfficientNet-B4"):
+        efficientnet.efficientnet_b4((*SIZE, 3), weights=empty)
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: Name or service not known")
