@@ -77,6 +77,8 @@ class ModelConfig:
 
     backbone: str = "resnet18"
     head_widths: tuple[int, ...] = (512,) * 8
+    # Initial backbone weights: None (random), "imagenet" (EfficientNet only) or a local file.
+    backbone_weights: Optional[str] = None
 
     def __post_init__(self):
         if any(w <= 0 for w in self.head_widths):
@@ -105,6 +107,14 @@ class TrainConfig:
     # Augment inside the train step (on the accelerator) instead of in the tf.data pipeline.
     augment_on_device: bool = False
     augment: AugmentConfig = AugmentConfig()
+    # Two-stage fine-tuning (Appendix A.4): first ``head_epochs`` epochs train only the head
+    # (backbone frozen) at ``head_learning_rate``, then ``epochs`` epochs train every layer at
+    # ``learning_rate``, each stage with its own cosine cycle. ``freeze_batchnorm`` keeps the
+    # backbone's batch norm layers in inference mode (statistics and scale fixed) while
+    # training the backbone. epochs = head_epochs = 0: no training (pretrained features).
+    head_epochs: int = 0
+    head_learning_rate: float = 0.03
+    freeze_batchnorm: bool = False
 
     def __post_init__(self):
         if self.task not in TASK_VIEWS:
@@ -118,9 +128,14 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a positive multiple of the {self.num_views} "
                 f"views of task {self.task!r} (the paper: 96 for 3way, 64 for binary tasks)")
-        for name in ("epochs", "steps_per_epoch", "checkpoint_every", "log_every"):
+        for name in ("steps_per_epoch", "checkpoint_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.epochs < 0 or self.head_epochs < 0:
+            raise ValueError(f"epochs and head_epochs must be >= 0 (both 0: no training), "
+                             f"got {self.epochs} and {self.head_epochs}")
+        if self.head_learning_rate <= 0:
+            raise ValueError(f"head_learning_rate must be positive, got {self.head_learning_rate}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.learning_rate <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
@@ -140,8 +155,20 @@ class TrainConfig:
         return self.batch_size // self.num_views
 
     @property
+    def head_steps(self) -> int:
+        """Steps of the head-only stage (0 without one)."""
+        return self.head_epochs * self.steps_per_epoch
+
+    @property
     def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+        """Steps of both stages: head-only, then every layer."""
+        return (self.head_epochs + self.epochs) * self.steps_per_epoch
+
+
+# Model outputs a density can model; "level7" (EfficientNet's block 7, pooled) needs a backbone
+# of LEVEL7_BACKBONES.
+FEATURES: tuple[str, ...] = ("pooled", "embedding", "level7")
+LEVEL7_BACKBONES: tuple[str, ...] = ("efficientnet_b4",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +183,8 @@ class DensityConfig:
     def __post_init__(self):
         if self.kind not in ("gde", "kde"):
             raise ValueError(f"density kind must be 'gde' or 'kde', got {self.kind!r}")
-        if self.feature not in ("pooled", "embedding"):
-            raise ValueError(f"feature must be 'pooled' or 'embedding', got {self.feature!r}")
+        if self.feature not in FEATURES:
+            raise ValueError(f"feature must be one of {FEATURES}, got {self.feature!r}")
 
 
 MODEL_TYPES: tuple[str, ...] = ("image", "patch")
@@ -241,6 +268,13 @@ class RunConfig:
 
     def __post_init__(self):
         loc, size = self.localization, self.train.image_size
+        backbone = self.model.backbone
+        if self.density.feature == "level7" and backbone not in LEVEL7_BACKBONES:
+            raise ValueError(f"feature 'level7' needs a backbone of {LEVEL7_BACKBONES}, "
+                             f"got {backbone!r}")
+        if loc.model_type == "patch" and backbone != "resnet18":
+            raise ValueError(f"patch models (model_type 'patch') are built on resnet18 only, "
+                             f"got backbone {backbone!r}")
         if loc.model_type == "patch":
             if any(p > s for p, s in zip(loc.train_patch_size, size)):
                 raise ValueError(f"train_patch_size {loc.train_patch_size} does not fit "

@@ -24,7 +24,7 @@ import tensorflow as tf
 from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
-from cutpaste_tf import evaluate, export, files, metrics, train
+from cutpaste_tf import evaluate, export, files, metrics, train, transfer
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
@@ -37,11 +37,14 @@ THRESHOLD_FILE = "threshold.json"
 
 
 def build_model(config: RunConfig, precision: str = "float32",
-                input_shape: Optional[Sequence[Optional[int]]] = None) -> keras.Model:
+                input_shape: Optional[Sequence[Optional[int]]] = None,
+                pretrained: bool = True) -> keras.Model:
     """The classifier for ``config``, with weights initialised from ``config.train.seed``.
 
     ``precision`` is the Keras dtype policy of its layers (variables are float32 under every
     policy; the outputs are cast to float32). ``input_shape`` defaults to the training size.
+    ``pretrained=False`` skips ``config.model.backbone_weights``: for a model whose weights
+    are then restored from a checkpoint (no ImageNet download needed to re-export).
     """
     keras.utils.set_random_seed(config.train.seed)
     height, width = config.train.image_size
@@ -50,7 +53,9 @@ def build_model(config: RunConfig, precision: str = "float32",
     try:
         return build_cutpaste_model(config.train.num_classes, config.model.head_widths,
                                     config.model.backbone,
-                                    input_shape=input_shape or (height, width, 3))
+                                    input_shape=input_shape or (height, width, 3),
+                                    backbone_weights=(config.model.backbone_weights
+                                                      if pretrained else None))
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -119,7 +124,9 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     tic = time.perf_counter()
     if verbose and train.is_chief(strategy):
         held = f" ({len(val_files)} held out to set the threshold)" if val_files else ""
-        print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps "
+        stages = (f" ({tcfg.head_steps} head-only, then {tcfg.total_steps - tcfg.head_steps} "
+                  "all layers)" if tcfg.head_steps else "")
+        print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps{stages} "
               f"on {len(data.train_files)} images{held}, "
               f"{strategy.num_replicas_in_sync} replica(s), {tcfg.precision}")
     last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
@@ -127,7 +134,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     if not train.is_chief(strategy):
         return None
     if strategy is not tf.distribute.get_strategy() or tcfg.precision != "float32":
-        model = build_model(config)  # float32, undistributed: what is evaluated and exported
+        # float32, undistributed: what is evaluated and exported
+        model = build_model(config, pretrained=False)
         train.restore_weights(model, out)
 
     dcfg, size, batch = config.density, tcfg.image_size, config.eval_batch_size
@@ -156,6 +164,11 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
     }
+    if config.model.backbone in config_lib.LEVEL7_BACKBONES:  # EfficientNet: both Table 3 features (Sec. 4.3)
+        result["transfer"] = {
+            "stage": transfer.stage_name(config),
+            "feature_auroc": transfer.feature_aurocs(model, data, config,
+                                                     {dcfg.feature: result["auroc"]})}
     if config.localization.gradcam:  # image model + masks: GradCAM localisation (Sec. 4.2)
         result.update(localization_runner.gradcam_results(model, estimator, data, config, out))
     if export_dir:
@@ -229,6 +242,9 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
         check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
         # Runs from before thresholds were configurable trained on every image: the defaults.
         previous.setdefault("threshold", config_lib.to_dict(config_lib.ThresholdConfig()))
+        # Runs from before two-stage training had one stage: these defaults.
+        for key in ("head_epochs", "head_learning_rate", "freeze_batchnorm"):
+            previous.get("train", {}).setdefault(key, getattr(config_lib.TrainConfig(), key))
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:
@@ -292,6 +308,9 @@ def summarize_run(model_dir: str, task: str) -> str:
             k: v[0] for k, v in metrics.summarize(pixel, kinds)["averages"].items()}
         summary_json["aupro_averages"] = {
             k: v[0] for k, v in metrics.summarize(pro, kinds)["averages"].items()}
+    transferred = {n: r for n, r in results.items() if "transfer" in r}
+    if transferred:
+        table += "\n" + transfer.table3_markdown(transferred, kinds)
     files.write_json(os.path.join(model_dir, "results.json"), summary_json)
     files.write_text(os.path.join(model_dir, "results.md"), table + "\n")
     return table

@@ -10,6 +10,13 @@ valid once that file names it, so a run killed mid-save resumes from the previou
 next save overwrites the half-written files. Before every save the loss and every model and
 optimizer variable must be finite: a diverged run stops with :class:`TrainingError` and the
 last good checkpoint stays the newest.
+
+Two-stage fine-tuning (Appendix A.4, ``config.head_epochs > 0``): the global step decides the
+stage. Steps ``[0, head_steps)`` train only the head and classifier (backbone frozen, so its
+batch norm runs in inference mode) on a cosine cycle from ``head_learning_rate``; the rest train
+every layer on a second cosine cycle from ``learning_rate``, with the backbone's batch norm
+layers frozen when ``freeze_batchnorm``. A checkpoint is saved at the stage boundary, and a
+restart at any step resumes in the right stage with the right trainable set and learning rate.
 """
 
 from __future__ import annotations
@@ -26,15 +33,77 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.config import TASK_VIEWS, TrainConfig
 from cutpaste_tf.data.pipeline import augment_batch
+from cutpaste_tf.models.cutpaste_net import backbone_of
 
 
 class TrainingError(RuntimeError):
     """Training cannot continue (for example, the loss stopped being finite)."""
 
 
+class TwoStageCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """A cosine cycle from ``head_learning_rate`` to 0 over the first ``head_steps`` steps, then
+    one from ``learning_rate`` to 0 over the following ``steps``."""
+
+    def __init__(self, head_learning_rate: float, head_steps: int, learning_rate: float,
+                 steps: int):
+        self.head_learning_rate, self.head_steps = float(head_learning_rate), int(head_steps)
+        self.learning_rate, self.steps = float(learning_rate), int(steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+
+        def cosine(peak: float, s: tf.Tensor, n: int) -> tf.Tensor:
+            s = tf.clip_by_value(s, 0.0, float(max(n, 1)))
+            return peak * 0.5 * (1.0 + tf.cos(math.pi * s / max(n, 1)))
+
+        return tf.where(step < self.head_steps,
+                        cosine(self.head_learning_rate, step, self.head_steps),
+                        cosine(self.learning_rate, step - self.head_steps, self.steps))
+
+    def get_config(self) -> dict:
+        return {"head_learning_rate": self.head_learning_rate, "head_steps": self.head_steps,
+                "learning_rate": self.learning_rate, "steps": self.steps}
+
+
 def make_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
-    """One cosine cycle from ``learning_rate`` down to 0 over all training steps."""
-    return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.total_steps)
+    """One cosine cycle from ``learning_rate`` down to 0 over all training steps; with a
+    head-only stage, one cycle per stage (:class:`TwoStageCosine`)."""
+    if config.head_steps:
+        return TwoStageCosine(config.head_learning_rate, config.head_steps,
+                              config.learning_rate, config.total_steps - config.head_steps)
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate,
+                                                  max(config.total_steps, 1))
+
+
+def stage_of(step: int, config: TrainConfig) -> str:
+    """The stage of the global ``step``: "head" (head-only) or "full" (every layer)."""
+    return "head" if step < config.head_steps else "full"
+
+
+def set_stage(model: keras.Model, stage: Optional[str], config: TrainConfig) -> None:
+    """Sets what trains: "head" freezes the backbone; "full" trains every layer, except the
+    backbone's batch norm layers with ``config.freeze_batchnorm``; None makes all trainable.
+
+    A frozen Keras batch norm layer runs in inference mode, so its moving statistics stay put.
+    Step functions trace ``model.trainable_variables``: make a new one after calling this.
+    """
+    backbone = backbone_of(model)
+    for layer in _all_layers(model):  # Keras does not reliably recurse into nested models
+        layer.trainable = True
+    if stage == "head":
+        backbone.trainable = False
+    elif stage == "full" and config.freeze_batchnorm:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def _all_layers(layer: keras.layers.Layer) -> list:
+    """``layer`` and every layer nested in it (through ``.layers`` of models)."""
+    found = [layer]
+    for child in getattr(layer, "layers", []):
+        found += _all_layers(child)
+    return found
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -128,6 +197,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
     """
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
+    set_stage(model, None, config)  # the optimizer holds slots for every trainable variable
     with strategy.scope():
         optimizer = make_optimizer(config)
         optimizer.build(model.trainable_variables)
@@ -142,24 +212,29 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                                          max_to_keep=3)
     start = int(optimizer.iterations.numpy())
     total = config.total_steps
-    step_fn = make_train_step(model, optimizer, config, strategy)
+    stage, step_fn = None, None
     schedule = make_schedule(config)  # the optimizer's, for logging
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs", "train")) if chief
               else tf.summary.create_noop_writer())
-    progress = keras.utils.Progbar(total, stateful_metrics=["loss", "accuracy", "lr"],
-                                   verbose=1 if verbose and chief else 0)
+    progress = keras.utils.Progbar(max(total, 1), stateful_metrics=["loss", "accuracy", "lr"],
+                                   verbose=1 if verbose and chief and total else 0)
     if chief and start:  # said even without a progress bar: a resume should never be silent
-        print(f"Resuming from step {start} of {total} ({latest})")
+        print(f"Resuming from step {start} of {total} ({latest}), {stage_of(start, config)} "
+              "stage")
     progress.update(start)
     last: dict[str, float] = {}
     tic, tic_step = time.perf_counter(), start
     for step in range(start, total):
+        if stage_of(step, config) != stage:
+            stage = stage_of(step, config)
+            set_stage(model, stage, config)
+            step_fn = make_train_step(model, optimizer, config, strategy)
         batch = next(batches)
         if step == start and chief and not config.augment_on_device:
             _log_views(writer, *_local(strategy, batch), step, TASK_VIEWS[config.task])
         metrics = step_fn(*batch)
         done = step + 1
-        save = done % config.checkpoint_every == 0 or done == total
+        save = done % config.checkpoint_every == 0 or done in (total, config.head_steps)
         if save or done % config.log_every == 0:
             last = {k: float(v) for k, v in metrics.items()}
             if not all(math.isfinite(v) for v in last.values()):
@@ -185,6 +260,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                     f"good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}")
             manager.save(checkpoint_number=done)
     writer.flush()
+    set_stage(model, None, config)
     if start >= total and not latest:
         manager.save(checkpoint_number=total)
     if not chief and tf.io.gfile.exists(save_dir):

@@ -82,7 +82,7 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
                              loc.upsample_sigma, config.density.feature, loc.chunk_size,
                              threshold=cut.value)
     else:
-        model = runner.build_model(config)
+        model = runner.build_model(config, pretrained=False)  # weights from the checkpoint
         if not train.restore_weights(model, out):
             raise ValueError(f"no checkpoint under {os.path.join(out, 'checkpoints')}")
         estimator = density_lib.load_density(os.path.join(out, "density.npz"),

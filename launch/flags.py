@@ -6,6 +6,8 @@ Defaults are the paper's settings (Appendix A.1-A.2) for the 3-way task; the fil
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, LocalizationConfig,
@@ -75,7 +77,18 @@ flags.DEFINE_bool("augment_on_device", False, "Augment inside the train step on 
                   "accelerator instead of in the tf.data pipeline on the host CPU.")
 
 # Model.
-flags.DEFINE_enum("backbone", "resnet18", ["resnet18"], "Backbone network.")
+flags.DEFINE_enum("backbone", "resnet18", ["resnet18", "efficientnet_b4"], "Backbone network.")
+flags.DEFINE_string("backbone_weights", "none", "Initial backbone weights: 'none' (random), "
+                    "'imagenet' (efficientnet_b4: Keras' file, from its cache or downloaded), or "
+                    "a local file: Keras' efficientnetb4_notop.h5, or a .weights.h5 saved from "
+                    "the same backbone.")
+flags.DEFINE_integer("head_epochs", 0, "Two-stage fine-tuning (Appendix A.4): epochs that "
+                     "train only the head with the backbone frozen, before --epochs of all "
+                     "layers (0: one stage). --epochs=0 --head_epochs=0: no training.")
+flags.DEFINE_float("head_learning_rate", 0.03, "Peak learning rate of the head-only stage's "
+                   "cosine cycle.")
+flags.DEFINE_bool("freeze_batchnorm", False, "Keep the backbone's batch norm layers frozen "
+                  "(inference mode) while the backbone trains (Appendix A.4).")
 flags.DEFINE_list("head_widths", ["512"] * 8, "Widths of the MLP projection head ('' for none).")
 
 # CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1).
@@ -92,9 +105,10 @@ flags.DEFINE_list("jitter", ["0.1", "0.1", "0.1", "0"],
 
 # Density and evaluation.
 flags.DEFINE_enum("density", "gde", ["gde", "kde"], "Density estimator on the features.")
-flags.DEFINE_enum("feature", "pooled", ["pooled", "embedding"],
-                  "Features the density models: average-pooled backbone output (the paper) or "
-                  "the projection head's output.")
+flags.DEFINE_enum("feature", "pooled", ["pooled", "pool", "embedding", "level7"],
+                  "Features the density models: average-pooled backbone output (the paper; "
+                  "'pool' is the same), the projection head's output, or (efficientnet_b4) "
+                  "the pooled output of block group 7 (Table 3's level-7).")
 flags.DEFINE_bool("normalize_features", True, "L2-normalise features before the density.")
 flags.DEFINE_float("kde_gamma", None, "KDE kernel width gamma (default: 10 / (var * dim)).")
 flags.DEFINE_integer("eval_batch_size", 32, "Batch size for feature extraction.")
@@ -216,15 +230,40 @@ def run_config() -> RunConfig:
         precision=FLAGS.precision,
         augment_on_device=FLAGS.augment_on_device,
         augment=augment,
+        head_epochs=FLAGS.head_epochs,
+        head_learning_rate=FLAGS.head_learning_rate,
+        freeze_batchnorm=FLAGS.freeze_batchnorm,
     )
-    model = ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"))
-    density = DensityConfig(kind=FLAGS.density, feature=FLAGS.feature,
+    model = ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"),
+                        backbone_weights=backbone_weights())
+    feature = "pooled" if FLAGS.feature == "pool" else FLAGS.feature
+    density = DensityConfig(kind=FLAGS.density, feature=feature,
                             normalize=FLAGS.normalize_features, kde_gamma=FLAGS.kde_gamma)
     if FLAGS.eval_batch_size <= 0:
         raise ValueError(f"--eval_batch_size must be positive, got {FLAGS.eval_batch_size}")
     return RunConfig(model=model, train=train, density=density,
                      eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config(),
                      localization=localization_config())
+
+
+def backbone_weights() -> "str | None":
+    """--backbone_weights checked against --backbone (a missing file fails here, before any
+    training); None for 'none'."""
+    weights = FLAGS.backbone_weights.strip()
+    if weights.lower() in ("", "none"):
+        return None
+    if weights == "imagenet":
+        if FLAGS.backbone != "efficientnet_b4":
+            raise ValueError(f"--backbone_weights=imagenet: backbone {FLAGS.backbone!r} has no "
+                             "ImageNet weights here (use --backbone=efficientnet_b4, or "
+                             "--backbone_weights=none)")
+        return weights
+    if not weights.endswith(".h5"):
+        raise ValueError(f"--backbone_weights={weights}: expected 'none', 'imagenet' or a path to "
+                         "a .h5 / .weights.h5 file")
+    if not os.path.isfile(weights):
+        raise ValueError(f"--backbone_weights={weights}: no such file")
+    return weights
 
 
 def threshold_config() -> ThresholdConfig:

@@ -20,6 +20,7 @@ from cutpaste_tf import data as data_lib
 from cutpaste_tf import evaluate, files, report, runner, train
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.data import cifar10, elpv
+from cutpaste_tf.models import efficientnet
 from launch import distribute
 from launch import flags as flag_defs
 
@@ -120,6 +121,8 @@ def main(argv: list[str]) -> None:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
         config = flag_defs.run_config()
+        if config.model.backbone_weights == "imagenet":  # fetched now, not after the checks
+            efficientnet.imagenet_weights_file()
         strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
         runner.check_batch(config, strategy.num_replicas_in_sync)
         categories = resolve_categories()
@@ -150,6 +153,9 @@ def main(argv: list[str]) -> None:
         except (train.TrainingError, evaluate.EvaluationError) as e:
             print(f"error: [{data.name}] {e}", file=sys.stderr)
             sys.exit(1)
+        except efficientnet.WeightsError as e:  # a weights file that exists but does not load
+            print(f"error: [{data.name}] {e}", file=sys.stderr)
+            sys.exit(2)
     if not chief:
         return
     table = runner.summarize_run(FLAGS.model_dir, config.train.task)

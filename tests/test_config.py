@@ -51,7 +51,7 @@ def test_unknown_json_field_is_rejected():
     (dict(task="cutpaste", batch_size=63), "multiple of the 2 views"),
     (dict(task="rotation", image_size=(256, 320), batch_size=64), "square --image_size"),
     (dict(image_size=(16, 256)), "image_size"),
-    (dict(epochs=0), "epochs must be positive"),
+    (dict(epochs=-1), "epochs and head_epochs must be >= 0"),
     (dict(learning_rate=-1.0), "learning_rate"),
 ])
 def test_train_config_errors_name_the_setting(kwargs, message):
@@ -83,3 +83,18 @@ def test_density_config_errors():
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().epochs = 1
+
+
+def test_efficientnet_settings_are_checked():
+    from cutpaste_tf.config import DensityConfig, LocalizationConfig, ModelConfig
+    effnet = ModelConfig(backbone="efficientnet_b4")
+    RunConfig(model=effnet, density=DensityConfig(feature="level7"))  # accepted
+    with pytest.raises(ValueError, match="feature 'level7' needs a backbone"):
+        RunConfig(density=DensityConfig(feature="level7"))
+    with pytest.raises(ValueError, match="patch models .* resnet18 only"):
+        RunConfig(model=effnet, localization=LocalizationConfig(model_type="patch"))
+    with pytest.raises(ValueError, match="head_learning_rate"):
+        TrainConfig(head_epochs=1, head_learning_rate=0.0)
+    two_stage = TrainConfig(head_epochs=10, epochs=64, steps_per_epoch=256)
+    assert (two_stage.head_steps, two_stage.total_steps) == (2560, 74 * 256)
+    assert TrainConfig(epochs=0).total_steps == 0  # pretrained features only

@@ -75,6 +75,8 @@ def test_other_settings_in_the_same_model_dir_are_refused(tiny_run):
     (["--image_size=64,64,3"], "--image_size takes one value or height,width"),
     (["--area_ratio=0.2"], "--area_ratio needs 2 comma-separated values"),
     (["--val_fraction=0.99"], "--val_fraction=0.99 of 60 training images leaves 1 to train on"),
+    (["--backbone=efficientnet_b4", "--backbone_weights=/no/such.weights.h5"],
+     "--backbone_weights=/no/such.weights.h5: no such file"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
     model_dir = tmp_path / "model"

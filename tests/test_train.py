@@ -149,3 +149,40 @@ def test_tensorboard_logs_are_written(tmp_path):
     assert {"train/loss", "train/accuracy", "train/learning_rate"} <= tags
     assert any(t.startswith("views/0_normal") for t in tags)
     assert any(t.startswith("views/2_scar") for t in tags)
+
+
+def test_two_stage_run_resumes_across_the_stage_boundary(tmp_path, capsys):
+    # 2 head-only steps, then 2 all-layer steps with frozen backbone batch norm; the run dies
+    # in step 3, just after the boundary checkpoint, and a restart finishes stage 2.
+    config = TrainConfig(task="cutpaste", image_size=(32, 32), batch_size=4, head_epochs=1,
+                         epochs=1, steps_per_epoch=2, learning_rate=0.01, freeze_batchnorm=True,
+                         log_every=1, checkpoint_every=100)
+    model, model_dir = _model(config), str(tmp_path)
+    backbone = {v.path for v in model.get_layer("resnet18").weights}
+    stats = {v.path for v in model.get_layer("resnet18").weights if "moving" in v.path}
+
+    def dies_in_step_3():
+        batches = _batches(config)
+        for _ in range(2):
+            yield next(batches)
+        raise KeyboardInterrupt
+
+    before = {v.path: v.numpy() for v in model.weights}
+    with pytest.raises(KeyboardInterrupt):
+        train.train(model, dies_in_step_3(), config, model_dir, verbose=False)
+    assert train.restore_step(model_dir) == 2  # the stage boundary
+    restarted = _model(config)
+    train.restore_weights(restarted, model_dir)
+    at_boundary = {v.path: v.numpy() for v in restarted.weights}
+    changed = {k for k in before if not np.array_equal(before[k], at_boundary[k])}
+    assert changed and not changed & backbone  # stage 1: the head only
+
+    capsys.readouterr()
+    train.train(restarted, _batches(config, seed=1), config, model_dir, verbose=False)
+    assert "Resuming from step 2 of 4" in capsys.readouterr().out
+    assert train.restore_step(model_dir) == 4
+    after = {v.path: v.numpy() for v in restarted.weights}
+    changed = {k for k in before if not np.array_equal(at_boundary[k], after[k])}
+    assert changed & (backbone - stats)  # stage 2 trains the backbone ...
+    assert not changed & stats  # ... with its batch norm statistics frozen
+    assert float(train.make_schedule(config)(2)) == pytest.approx(0.01)  # stage 2's peak

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from typing import Optional, Sequence
 
 import keras
 from keras import layers
@@ -23,22 +24,47 @@ def _lookup_backbone(backbone: str):
     return BACKBONES[backbone]
 
 
+def build_backbone(backbone: str, input_shape: Sequence[int | None],
+                   weights: Optional[str] = None) -> keras.Model:
+    """The registered backbone named ``backbone`` (also the layer's name) with ``weights``:
+    None (random), one of its pretrained names, or a local weights file."""
+    spec = _lookup_backbone(backbone)
+    if weights is None:
+        return spec.builder(input_shape=tuple(input_shape), name=backbone)
+    if spec.pretrained:  # the builder knows its weight sources
+        return spec.builder(input_shape=tuple(input_shape), name=backbone, weights=weights)
+    if not weights.endswith(".weights.h5"):
+        raise ValueError(f"--backbone_weights={weights}: backbone {backbone!r} has no pretrained "
+                         "weights; it takes 'none' or a .weights.h5 file saved from a "
+                         f"{backbone} backbone")
+    if not os.path.isfile(weights):
+        raise ValueError(f"--backbone_weights={weights}: no such file")
+    net = spec.builder(input_shape=tuple(input_shape), name=backbone)
+    net.load_weights(weights)
+    return net
+
+
 def build_cutpaste_model(
     num_classes: int,
     head_widths: Sequence[int] = DEFAULT_HEAD_WIDTHS,
     backbone: str = "resnet18",
     input_shape: Sequence[int | None] = (None, None, 3),
     name: str = "cutpaste",
+    backbone_weights: Optional[str] = None,
 ) -> keras.Model:
-    """Builds the classifier on [0, 1] images; returns a dict of logits/embedding/pooled/feature_map.
+    """Builds the classifier on [0, 1] images; returns a dict of logits/embedding/pooled/feature_map
+    and, for backbones with more levels (EfficientNet's "level7"), each level pooled.
 
     All outputs are cast to float32 so they stay full precision under a
     mixed-precision dtype policy.
     """
-    builder, preprocess = _lookup_backbone(backbone)
+    preprocess = _lookup_backbone(backbone).preprocess
     images = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
     x = preprocess()(images)
-    feature_map = builder(input_shape=tuple(input_shape), name=backbone)(x)
+    levels = build_backbone(backbone, input_shape, backbone_weights)(x)
+    if not isinstance(levels, dict):
+        levels = {"feature_map": levels}
+    feature_map = levels["feature_map"]
     pooled = layers.GlobalAveragePooling2D(name="pool")(feature_map)
     embedding = projection_head(head_widths, name="head")(pooled)
     logits = layers.Dense(num_classes, name="classifier")(embedding)
@@ -52,4 +78,18 @@ def build_cutpaste_model(
         "pooled": to_f32(pooled, "pooled"),
         "feature_map": to_f32(feature_map, "feature_map"),
     }
+    for level, value in levels.items():
+        if level != "feature_map":
+            outputs[level] = to_f32(layers.GlobalAveragePooling2D(name=f"{level}_pool")(value),
+                                    level)
     return keras.Model(images, outputs, name=name)
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The backbone sub-model of a CutPaste network (the layer named after a registry entry)."""
+    from cutpaste_tf.models import BACKBONES
+
+    found = [layer for layer in model.layers if layer.name in BACKBONES]
+    if len(found) != 1:
+        raise ValueError(f"model {model.name!r} has no single registered backbone layer")
+    return found[0]
