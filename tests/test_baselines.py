@@ -19,6 +19,7 @@ from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
 from cutpaste_tf.ops import baselines as bl
 from cutpaste_tf.ops import cutpaste as cp
 from cutpaste_tf.ops import patches, random, tasks
+from helpers import coord_images  # pixel values that name their position
 
 N = 2000
 SEED = tf.constant([11, 5])
@@ -29,13 +30,6 @@ def _np(params):
     return {k: v.numpy() for k, v in params.items() if k != "jitter"}
 
 
-def _coord_images(batch, height, width):
-    """Pixel (b, y, x) holds (y / (H - 1), x / (W - 1), (b + 1) / (B + 1)): all distinct."""
-    img = np.zeros((batch, height, width, 3), np.float32)
-    img[..., 0] = (np.arange(height, dtype=np.float32) / (height - 1))[:, None]
-    img[..., 1] = (np.arange(width, dtype=np.float32) / (width - 1))[None, :]
-    img[..., 2] = ((np.arange(batch, dtype=np.float32) + 1) / (batch + 1))[:, None, None]
-    return img
 
 
 def _noise_images(batch, height, width, lo=0.1, hi=0.9, seed=0):
@@ -65,7 +59,7 @@ def _rect_frame(cy, cx, angle, height, width):
 
 
 def test_rotation_is_exact_quarter_turns():
-    images = _coord_images(3, 32, 32)
+    images = coord_images(3, 32, 32)
     x = tf.constant(images)
     for k in range(5):
         np.testing.assert_array_equal(bl.rotate(x, k).numpy(),
@@ -82,7 +76,7 @@ def test_rotation_is_exact_quarter_turns():
 
 def test_rotation_views_and_labels():
     batch = 4
-    images = _coord_images(batch, 40, 40)
+    images = coord_images(batch, 40, 40)
     views, labels = tasks.make_views(tf.constant(images), SEED, "rotation", pre=False)
     np.testing.assert_array_equal(labels.numpy(), np.repeat(np.arange(4), batch))
     v = views.numpy().reshape(4, batch, 40, 40, 3)
@@ -335,7 +329,7 @@ def test_ops_match_eager_under_xla_and_in_tf_data():
     same bits; the image mean (Cutout mean) and the blur (Confetti) sum in a different order
     under XLA, so they match to float rounding."""
     height, width, batch = 48, 80, 16
-    images = tf.constant(_coord_images(batch, height, width))
+    images = tf.constant(coord_images(batch, height, width))
 
     def fn(s):
         return {name: op(images, s) for name, op in OPS.items()}

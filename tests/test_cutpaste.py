@@ -16,6 +16,7 @@ from scipy import stats
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.ops import color
 from cutpaste_tf.ops import cutpaste as cp
+from helpers import coord_images  # pixel values that name their position
 
 N_SEEDS = 2000
 NO_JITTER = AugmentConfig(patch_jitter=0.0)
@@ -48,15 +49,6 @@ def _sample_many_uncached(sampler, height, width, n, config, jit):
     return {k: v.numpy()[:, 0] for k, v in fn(_seed_grid(n)).items()}
 
 
-def _coord_images(batch, height, width):
-    """Pixel (b, y, x) holds (y / (H - 1), x / (W - 1), (b + 1) / (B + 1)): all distinct."""
-    y = np.arange(height, dtype=np.float32)[:, None] / (height - 1)
-    x = np.arange(width, dtype=np.float32)[None, :] / (width - 1)
-    img = np.zeros((batch, height, width, 3), np.float32)
-    img[..., 0] = y
-    img[..., 1] = x
-    img[..., 2] = ((np.arange(batch, dtype=np.float32) + 1) / (batch + 1))[:, None, None]
-    return img
 
 
 def _decode(img, height, width):
@@ -188,7 +180,7 @@ def _expected_paste(images, p):
 
 
 def test_apply_cutpaste_hand_built_box():
-    images = _coord_images(2, 24, 40)
+    images = coord_images(2, 24, 40)
     # Sizes within cutpaste_canvas_size(24, 40) = (23, 23): larger hand-built patches would be
     # silently cut to the canvas (the sampler never draws them).
     assert cp.cutpaste_canvas_size(24, 40) == (23, 23)
@@ -211,7 +203,7 @@ def test_apply_cutpaste_hand_built_box():
 
 @pytest.mark.parametrize("height,width,batch", [(256, 256, 48), (48, 80, 256), (80, 48, 256)])
 def test_apply_cutpaste_without_jitter_copies_source_box(height, width, batch):
-    images = _coord_images(batch, height, width)
+    images = coord_images(batch, height, width)
     params = cp.sample_cutpaste(tf.constant([11, height]), batch, height, width, NO_JITTER)
     out = cp.apply_cutpaste(tf.constant(images), params, NO_JITTER).numpy()
     p = _np(params)
@@ -329,7 +321,7 @@ def _scar_frame(p, i, height, width):
 @pytest.mark.parametrize("height,width,batch", [(256, 256, 48), (128, 128, 64), (48, 80, 128),
                                                 (80, 48, 128)])
 def test_apply_scar_without_jitter_pastes_rotated_source_rectangle(height, width, batch):
-    images = _coord_images(batch, height, width)
+    images = coord_images(batch, height, width)
     seed = tf.constant([5, height + width])
     params = cp.sample_scar(seed, batch, height, width, NO_JITTER)
     out = cp.apply_scar(tf.constant(images), params, NO_JITTER).numpy()
@@ -363,7 +355,7 @@ def test_apply_scar_without_jitter_pastes_rotated_source_rectangle(height, width
 
 def test_scar_long_axis_is_the_drawn_angle_from_vertical():
     height = width = 256
-    images = _coord_images(64, height, width)
+    images = coord_images(64, height, width)
     params = cp.sample_scar(tf.constant([8, 8]), 64, height, width, NO_JITTER)
     out = cp.apply_scar(tf.constant(images), params, NO_JITTER).numpy()
     p = _np(params)
@@ -439,7 +431,7 @@ def test_ops_match_eager_under_xla_and_in_tf_data(op):
     (Patch jitter under XLA is covered by test_color and, end to end, by test_tasks.)
     """
     height, width, batch = 48, 80, 64
-    images = tf.constant(_coord_images(batch, height, width))
+    images = tf.constant(coord_images(batch, height, width))
     fn = lambda im, s: getattr(cp, op)(im, s, NO_JITTER)  # noqa: E731
     seeds = _seed_grid(3, second=17)
     eager = [fn(images, s).numpy() for s in seeds]

@@ -10,7 +10,7 @@ from scipy import stats
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.ops import cutpaste as cp
 from cutpaste_tf.ops import patches
-from test_tasks import _coord_images  # pixel values that name their position
+from helpers import coord_images  # pixel values that name their position
 
 N_SEEDS = 2000
 
@@ -29,7 +29,7 @@ def _no_jitter(params):
 
 
 def test_apply_crop_hand_built_non_square():
-    images = _coord_images(3, 40, 72)
+    images = coord_images(3, 40, 72)
     params = {"y": tf.constant([0, 8, 20]), "x": tf.constant([0, 39, 5])}
     out = patches.apply_crop(tf.constant(images), params, (20, 33)).numpy()
     assert out.shape == (3, 20, 33, 3)
@@ -56,7 +56,7 @@ def test_crop_that_does_not_fit_is_refused():
 
 
 def test_random_crop_is_a_window_of_the_image_and_varies_over_the_batch():
-    images = _coord_images(16, 48, 80)
+    images = coord_images(16, 48, 80)
     out = patches.random_crop(tf.constant(images), tf.constant([3, 4]), (32, 32)).numpy()
     ys = np.rint(out[:, 0, 0, 0] * 47).astype(int)
     xs = np.rint(out[:, 0, 0, 1] * 79).astype(int)
@@ -67,7 +67,7 @@ def test_random_crop_is_a_window_of_the_image_and_varies_over_the_batch():
 
 @pytest.mark.parametrize("task,views", [("3way", 3), ("cutpaste", 2), ("union", 2)])
 def test_make_patch_views_shapes_labels_and_normal_view_is_a_crop(task, views):
-    images = tf.constant(_coord_images(4, 48, 80))
+    images = tf.constant(coord_images(4, 48, 80))
     config = AugmentConfig(translate=0.0, jitter=(0.0, 0.0, 0.0, 0.0))
     out, labels = patches.make_patch_views(images, tf.constant([1, 2]), task, (32, 40), config)
     assert out.shape == (4 * views, 32, 40, 3)

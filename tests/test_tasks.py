@@ -11,17 +11,11 @@ from scipy import stats
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
 from cutpaste_tf.ops import tasks
+from helpers import coord_images  # pixel values that name their position
 
 N_SEEDS = 2000
 
 
-def _coord_images(batch, height, width):
-    """Pixel (b, y, x) holds (y / (H - 1), x / (W - 1), (b + 1) / (B + 1)): all distinct."""
-    img = np.zeros((batch, height, width, 3), np.float32)
-    img[..., 0] = (np.arange(height, dtype=np.float32) / (height - 1))[:, None]
-    img[..., 1] = (np.arange(width, dtype=np.float32) / (width - 1))[None, :]
-    img[..., 2] = ((np.arange(batch, dtype=np.float32) + 1) / (batch + 1))[:, None, None]
-    return img
 
 
 def _noise_images(batch, height, width, seed=0):
@@ -46,7 +40,7 @@ def _expected_translation(images, dy, dx):
 
 def test_apply_translation_hand_built():
     height, width = 12, 20
-    images = _coord_images(4, height, width)
+    images = coord_images(4, height, width)
     dy = np.array([2, -1, 0, height + 5], np.int32)
     dx = np.array([-3, 4, 0, -(width + 7)], np.int32)
     out = tasks.apply_translation(tf.constant(images), {"dy": tf.constant(dy),
@@ -84,7 +78,7 @@ def test_sample_translation_range_and_uniformity(height, width):
 
 def test_pre_augment_translation_only_is_an_exact_shift():
     height, width, batch = 48, 80, 64
-    images = _coord_images(batch, height, width)
+    images = coord_images(batch, height, width)
     config = AugmentConfig(jitter=(0.0, 0.0, 0.0, 0.0), translate=0.0625)
     out = tasks.pre_augment(tf.constant(images), tf.constant([3, 1]), config).numpy()
     # Read each example's shift off a centre pixel, then check the whole image against it.
@@ -206,7 +200,7 @@ def test_union_views_are_the_cutpaste_or_scar_of_the_image():
     # With jitter off each union view must be exactly one of the two ops' outputs for that image,
     # and some of each kind must occur.
     batch, height, width = 64, 48, 80
-    images = _coord_images(batch, height, width)
+    images = coord_images(batch, height, width)
     config = AugmentConfig(patch_jitter=0.0)
     views, _ = tasks.make_views(tf.constant(images), tf.constant([2, 2]), "union", config,
                                 pre=False)
