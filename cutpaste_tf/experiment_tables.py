@@ -61,21 +61,6 @@ def _fraction(value: Optional[float]) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
 
 
-def _theirs(value) -> str:
-    """A paper number (percent; a [mean, se] pair or one value), or "—" where there is none."""
-    if value is None:
-        return "—"
-    if isinstance(value, (tuple, list)):
-        return f"{value[0]:.1f} ± {value[1]:.1f}"
-    return f"{value:.1f}"
-
-
-def _order(categories) -> list[str]:
-    """MVTec AD categories in the paper's order, then the others alphabetically."""
-    return ([c for c in paper.MVTEC_CATEGORIES if c in categories]
-            + sorted(c for c in categories if c not in paper.MVTEC_KINDS))
-
-
 def _label(setting: Mapping) -> str:
     label = paper.TASK_LABELS.get(setting["task"], setting["task"])
     return label if setting["flag"] is None else f"{label}, {setting['flag']}={setting['value']}"
@@ -91,7 +76,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
                                                .get(c)))
         if with_paper:
             header.append(f"{_label(s)} (paper)")
-            getters.append(lambda c, g, s=s: _theirs(
+            getters.append(lambda c, g, s=s: metrics.format_paper(
                 (s["paper"]["averages"] if g else s["paper"]["per_category"]).get(c)))
     for s in settings:
         if s["ensemble"] is None:
@@ -101,7 +86,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
             (s["ensemble"]["averages"] if g else s["ensemble"]["per_category"]).get(c)))
         if with_paper and s["task"] == "3way" and s["flag"] is None:
             header.append("Ensemble of 5, CutPaste (3-way) (paper)")
-            getters.append(lambda c, g, s=s: _theirs(
+            getters.append(lambda c, g, s=s: metrics.format_paper(
                 (s["paper"]["ensemble_averages"] if g else s["paper"]["ensemble"]).get(c)))
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     blank = " |" * (len(header) - 1)
@@ -110,7 +95,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
         return f"| {label} | " + " | ".join(get(key, group) for get in getters) + " |"
 
     for group in metrics.KIND_GROUPS:
-        cats = _order([c for c in kinds if kinds[c] == group])
+        cats = metrics.order_categories([c for c in kinds if kinds[c] == group])
         if cats:
             lines.append(f"| *{group}* |{blank}")
             lines += [row(metrics.display_name(c), c, False) for c in cats]
@@ -129,7 +114,7 @@ def sweep_table(settings: Sequence[Mapping]) -> str:
         lines.append(f"| {group} (ours) | " + " | ".join(_ours(s["averages"].get(group))
                                                          for s in settings) + " |")
         lines.append(f"| {group} (paper) | " + " | ".join(
-            _theirs(s["paper"]["averages"].get(group)) for s in settings) + " |")
+            metrics.format_paper(s["paper"]["averages"].get(group)) for s in settings) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -118,22 +118,23 @@ def display_name(category: str) -> str:
     return category.replace("_", " ")
 
 
-def _fmt_ours(mean_se: MeanSe, with_se: bool) -> str:
+def format_ours(mean_se: MeanSe, with_se: bool) -> str:
     """Our AUROC (a fraction) as a percentage with one decimal, "mean ± se" when several seeds."""
     mean, se = mean_se
     return f"{100 * mean:.1f} ± {100 * se:.1f}" if with_se else f"{100 * mean:.1f}"
 
 
-def _fmt_paper(value: MeanSe | float | None) -> str:
-    """A paper number (already in percent), or an em dash when the paper has none."""
+def format_paper(value: MeanSe | list[float] | float | None) -> str:
+    """A paper number (already in percent; one value or a (mean, se) pair), or an em dash
+    when the paper has none."""
     if value is None:
         return "—"
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return f"{value[0]:.1f} ± {value[1]:.1f}"
     return f"{value:.1f}"
 
 
-def _order(categories: Sequence[str]) -> list[str]:
+def order_categories(categories: Sequence[str]) -> list[str]:
     """MVTec categories in the paper's order first, then any others in the order given."""
     known = [c for c in paper.MVTEC_CATEGORIES if c in categories]
     return known + [c for c in categories if c not in paper.MVTEC_KINDS]
@@ -176,18 +177,18 @@ def markdown_table(
     def avg_row(label: str, cats: list[str], group: str, paper_set: tuple[str, ...]) -> str:
         with_se = any(counts[c] > 1 for c in cats)
         theirs = paper_avgs.get(group) if set(cats) == set(paper_set) else None
-        return f"| **{label}** | {_fmt_ours(averages[group], with_se)} | {_fmt_paper(theirs)} |"
+        return f"| **{label}** | {format_ours(averages[group], with_se)} | {format_paper(theirs)} |"
 
     paper_sets = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS}
     for group in KIND_GROUPS:
-        cats = _order([c for c in per_category if kinds[c] == group])
+        cats = order_categories([c for c in per_category if kinds[c] == group])
         if not cats:
             continue
         lines.append(f"| *{group}* | | |")
         for c in cats:
             theirs = paper_cats.get(c)
             lines.append(
-                f"| {display_name(c)} | {_fmt_ours(per_cat[c], counts[c] > 1)} | {_fmt_paper(theirs)} |"
+                f"| {display_name(c)} | {format_ours(per_cat[c], counts[c] > 1)} | {format_paper(theirs)} |"
             )
         lines.append(avg_row(f"{group} average", cats, group, paper_sets[group]))
     lines.append(avg_row("average", list(per_category), "all", paper.MVTEC_CATEGORIES))
@@ -295,23 +296,23 @@ def localization_table(pixel_aurocs: Mapping[str, float], aupros: Mapping[str, f
         if pros is None:
             return "—"
         table = pros["averages"] if group else pros["per_category"]
-        return _fmt_ours(table[key], False) if key in table else "—"
+        return format_ours(table[key], False) if key in table else "—"
 
     sets = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS,
             "all": paper.MVTEC_CATEGORIES}
     for group in KIND_GROUPS:
-        cats = _order([c for c in pixel_aurocs if kinds[c] == group])
+        cats = order_categories([c for c in pixel_aurocs if kinds[c] == group])
         if not cats:
             continue
         lines.append(f"| *{group}* | | | |")
         for c in cats:
-            lines.append(f"| {display_name(c)} | {_fmt_ours(ours['per_category'][c], False)} | "
-                         f"{_fmt_paper(paper.TABLE2_PIXEL.get(c))} | {pro(c)} |")
+            lines.append(f"| {display_name(c)} | {format_ours(ours['per_category'][c], False)} | "
+                         f"{format_paper(paper.TABLE2_PIXEL.get(c))} | {pro(c)} |")
         theirs = paper.TABLE2_PIXEL_AVERAGES[group] if set(cats) == set(sets[group]) else None
-        lines.append(f"| **{group} average** | {_fmt_ours(ours['averages'][group], False)} | "
-                     f"{_fmt_paper(theirs)} | {pro(group, True)} |")
+        lines.append(f"| **{group} average** | {format_ours(ours['averages'][group], False)} | "
+                     f"{format_paper(theirs)} | {pro(group, True)} |")
     theirs = (paper.TABLE2_PIXEL_AVERAGES["all"]
               if set(pixel_aurocs) == set(sets["all"]) else None)
-    lines.append(f"| **average** | {_fmt_ours(ours['averages']['all'], False)} | "
-                 f"{_fmt_paper(theirs)} | {pro('all', True)} |")
+    lines.append(f"| **average** | {format_ours(ours['averages']['all'], False)} | "
+                 f"{format_paper(theirs)} | {pro('all', True)} |")
     return "\n".join(lines) + "\n"

@@ -62,8 +62,8 @@ def table3_markdown(results: Mapping[str, dict], kinds: Mapping[str, str],
     summaries = {c: metrics.summarize(v, kinds) for c, v in ours.items() if v}
 
     def cell(column, mine, theirs) -> str:
-        left = "—" if mine is None else metrics._fmt_ours(mine, False)
-        return f"{left} / {metrics._fmt_paper(theirs)}"
+        left = "—" if mine is None else metrics.format_ours(mine, False)
+        return f"{left} / {metrics.format_paper(theirs)}"
 
     header = " | ".join(f"{_LABELS[f]} {_LABELS[s]}" for f, s in columns)
     lines = [f"### {title}", "", "Each cell: ours / paper.", "",
@@ -87,7 +87,7 @@ def table3_markdown(results: Mapping[str, dict], kinds: Mapping[str, str],
 
     paper_sets = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS}
     for group in metrics.KIND_GROUPS:
-        cats = metrics._order(categories_of(group))
+        cats = metrics.order_categories(categories_of(group))
         if not cats:
             continue
         lines.append(f"| *{group}* |" + " |" * len(columns))
