@@ -1,4 +1,4 @@
-"""Test inputs shared by the augmentation tests."""
+"""Helpers shared by the tests: position-coded images, and the paper's text."""
 
 import numpy as np
 
@@ -11,3 +11,19 @@ def coord_images(batch: int, height: int, width: int) -> np.ndarray:
     img[..., 1] = (np.arange(width, dtype=np.float32) / (width - 1))[None, :]
     img[..., 2] = ((np.arange(batch, dtype=np.float32) + 1) / (batch + 1))[:, None, None]
     return img
+
+
+def paper_text() -> str:
+    """The paper's text (``shared/paper/cutpaste_cvpr2021.txt`` beside or inside the checkout),
+    or skip the calling test, saying why: the paper is not shipped with the package."""
+    import pathlib
+
+    import pytest
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for base in (root / "shared", root.parent / "shared"):
+        path = base / "paper" / "cutpaste_cvpr2021.txt"
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+    pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found beside the checkout; "
+                "the published numbers in cutpaste_tf/paper.py are checked only where it is")

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from cutpaste_tf.data import DataError, cifar10, decode
+from helpers import paper_text
 
 PER_CLASS_TRAIN, PER_CLASS_TEST = 2, 3  # per batch file: 2 x 5 train batches = 10 per class
 
@@ -268,12 +269,7 @@ def test_launch_train_asks_for_the_source_of_an_unprepared_folder(tmp_path):
 def test_paper_cifar10_numbers_match_section_5_4():
     from cutpaste_tf import paper
 
-    root = pathlib.Path(__file__).resolve().parents[1]
-    found = [p for p in (root / "shared", root.parent / "shared")
-             if (p / "paper" / "cutpaste_cvpr2021.txt").exists()]
-    if not found:
-        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
-    text = (found[0] / "paper" / "cutpaste_cvpr2021.txt").read_text(encoding="utf-8")
+    text = paper_text()
     section = " ".join(text[text.index("5.4. Application to Semantic"):
                             text.index("6. Conclusion")].split())
     assert "Cutout results in 60.2 AUC" in section

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cutpaste_tf import experiment, experiment_tables, paper
+from helpers import paper_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = [f"--flagfile={ROOT / 'configs' / 'quickstart.flags'}", f"--data_dir={ROOT / 'testdata'}",
@@ -200,10 +201,7 @@ def test_unknown_task_is_named(parsed_flags):
 
 
 def test_tables_7_and_8_match_the_paper_text():
-    text = (ROOT.parent / "shared" / "paper" / "cutpaste_cvpr2021.txt")
-    if not text.exists():
-        text = pathlib.Path("/work/shared/paper/cutpaste_cvpr2021.txt")
-    lines = text.read_text().split("Table 7: Detection AUCs")[1].split("A.5.")[0].splitlines()
+    lines = paper_text().split("Table 7: Detection AUCs")[1].split("A.5.")[0].splitlines()
     rows = [re.findall(r"(\d+\.\d)±(\d\.\d)", line) for line in lines
             if line.startswith(("texture ", "object ", "all "))]
     assert len(rows) == 6

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import pathlib
 import re
 
 import numpy as np
 import pytest
 
 from cutpaste_tf import metrics, paper
+from helpers import paper_text
 
 # --- auroc -----------------------------------------------------------------------------------
 
@@ -193,15 +193,6 @@ def test_paper_averages_consistent_with_rows(task):
         assert abs(np.mean([v[1] for v in vals]) - printed[1]) <= 0.1 + 1e-9, (task, group)
 
 
-def _paper_text() -> str | None:
-    root = pathlib.Path(__file__).resolve().parents[1]
-    for base in (root / "shared", root.parent / "shared"):
-        path = base / "paper" / "cutpaste_cvpr2021.txt"
-        if path.exists():
-            return path.read_text(encoding="utf-8")
-    return None
-
-
 def _parse_block(lines: list[str]) -> tuple[dict, list]:
     """Category rows and average rows of a table block: name -> (pairs, plain numbers)."""
     pm = re.compile(r"(\d+(?:\.\d+)?)\s*±\s*(\d+(?:\.\d+)?)")
@@ -222,9 +213,7 @@ def _parse_block(lines: list[str]) -> tuple[dict, list]:
 
 
 def test_paper_numbers_match_paper_text():
-    text = _paper_text()
-    if text is None:
-        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
+    text = paper_text()
     lines = text.splitlines()
     start1 = next(i for i, ln in enumerate(lines) if ln.strip().startswith("Table 1: Anomaly detection"))
     start2 = next(i for i, ln in enumerate(lines) if ln.strip().startswith("Table 2: Pixel-wise"))
@@ -250,9 +239,7 @@ def test_paper_numbers_match_paper_text():
 
 
 def test_table4_numbers_match_paper_text_and_table1():
-    text = _paper_text()
-    if text is None:
-        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
+    text = paper_text()
     lines = text.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("Table 4:"))
     pm = re.compile(r"(\d+(?:\.\d+)?)\s*±\s*(\d+(?:\.\d+)?)")

@@ -20,6 +20,7 @@ from cutpaste_tf import synthetic_benchmark as bench
 from cutpaste_tf.config import SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.ops import synthetic
 import analysis_fixture  # a tiny model dir (tests/analysis_fixture.py)
+from helpers import paper_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 N_SEEDS = 1000
@@ -206,12 +207,7 @@ def test_bad_kinds_and_missing_inputs_are_named():
 def test_paper_table6_matches_the_paper_text():
     # Table 6's "Avg" is the mean of its seven columns.
     assert abs(np.mean([paper.TABLE6["cutpaste"][k] for k in paper.TABLE6_KINDS]) - 98.3) < 0.06
-    texts = [base / "paper" / "cutpaste_cvpr2021.txt" for base in (ROOT / "shared",
-                                                                   ROOT.parent / "shared")]
-    text = next((t for t in texts if t.exists()), None)
-    if text is None:
-        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
-    lines = text.read_text(encoding="utf-8").splitlines()
+    lines = paper_text().splitlines()
     header = lines.index("Dataset MNIST Square Ellipse Heart Square† Ellipse† Heart† Avg")
     rows = [ln for ln in lines[header + 1:header + 5] if ln.strip()]
     for method, line in zip(("cutout", "cutpaste"), rows):

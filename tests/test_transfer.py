@@ -1,6 +1,5 @@
 """Table 3 (EfficientNet-B4 transfer): the transcribed numbers and the results table layout."""
 
-import pathlib
 import re
 
 import numpy as np
@@ -8,26 +7,20 @@ import pytest
 
 from cutpaste_tf import paper, transfer
 from cutpaste_tf.config import RunConfig, TrainConfig
+from helpers import paper_text
 
 GROUPS = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS,
           "all": paper.MVTEC_CATEGORIES}
 
 
-def _table3_lines() -> list[str] | None:
-    root = pathlib.Path(__file__).resolve().parents[1]
-    for base in (root / "shared", root.parent / "shared"):
-        path = base / "paper" / "cutpaste_cvpr2021.txt"
-        if path.exists():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            start = next(i for i, ln in enumerate(lines) if ln.startswith("Table 3:"))
-            return lines[start:start + 50]
-    return None
+def _table3_lines() -> list[str]:
+    lines = paper_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("Table 3:"))
+    return lines[start:start + 50]
 
 
 def test_table3_matches_the_paper_text():
     lines = _table3_lines()
-    if lines is None:
-        pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found")
     number = r"(\d+(?:\.\d+)?)"
     row = re.compile(rf"^([a-z ]+?) {number} {number}±{number} {number} {number}±{number}$")
     names = {c.replace("_", ""): c for c in paper.MVTEC_CATEGORIES}
