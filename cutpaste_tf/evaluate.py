@@ -123,3 +123,12 @@ def write_scores(path: str, data: CategoryData, scores: np.ndarray) -> None:
     for row in zip(data.test_files, data.test_labels, data.test_defects, scores):
         writer.writerow([row[0], row[1], row[2], f"{float(row[3]):.9g}"])
     files.write_text(path, out.getvalue())
+
+
+def read_scores(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The image paths, labels (1 = defective) and scores of a :func:`write_scores` file, in
+    its order."""
+    with tf.io.gfile.GFile(path) as f:
+        rows = list(csv.DictReader(io.StringIO(f.read())))
+    return ([r["path"] for r in rows], np.array([int(r["label"]) for r in rows], np.int32),
+            np.array([float(r["score"]) for r in rows], np.float64))

@@ -20,9 +20,7 @@ over those per-seed averages. One seed has no standard error (None).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import os
 from typing import Mapping, Optional, Sequence
@@ -30,7 +28,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files, metrics
+from cutpaste_tf import evaluate, files, metrics
 from cutpaste_tf.config import RunConfig
 
 GROUPS: tuple[str, ...] = ("texture", "object", "all")
@@ -188,10 +186,8 @@ def ensemble_scores(members: Sequence[Mapping[str, float]],
 def read_scores(path: str) -> tuple[dict[str, float], dict[str, int]]:
     """A category's scores.csv (:func:`cutpaste_tf.evaluate.write_scores`) -> scores and labels
     by image path."""
-    with tf.io.gfile.GFile(path) as f:
-        rows = list(csv.DictReader(io.StringIO(f.read())))
-    return ({r["path"]: float(r["score"]) for r in rows},
-            {r["path"]: int(r["label"]) for r in rows})
+    paths, labels, scores = evaluate.read_scores(path)
+    return (dict(zip(paths, scores.tolist())), dict(zip(paths, labels.tolist())))
 
 
 def ensemble_auroc(model_dirs: Sequence[str], category: str) -> float:

@@ -9,7 +9,6 @@ Plots need matplotlib (`pip install -e .[viz]`); the rest of the package works w
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -19,7 +18,7 @@ import platform
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import evaluate, files
 
 MAX_HEATMAPS = 12  # per category
 MAX_VIEWS = 16  # augmented training views per category
@@ -68,15 +67,6 @@ def figure_png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
-
-
-def read_scores(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (1 = defective) and scores of a category's scores.csv."""
-    with tf.io.gfile.GFile(path, "r") as f:
-        rows = list(csv.DictReader(f))
-    labels = np.array([int(r["label"]) for r in rows], np.int32)
-    scores = np.array([float(r["score"]) for r in rows], np.float64)
-    return labels, scores
 
 
 def roc_png(labels: np.ndarray, scores: np.ndarray, title: str) -> bytes:
@@ -231,7 +221,7 @@ def category_section(model_dir: str, category: str) -> str:
     plots = []
     scores_csv = os.path.join(cdir, "scores.csv")
     if tf.io.gfile.exists(scores_csv):
-        labels, scores = read_scores(scores_csv)
+        _, labels, scores = evaluate.read_scores(scores_csv)
         plots.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
         plots.append(img_tag(histogram_png(labels, scores, summary["threshold"],
                                         f"{category}: test scores"), "score histogram"))

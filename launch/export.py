@@ -14,8 +14,6 @@ TF Serving picks it up. ``threshold.json``, the category's ``results.json`` and 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import sys
 
@@ -24,7 +22,7 @@ from absl import app, logging
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
-from cutpaste_tf import export, files, runner, tflite, train
+from cutpaste_tf import evaluate, export, files, runner, tflite, train
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.localization import density as dense_density
 from cutpaste_tf.localization import runner as loc_runner
@@ -106,10 +104,9 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
         result["export_path"] = path
         scores_path = os.path.join(out, "scores.csv")
         if tf.io.gfile.exists(scores_path):
-            with tf.io.gfile.GFile(scores_path) as f:
-                rows = list(csv.DictReader(io.StringIO(f.read())))
+            _, labels, scores = evaluate.read_scores(scores_path)
             result["test_at_threshold"] = threshold_lib.decision_metrics(
-                [float(r["score"]) for r in rows], [int(r["label"]) for r in rows], cut.value)
+                scores.tolist(), labels.tolist(), cut.value)
         files.write_json(result_path, result)
     if FLAGS.tflite:
         tflite_path = os.path.join(out, f"model-v{version}.tflite")
