@@ -45,6 +45,15 @@ def embed(model: keras.Model, paths: Sequence[str], image_size: Sequence[int], f
     return np.concatenate(chunks, axis=0)
 
 
+def embed_images(model: keras.Model, images: np.ndarray, feature: str,
+                 batch_size: int = 32) -> np.ndarray:
+    """``feature`` output of ``model`` (inference mode) for preprocessed images already in
+    memory, ``[N, H, W, 3]`` -> ``[N, D]``."""
+    extract = cached_extractor(model, tuple(images.shape[1:3]), feature)
+    return np.concatenate([extract(tf.constant(images[i:i + batch_size])).numpy()
+                           for i in range(0, len(images), batch_size)])
+
+
 _EXTRACTORS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 

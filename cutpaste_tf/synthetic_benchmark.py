@@ -62,9 +62,7 @@ def make_anomalies(images: np.ndarray, kind: str, seed: int, digits: Optional[np
 def score(model: keras.Model, estimator: density_lib.Density, images: np.ndarray, feature: str,
           batch_size: int = 32) -> np.ndarray:
     """Anomaly scores of preprocessed images [N, H, W, 3] (higher = more anomalous)."""
-    extract = evaluate.cached_extractor(model, tuple(images.shape[1:3]), feature)
-    features = np.concatenate([extract(tf.constant(images[i:i + batch_size])).numpy()
-                               for i in range(0, len(images), batch_size)])
+    features = evaluate.embed_images(model, images, feature, batch_size)
     if not np.all(np.isfinite(features)):
         raise evaluate.EvaluationError("synthetic benchmark: NaN or Inf features; the model's "
                                        "weights are broken")

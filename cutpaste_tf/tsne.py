@@ -34,9 +34,7 @@ def features(model: keras.Model, images: np.ndarray, feature: str, normalize: bo
     the density sees it when ``normalize``."""
     if len(images) == 0:
         return np.zeros([0, 0], np.float32)
-    extract = evaluate.cached_extractor(model, tuple(images.shape[1:3]), feature)  # cached
-    out = np.concatenate([extract(tf.constant(images[i:i + batch_size])).numpy()
-                          for i in range(0, len(images), batch_size)])
+    out = evaluate.embed_images(model, images, feature, batch_size)
     if normalize:
         out = tf.math.l2_normalize(out, axis=-1, epsilon=1e-12).numpy()
     return out
