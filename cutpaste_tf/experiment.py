@@ -223,6 +223,19 @@ def collect(runs: Sequence[Run], categories: Sequence[str]) -> tuple[dict, dict]
     return per_seed, kinds
 
 
+def not_learned(runs: Sequence[Run], categories: Sequence[str]) -> list[dict]:
+    """The finished (seed, category) runs marked as not having learned their proxy task."""
+    found = []
+    for run in runs:
+        for category in categories:
+            if is_finished(run, category):
+                result = files.read_json(os.path.join(run.model_dir, category, "results.json"))
+                verdict = result.get("learning")
+                if verdict and not verdict["learned"]:
+                    found.append({"seed": run.seed, "category": category, **verdict})
+    return found
+
+
 def summarize_setting(setting: Setting, runs: Sequence[Run], categories: Sequence[str],
                       experiment_dir: str) -> dict:
     """One setting's aggregate, and the ensemble of its seeds' models when there are several."""
@@ -234,6 +247,7 @@ def summarize_setting(setting: Setting, runs: Sequence[Run], categories: Sequenc
         "kinds": kinds,
         **(aggregate(per_seed, kinds) if per_seed else {"per_category": {}, "averages": {}}),
         "ensemble": None,
+        "not_learned": not_learned(mine, categories),
     }
     complete = [c for c in per_seed if len(per_seed[c]) == len(mine)]
     if len(mine) > 1 and complete:

@@ -57,6 +57,13 @@ def _ours(stat: Optional[Mapping]) -> str:
     return f"{100 * stat['mean']:.1f} ± {100 * stat['se']:.1f}"
 
 
+def _mark(setting: Mapping, category: str, group: bool) -> str:
+    """" ⚠" beside a category of a setting where some seed's proxy task did not learn."""
+    if group or not any(r["category"] == category for r in setting.get("not_learned", [])):
+        return ""
+    return " ⚠"
+
+
 def _fraction(value: Optional[float]) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
 
@@ -73,7 +80,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
     for s in settings:
         header.append(f"{_label(s)} (ours)")
         getters.append(lambda c, g, s=s: _ours((s["averages"] if g else s["per_category"])
-                                               .get(c)))
+                                               .get(c)) + _mark(s, c, g))
         if with_paper:
             header.append(f"{_label(s)} (paper)")
             getters.append(lambda c, g, s=s: metrics.format_paper(
@@ -135,6 +142,10 @@ def markdown(summary: Mapping) -> str:
     notes += [f"- {s['name']}: {c} has {s['per_category'][c]['n']} of {len(s['runs'])} seeds "
               "finished" for s in settings for c in s["per_category"]
               if s["per_category"][c]["n"] < len(s["runs"])]
+    notes += [f"- ⚠ {s['name']}, seed {r['seed']}, {r['category']}: proxy task not learned "
+              f"(training accuracy {r['quarter_accuracy']:.3f} at step {r['quarter_step']}, "
+              f"chance {r['chance']:.3f}); its AUROC does not measure the method"
+              for s in settings for r in s.get("not_learned", [])]
     if notes:
         parts += ["Notes:", "", *notes, ""]
     parts.append("Paper numbers: CutPaste (Li et al., CVPR 2021), 5 seeds on MVTec AD; \"—\" where "

@@ -145,8 +145,11 @@ def markdown_table(
     kinds: Mapping[str, str] | None,
     task: str,
     title: str | None = None,
+    flagged: Sequence[str] = (),
 ) -> str:
     """A Markdown table laid out like the paper's Table 1, our AUROC (%) beside the paper's.
+
+    Categories in ``flagged`` (runs whose proxy task did not learn) are marked with ⚠.
 
     Rows: a texture block and its average, an object block and its average, then the overall
     average; blocks without categories are left out. ``task`` picks the paper column (a key of
@@ -188,7 +191,8 @@ def markdown_table(
         for c in cats:
             theirs = paper_cats.get(c)
             lines.append(
-                f"| {display_name(c)} | {format_ours(per_cat[c], counts[c] > 1)} | {format_paper(theirs)} |"
+                f"| {display_name(c)}{' ⚠' if c in flagged else ''} | "
+                f"{format_ours(per_cat[c], counts[c] > 1)} | {format_paper(theirs)} |"
             )
         lines.append(avg_row(f"{group} average", cats, group, paper_sets[group]))
     lines.append(avg_row("average", list(per_category), "all", paper.MVTEC_CATEGORIES))

@@ -1,7 +1,8 @@
 """A self-contained HTML report of a finished run.
 
 One file, every image embedded as a base64 PNG data URI, inline CSS, no scripts and no external
-resources: the results against the paper, ROC curves, score histograms with the threshold,
+resources: the results against the paper, the proxy task's training accuracy per class (with a
+warning for a run that did not learn it), ROC curves, score histograms with the threshold,
 training curves, the augmented training views, heatmap galleries, the settings and the hardware.
 Plots need matplotlib (`pip install -e .[viz]`); the rest of the package works without it.
 """
@@ -18,7 +19,7 @@ import platform
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import evaluate, files
+from cutpaste_tf import evaluate, files, learning
 
 MAX_HEATMAPS = 12  # per category
 MAX_VIEWS = 16  # augmented training views per category
@@ -31,6 +32,7 @@ td{text-align:right}td:first-child{text-align:left}
 .gallery img{max-width:180px;margin:3px;border:1px solid #ddd}
 .plots img{max-width:380px;margin:3px}figure{display:inline-block;margin:3px}
 figcaption{font-size:small;text-align:center}pre{background:#f4f4f4;padding:1em;overflow:auto}
+.warning{background:#fff3cd;border:1px solid #e0a800;padding:.6em 1em}
 """
 
 
@@ -133,6 +135,51 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
         ax.set(xlabel="step", title=tag.split("/")[-1])
     fig.suptitle(title)
     return figure_png(fig)
+
+
+def accuracy_png(rows: list[dict], classes: list[str], chance: float, title: str) -> bytes:
+    """Proxy-task training accuracy (window means) against the step, overall and per class,
+    with chance and the "not learning" line."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.2), layout="constrained")
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["accuracy"] for r in rows], "k-", lw=2, label="all")
+    for i, name in enumerate(classes):
+        ax.plot(steps, [r["accuracy_per_class"][i] for r in rows], lw=1, label=name)
+    ax.axhline(chance, color="grey", ls=":", label="chance")
+    ax.axhline(chance + learning.MARGIN, color="#e0a800", ls="--", lw=1, label="not learning below")
+    ax.set(xlabel="step", ylabel="training accuracy", ylim=(0, 1.02), title=title)
+    ax.legend(fontsize="small", loc="lower right")
+    return figure_png(fig)
+
+
+def training_section(model_dir: str, categories: list[str]) -> str:
+    """Near the top of the report: did each category's proxy task learn? A warning naming the
+    runs that did not, and the training accuracy per class of every category."""
+    parts, plots, flagged = ['<h2 id="training">Proxy task: training accuracy</h2>'], [], []
+    for category in categories:
+        cdir = os.path.join(model_dir, category)
+        result = files.read_json(os.path.join(cdir, "results.json"))
+        verdict = result.get("learning")
+        if verdict and not verdict["learned"]:
+            flagged.append(f"{html.escape(category)} ({verdict['quarter_accuracy']:.3f} at step "
+                           f"{verdict['quarter_step']}, chance {verdict['chance']:.3f})")
+        path = os.path.join(cdir, learning.CURVE_FILE)
+        if tf.io.gfile.exists(path):
+            curve = files.read_json(path)
+            if curve["rows"]:
+                plots.append(img_tag(accuracy_png(curve["rows"], curve["classes"],
+                                                  learning.chance(len(curve["classes"])),
+                                                  f"{category}: proxy task"),
+                                     "training accuracy per class"))
+    if flagged:
+        parts.append('<p class="warning"><b>Proxy task not learned</b> by ' + "; ".join(flagged)
+                     + ": training accuracy within a few points of chance after a quarter of "
+                     "the steps. The AUROCs of these runs do not measure the method.</p>")
+    if not plots:
+        return "" if not flagged else "\n".join(parts)
+    parts.append('<div class="plots">' + "".join(plots) + "</div>")
+    return "\n".join(parts)
 
 
 def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
@@ -262,6 +309,7 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
     if tf.io.gfile.exists(results_md):
         with tf.io.gfile.GFile(results_md, "r") as f:
             body.append(markdown_to_html(f.read()))
+    body.append(training_section(model_dir, categories))
     body.append("<p>" + " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>'
                                    for c in categories) + "</p>")
     body += [category_section(model_dir, c) for c in categories]

@@ -24,7 +24,7 @@ import tensorflow as tf
 from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
-from cutpaste_tf import evaluate, export, files, metrics, train, transfer
+from cutpaste_tf import evaluate, export, files, learning, metrics, train, transfer
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
@@ -163,6 +163,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
+        # Whether the proxy task left chance (None for a run too short to judge).
+        "learning": learning.verdict(out, tcfg.total_steps, tcfg.num_classes),
     }
     if config.model.backbone in config_lib.LEVEL7_BACKBONES:  # EfficientNet: both Table 3 features (Sec. 4.3)
         result["transfer"] = {
@@ -182,7 +184,9 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         print(f"[{data.name}] image AUROC {result['auroc']:.4f}"
               + (f", GradCAM pixel AUROC {result['pixel_auroc']:.4f}"
                  if "pixel_auroc" in result else "")
-              + f"; threshold {cut.value:.4g} ({cut.method})")
+              + f"; threshold {cut.value:.4g} ({cut.method})"
+              + ("; PROXY TASK NOT LEARNED, see the warning above"
+                 if learning.not_learned({data.name: result}) else ""))
     return result
 
 
@@ -290,12 +294,16 @@ def summarize_run(model_dir: str, task: str) -> str:
     per_category = {name: r["auroc"] for name, r in results.items()}
     kinds = {name: r["kind"] for name, r in results.items()}
     summary = metrics.summarize(per_category, kinds)
+    flagged = learning.not_learned(results)
     table = metrics.markdown_table(per_category, kinds, task,
-                                   title=f"Image AUROC (%), {task_title(task)}")
+                                   title=f"Image AUROC (%), {task_title(task)}", flagged=flagged)
+    if flagged:
+        table += "\n" + not_learned_note(results, flagged) + "\n"
     summary_json = {
         "task": task,
         "categories": results,
         "averages": {k: v[0] for k, v in summary["averages"].items()},
+        "not_learned": flagged,
     }
     located = {n: r for n, r in results.items() if "pixel_auroc" in r}
     if located:
@@ -314,6 +322,19 @@ def summarize_run(model_dir: str, task: str) -> str:
     files.write_json(os.path.join(model_dir, "results.json"), summary_json)
     files.write_text(os.path.join(model_dir, "results.md"), table + "\n")
     return table
+
+
+def not_learned_note(results: dict[str, dict], flagged: Sequence[str]) -> str:
+    """The Markdown note under a results table that names the runs marked "not learning"."""
+    lines = [f"⚠ **Proxy task not learned** by {', '.join(flagged)}: training accuracy within "
+             f"{100 * learning.MARGIN:.0f} points of chance after a quarter of the steps or at "
+             "the end, so these AUROCs do not measure the method:"]
+    for name in flagged:
+        v = results[name]["learning"]
+        lines.append(f"- {name}: accuracy {v['quarter_accuracy']:.3f} at step {v['quarter_step']}, "
+                     f"{v['final_accuracy']:.3f} at step {v['final_step']} (chance "
+                     f"{v['chance']:.3f})")
+    return "\n".join(lines)
 
 
 def task_title(task: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from typing import Iterator, Optional
 
@@ -30,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, learning
 from cutpaste_tf.config import TASK_VIEWS, TrainConfig
 from cutpaste_tf.data.pipeline import augment_batch
 from cutpaste_tf.models.cutpaste_net import backbone_of
@@ -122,7 +123,8 @@ def l2_penalty(variables) -> tf.Tensor:
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                     config: TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
-    """A compiled step: one batch -> dict of loss, cross-entropy, L2 and accuracy.
+    """A compiled step: one batch -> dict of loss, cross-entropy, L2, accuracy and accuracy per
+    class (a vector, in label order).
 
     The batch is ``(views, labels)``, or with ``config.augment_on_device`` the uint8 source
     images and their batch number ``(images, step)`` (augmented inside the step, on the
@@ -133,6 +135,7 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size
+    num_classes = config.num_classes
 
     def replica_step(first: tf.Tensor, second: tf.Tensor) -> dict[str, tf.Tensor]:
         if config.augment_on_device:
@@ -149,9 +152,14 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                       if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss)
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
+                          tf.float32)
+        # Every class has global_batch / V views (balanced batches, whole view groups per
+        # replica), so per-class accuracies sum over replicas like the overall one.
+        per_class = tf.math.unsorted_segment_sum(correct, labels, num_classes)
         return {"loss": loss, "xent": xent, "l2": l2,
-                "accuracy": tf.reduce_sum(tf.cast(correct, tf.float32)) / global_batch}
+                "accuracy": tf.reduce_sum(correct) / global_batch,
+                "accuracy_per_class": per_class * (num_classes / global_batch)}
 
     replica_step = tf.function(replica_step, jit_compile=config.jit_compile)
 
@@ -223,6 +231,11 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
               "stage")
     progress.update(start)
     last: dict[str, float] = {}
+    names = TASK_VIEWS[config.task]
+    # The curve as far as the restored checkpoint; rows logged after it are redone.
+    curve = [r for r in learning.read_curve(model_dir) if r["step"] <= start] if chief else []
+    judged = learning.check(curve, total, len(names)) is not None
+    window: list[dict] = []  # the metrics of each step since the last log
     tic, tic_step = time.perf_counter(), start
     for step in range(start, total):
         if stage_of(step, config) != stage:
@@ -232,12 +245,16 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
         batch = next(batches)
         if step == start and chief and not config.augment_on_device:
             _log_views(writer, *_local(strategy, batch), step, TASK_VIEWS[config.task])
-        metrics = step_fn(*batch)
+        window.append(step_fn(*batch))
         done = step + 1
         save = done % config.checkpoint_every == 0 or done in (total, config.head_steps)
         if save or done % config.log_every == 0:
-            last = {k: float(v) for k, v in metrics.items()}
-            if not all(math.isfinite(v) for v in last.values()):
+            # Means over the window: a single batch's accuracy is too noisy to judge by.
+            means = {k: np.mean([np.asarray(m[k]) for m in window], axis=0) for k in window[0]}
+            window = []
+            per_class = [float(v) for v in means.pop("accuracy_per_class")]
+            last = {k: float(v) for k, v in means.items()}
+            if not all(math.isfinite(v) for v in [*last.values(), *per_class]):
                 raise TrainingError(
                     f"non-finite training metrics at step {done}: {last}; the last good "
                     f"checkpoint is {manager.latest_checkpoint or latest or 'none (no checkpoint yet)'}")
@@ -247,10 +264,22 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             with writer.as_default(step=done):
                 for key, value in last.items():
                     tf.summary.scalar(f"train/{key}", value)
+                for name, value in zip(names, per_class):
+                    tf.summary.scalar(f"train/accuracy_{name}", value)
                 tf.summary.scalar("train/learning_rate", lr)
                 tf.summary.scalar("train/steps_per_second", rate)
             progress.update(done, [("loss", last["loss"]), ("accuracy", last["accuracy"]),
                                    ("lr", lr)])
+            curve.append({"step": done, "loss": last["loss"], "xent": last["xent"],
+                          "accuracy": last["accuracy"], "accuracy_per_class": per_class,
+                          "learning_rate": lr})
+            verdict = None if judged else learning.check(curve, total, len(names))
+            if verdict is not None:
+                judged = True
+                if not verdict["learned"] and chief:
+                    print("\n" + learning.warning(verdict, config.task,
+                                                  os.path.basename(os.path.normpath(model_dir))),
+                          file=sys.stderr, flush=True)
         if save:  # only after the metrics above were found finite
             bad = _non_finite_variables(checkpoint_variables(model, optimizer))
             if bad:
@@ -259,6 +288,8 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                     f"{', '.join(bad[:3])}) although the loss is finite; not saved: the last "
                     f"good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}")
             manager.save(checkpoint_number=done)
+            if chief:
+                learning.write_curve(model_dir, curve, names)
     writer.flush()
     set_stage(model, None, config)
     if start >= total and not latest:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import threshold as threshold_lib
-from cutpaste_tf import evaluate, export, files, metrics, train
+from cutpaste_tf import evaluate, export, files, learning, metrics, train
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, eval_dataset, load_mask
 from cutpaste_tf.localization import dense, gradcam, pictures
@@ -170,6 +170,8 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "final_train_metrics": last,
+        # Whether the proxy task left chance (None for a run too short to judge).
+        "learning": learning.verdict(out, tcfg.total_steps, tcfg.num_classes),
     }
     if loc.pictures:
         result["heatmaps"] = write_pictures(out, data, images, maps, size)

@@ -1,0 +1,97 @@
+"""Did the proxy task learn? The training curve of a run and the check that it left chance.
+
+A run whose proxy-task accuracy sits at chance has learned nothing, whatever AUROC its features
+happen to give. Training records a curve (``<category>/train_curve.json``): one row per logging
+window with the window's mean loss, accuracy and accuracy per class. :func:`check` reads it at a
+quarter of the steps and at the end; a run still within :data:`MARGIN` of chance there is marked
+"not learning" in ``results.json``, ``results.md``, the HTML report and the experiment tables,
+and training prints :func:`warning` when the quarter mark passes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Sequence
+
+import tensorflow as tf
+
+from cutpaste_tf import files
+
+CURVE_FILE = "train_curve.json"
+# "Within a few points of chance": a 3-way run at 0.38 after a quarter of its steps, or a
+# binary one at 0.55, is marked.
+MARGIN = 0.05
+
+
+def chance(num_classes: int) -> float:
+    """Accuracy of a guess on balanced classes (every proxy task's batches are balanced)."""
+    return 1.0 / num_classes
+
+
+def read_curve(category_dir: str) -> list[dict]:
+    """The rows of ``<category_dir>/train_curve.json`` (empty if there is none)."""
+    path = os.path.join(category_dir, CURVE_FILE)
+    if not tf.io.gfile.exists(path):
+        return []
+    return list(files.read_json(path)["rows"])
+
+
+def write_curve(category_dir: str, rows: Sequence[Mapping], class_names: Sequence[str]) -> None:
+    """Writes the curve atomically (a reader never sees half of it)."""
+    files.write_json(os.path.join(category_dir, CURVE_FILE),
+                     {"classes": list(class_names), "rows": [dict(r) for r in rows]})
+
+
+def accuracy_at(rows: Sequence[Mapping], step: int) -> Optional[Mapping]:
+    """The first row logged at or after ``step`` (None if training has not got there)."""
+    for row in rows:
+        if row["step"] >= step:
+            return row
+    return None
+
+
+def check(rows: Sequence[Mapping], total_steps: int, num_classes: int,
+          margin: float = MARGIN) -> Optional[dict]:
+    """Whether the proxy task left chance by a quarter of ``total_steps``.
+
+    Returns None before the quarter mark was logged; otherwise ``learned`` (False when the
+    window accuracy at the quarter mark, or the last one, is below chance + ``margin``), the
+    figures it was judged on and the per-class accuracies at the end.
+    """
+    quarter = accuracy_at(rows, max(1, -(-total_steps // 4)))
+    if quarter is None:
+        return None
+    last = rows[-1]
+    level = chance(num_classes) + margin
+    learned = quarter["accuracy"] >= level and last["accuracy"] >= level
+    return {"learned": bool(learned), "chance": chance(num_classes), "margin": margin,
+            "quarter_step": int(quarter["step"]), "quarter_accuracy": quarter["accuracy"],
+            "final_step": int(last["step"]), "final_accuracy": last["accuracy"],
+            "final_accuracy_per_class": list(last.get("accuracy_per_class", []))}
+
+
+def verdict(category_dir: str, total_steps: int, num_classes: int) -> Optional[dict]:
+    """:func:`check` on the curve a category's training wrote (None without one)."""
+    return check(read_curve(category_dir), total_steps, num_classes)
+
+
+def warning(result: Mapping, task: str, category: str = "") -> str:
+    """What to tell a user whose run is not learning: the figures, the likely causes and the
+    flags to try."""
+    where = f"[{category}] " if category else ""
+    return (
+        f"{where}warning: the {task} proxy task is not learning: training accuracy "
+        f"{result['quarter_accuracy']:.3f} at step {result['quarter_step']} (chance "
+        f"{result['chance']:.3f}). Features of a network that has not learned its proxy task "
+        "do not measure the method, whatever their AUROC. Likely causes: too few steps or too "
+        "small a learning rate for this data (--epochs, --steps_per_epoch, --learning_rate, "
+        "--warmup_steps); a deep projection head without the residual form "
+        "(--head_widths, --head_residual); images too small for the scars and patches to "
+        "show (--image_size); patches too faint on plain textures (--patch_jitter, "
+        "--area_ratio); or a proxy task this data cannot support (--task=cutpaste).")
+
+
+def not_learned(results: Mapping[str, Mapping]) -> list[str]:
+    """Categories of ``{category: results.json}`` whose run was marked as not learning."""
+    return sorted(c for c, r in results.items()
+                  if r.get("learning") and not r["learning"]["learned"])
