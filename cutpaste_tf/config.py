@@ -50,9 +50,6 @@ class AugmentConfig:
     # default: a whole-image hue shift of 0.1 turns a blue fabric purple, which teaches the
     # representation to ignore exactly the colour changes that stains and discolouration are.
     translate: float = 0.0625
-    # How the border a shift uncovers is filled: "reflect" mirrors the image; "edge" repeats the
-    # edge pixels, which draws seams like CutPaste's into normal views and slows learning.
-    translate_fill: str = "reflect"
     jitter: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 0.0)
 
     def __post_init__(self):
@@ -70,8 +67,6 @@ class AugmentConfig:
         if len(self.jitter) != 4 or min(self.jitter) < 0 or self.jitter[3] > 0.5:
             raise ValueError("jitter must be four values (brightness, contrast, saturation, hue), "
                              f"each >= 0 and hue <= 0.5, got {self.jitter}")
-        if self.translate_fill not in ("reflect", "edge"):
-            raise ValueError(f"translate_fill must be 'reflect' or 'edge', got {self.translate_fill!r}")
         if not 0.0 <= self.translate < 0.5:
             raise ValueError(f"translate must be in [0, 0.5) of the image size, got {self.translate}")
 

@@ -249,8 +249,6 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
         # Runs from before two-stage training had one stage: these defaults.
         for key in ("head_epochs", "head_learning_rate", "freeze_batchnorm"):
             previous.get("train", {}).setdefault(key, getattr(config_lib.TrainConfig(), key))
-        # Runs from before the translation fill was a choice repeated the edge pixels.
-        previous.get("train", {}).get("augment", {}).setdefault("translate_fill", "edge")
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:

@@ -99,9 +99,6 @@ flags.DEFINE_list("scar_length", ["10", "25"], "Scar length range in pixels at 2
 flags.DEFINE_float("scar_angle", 45.0, "Scar rotation range: U(-angle, angle) degrees.")
 flags.DEFINE_float("patch_jitter", 0.1, "Colour jitter of the pasted patch (all four factors).")
 flags.DEFINE_float("translate", 0.0625, "Pre-augmentation: max shift as a fraction of the size.")
-flags.DEFINE_enum("translate_fill", "reflect", ["reflect", "edge"],
-                  "Pre-augmentation: fill the border a shift uncovers by mirroring the image, or "
-                  "by repeating its edge pixels (seam-like stripes; slower to learn).")
 flags.DEFINE_list("jitter", ["0.1", "0.1", "0.1", "0"],
                   "Pre-augmentation colour jitter of every training image: brightness, contrast, "
                   "saturation, hue (torchvision ColorJitter semantics).")
@@ -215,7 +212,6 @@ def run_config() -> RunConfig:
         scar_angle=FLAGS.scar_angle,
         patch_jitter=FLAGS.patch_jitter,
         translate=FLAGS.translate,
-        translate_fill=FLAGS.translate_fill,
         jitter=_floats("jitter", 4),
     )
     train = TrainConfig(

@@ -29,34 +29,13 @@ def sample_translation(seed: tf.Tensor, batch_size, height: int, width: int,
     }
 
 
-TRANSLATE_FILLS: tuple[str, ...] = ("reflect", "edge")
-
-
-def _source_index(size: tf.Tensor, shift: tf.Tensor, fill: str) -> tf.Tensor:
-    """[B, size] source rows (or columns) of an image shifted by ``shift`` [B]."""
-    index = tf.range(size)[None, :] - shift[:, None]
-    if fill == "edge":
-        return tf.clip_by_value(index, 0, size - 1)
-    # Mirror about the first and last pixel (no pixel repeated): -1 -> 1, size -> size - 2.
-    # Exact for shifts up to size - 1; larger ones are clipped to that.
-    index = tf.clip_by_value(index, -(size - 1), 2 * (size - 1))
-    return (size - 1) - tf.abs((size - 1) - tf.abs(index))
-
-
-def apply_translation(images: tf.Tensor, params: dict[str, tf.Tensor],
-                      fill: str = "reflect") -> tf.Tensor:
-    """Shifts each image by (dy, dx) and fills the uncovered border by mirroring the image
-    ("reflect") or repeating its edge pixels ("edge").
-
-    Edge repetition paints stripes of constant rows or columns along the border, which end in
-    a straight seam against the image: the very cue CutPaste teaches the network to find, now
-    in normal views too (measured in the README, "Choices the paper leaves open").
-    """
-    if fill not in TRANSLATE_FILLS:
-        raise ValueError(f"translate fill must be one of {TRANSLATE_FILLS}, got {fill!r}")
+def apply_translation(images: tf.Tensor, params: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Shifts each image by (dy, dx), repeating the edge pixels into the uncovered border."""
     height, width = tf.shape(images)[1], tf.shape(images)[2]
-    shifted = tf.gather(images, _source_index(height, params["dy"], fill), axis=1, batch_dims=1)
-    return tf.gather(shifted, _source_index(width, params["dx"], fill), axis=2, batch_dims=1)
+    rows = tf.clip_by_value(tf.range(height)[None, :] - params["dy"][:, None], 0, height - 1)
+    cols = tf.clip_by_value(tf.range(width)[None, :] - params["dx"][:, None], 0, width - 1)
+    shifted = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(shifted, cols, axis=2, batch_dims=1)
 
 
 def pre_augment(images: tf.Tensor, seed: tf.Tensor,
@@ -69,8 +48,7 @@ def pre_augment(images: tf.Tensor, seed: tf.Tensor,
     seeds = random.split(seed, 2)
     if config.translate > 0:
         images = apply_translation(
-            images, sample_translation(seeds[0], batch, height, width, config.translate),
-            config.translate_fill)
+            images, sample_translation(seeds[0], batch, height, width, config.translate))
     if max(config.jitter) > 0:
         images = color.color_jitter(images, seeds[1], config.jitter)
     return images
