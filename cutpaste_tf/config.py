@@ -73,10 +73,12 @@ class AugmentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Backbone and projection head. Eight 512-wide layers follow the authors' DROC code."""
+    """Backbone and projection head. One 512-wide hidden layer: the authors' DROC code has
+    eight, which at initialisation sends the backbone exploding, task-blind gradients and stays
+    at chance for hundreds of steps (README, "Choices the paper leaves open")."""
 
     backbone: str = "resnet18"
-    head_widths: tuple[int, ...] = (512,) * 8
+    head_widths: tuple[int, ...] = (512,)
     # Initial backbone weights: None (random), "imagenet" (EfficientNet only) or a local file.
     backbone_weights: Optional[str] = None
 

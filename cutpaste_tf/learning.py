@@ -83,12 +83,13 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
         f"{where}warning: the {task} proxy task is not learning: training accuracy "
         f"{result['quarter_accuracy']:.3f} at step {result['quarter_step']} (chance "
         f"{result['chance']:.3f}). Features of a network that has not learned its proxy task "
-        "do not measure the method, whatever their AUROC. Likely causes: too few steps or too "
-        "small a learning rate for this data (--epochs, --steps_per_epoch, --learning_rate, "
-        "--warmup_steps); a deep projection head without the residual form "
-        "(--head_widths, --head_residual); images too small for the scars and patches to "
-        "show (--image_size); patches too faint on plain textures (--patch_jitter, "
-        "--area_ratio); or a proxy task this data cannot support (--task=cutpaste).")
+        "do not measure the method, whatever their AUROC. Likely causes, with the flags to "
+        "try: a deep projection head, whose exploding gradients reach the backbone scrambled "
+        "(--head_widths=512, the default); too few steps for this data (--epochs, "
+        "--steps_per_epoch); images too small for scars to show (--image_size: at 64 px a scar "
+        "is 1-4 px wide); a shift that hides the cue on aligned images (--translate); patches "
+        "too faint on plain textures (--patch_jitter, --area_ratio); or a class this data "
+        "cannot support in the time given (--task=cutpaste).")
 
 
 def not_learned(results: Mapping[str, Mapping]) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from typing import Iterator, Optional
@@ -123,8 +124,9 @@ def l2_penalty(variables) -> tf.Tensor:
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                     config: TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
-    """A compiled step: one batch -> dict of loss, cross-entropy, L2, accuracy and accuracy per
-    class (a vector, in label order).
+    """A compiled step: one batch -> dict of loss, cross-entropy, L2, accuracy, accuracy per
+    class (a vector, in label order) and the gradient norm of each block (``grad_norm/<block>``,
+    see :func:`block_of`; with the loss scale in mixed_float16).
 
     The batch is ``(views, labels)``, or with ``config.augment_on_device`` the uint8 source
     images and their batch number ``(images, step)`` (augmented inside the step, on the
@@ -136,6 +138,9 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size
     num_classes = config.num_classes
+    blocks: dict[str, list[int]] = {}
+    for i, variable in enumerate(model.trainable_variables):
+        blocks.setdefault(block_of(variable), []).append(i)
 
     def replica_step(first: tf.Tensor, second: tf.Tensor) -> dict[str, tf.Tensor]:
         if config.augment_on_device:
@@ -151,6 +156,8 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             scaled = (optimizer.scale_loss(loss)
                       if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss)
         grads = tape.gradient(scaled, model.trainable_variables)
+        norms = {f"grad_norm/{block}": tf.linalg.global_norm([grads[i] for i in index])
+                 / replicas for block, index in blocks.items()}  # replicas' mean, after SUM
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
                           tf.float32)
@@ -159,7 +166,7 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
         per_class = tf.math.unsorted_segment_sum(correct, labels, num_classes)
         return {"loss": loss, "xent": xent, "l2": l2,
                 "accuracy": tf.reduce_sum(correct) / global_batch,
-                "accuracy_per_class": per_class * (num_classes / global_batch)}
+                "accuracy_per_class": per_class * (num_classes / global_batch), **norms}
 
     replica_step = tf.function(replica_step, jit_compile=config.jit_compile)
 
@@ -170,6 +177,17 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                 for k, v in per_replica.items()}
 
     return step
+
+
+def block_of(variable) -> str:
+    """The block a trainable variable belongs to, for gradient norms: "stem", a backbone stage
+    ("layer1".."layer4" of ResNet-18, "block1".."block7" of EfficientNet), "head" or
+    "classifier"."""
+    name = (getattr(variable, "path", None) or variable.name).split("/")[0]
+    if name in ("head", "classifier"):
+        return name
+    match = re.match(r"(layer\d+|block\d+)", name)
+    return match.group(1) if match else "stem"
 
 
 def is_chief(strategy: Optional[tf.distribute.Strategy] = None) -> bool:
@@ -272,7 +290,9 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                                    ("lr", lr)])
             curve.append({"step": done, "loss": last["loss"], "xent": last["xent"],
                           "accuracy": last["accuracy"], "accuracy_per_class": per_class,
-                          "learning_rate": lr})
+                          "learning_rate": lr,
+                          "grad_norm": {k.split("/", 1)[1]: v for k, v in last.items()
+                                        if k.startswith("grad_norm/")}})
             verdict = None if judged else learning.check(curve, total, len(names))
             if verdict is not None:
                 judged = True

@@ -89,7 +89,8 @@ flags.DEFINE_float("head_learning_rate", 0.03, "Peak learning rate of the head-o
                    "cosine cycle.")
 flags.DEFINE_bool("freeze_batchnorm", False, "Keep the backbone's batch norm layers frozen "
                   "(inference mode) while the backbone trains (Appendix A.4).")
-flags.DEFINE_list("head_widths", ["512"] * 8, "Widths of the MLP projection head ('' for none).")
+flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's Dense -> "
+                  "BatchNorm -> ReLU layers ('' for none); the authors' DROC code has eight 512s.")
 
 # CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1).
 flags.DEFINE_list("area_ratio", ["0.02", "0.15"], "CutPaste patch area / image area range.")

@@ -18,7 +18,7 @@ def test_defaults_are_the_papers_settings():
     assert a.area_ratio == (0.02, 0.15) and a.aspect_ratio == (0.3, 3.3)
     assert a.scar_width == (2.0, 16.0) and a.scar_length == (10.0, 25.0) and a.scar_angle == 45.0
     assert a.patch_jitter == 0.1
-    assert ModelConfig().head_widths == (512,) * 8
+    assert ModelConfig().head_widths == (512,)
     assert DensityConfig().kind == "gde" and DensityConfig().feature == "pooled"
 
 

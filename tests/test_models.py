@@ -93,9 +93,10 @@ def test_normalisation_is_inside_model(model: keras.Model) -> None:
 
 def test_xla_matches_eager(model: keras.Model) -> None:
     x = tf.constant(_images(2, 64, 64, 3, seed=1))
-    eager = model(x, training=False)["logits"].numpy()
+    eager = model(x, training=False)
     xla = tf.function(lambda z: model(z, training=False), jit_compile=True)(x)
-    np.testing.assert_allclose(xla["logits"].numpy(), eager, atol=1e-4)
+    for key in ("logits", "embedding", "pooled"):  # logits start at 0: the others test more
+        np.testing.assert_allclose(xla[key].numpy(), eager[key].numpy(), atol=1e-4)
 
 
 def test_unknown_backbone_raises() -> None:
@@ -134,3 +135,13 @@ def test_logits_float32_under_mixed_precision() -> None:
         keras.mixed_precision.set_global_policy("float32")
     out = m(_images(1, 32, 32, 3), training=False)
     assert all(v.dtype == tf.float32 for v in out.values())
+
+
+def test_default_head_is_one_layer_and_the_classifier_starts_at_zero() -> None:
+    model = build_cutpaste_model(num_classes=3, input_shape=(64, 64, 3))
+    dense = [l for l in model.get_layer("head").layers if isinstance(l, keras.layers.Dense)]
+    assert [d.units for d in dense] == [512]
+    out = model(_images(4, 64, 64, 3), training=True)
+    # Logits 0 for every image: the first loss is ln 3 and its gradient carries only the task.
+    np.testing.assert_array_equal(out["logits"].numpy(), 0.0)
+    assert np.std(out["embedding"].numpy()) > 0.1

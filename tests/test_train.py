@@ -186,3 +186,25 @@ def test_two_stage_run_resumes_across_the_stage_boundary(tmp_path, capsys):
     assert changed & (backbone - stats)  # stage 2 trains the backbone ...
     assert not changed & stats  # ... with its batch norm statistics frozen
     assert float(train.make_schedule(config)(2)) == pytest.approx(0.01)  # stage 2's peak
+
+
+def test_train_step_reports_accuracy_per_class_and_gradient_norm_per_block():
+    config = TrainConfig(task="3way", steps_per_epoch=1, **{**SMALL, "batch_size": 6})
+    model = _model(config)
+    opt = train.make_optimizer(config)
+    opt.build(model.trainable_variables)
+    views, labels = next(_batches(config))
+    layer4 = [v.numpy() for v in model.trainable_variables if train.block_of(v) == "layer4"]
+    metrics = train.make_train_step(model, opt, config)(views, labels)
+    per_class = metrics["accuracy_per_class"].numpy()
+    assert per_class.shape == (3,)
+    # Balanced classes: the overall accuracy is the mean of the per-class ones.
+    assert float(metrics["accuracy"]) == pytest.approx(per_class.mean())
+    blocks = {k.split("/", 1)[1] for k in metrics if k.startswith("grad_norm/")}
+    assert blocks == {"stem", "layer1", "layer2", "layer3", "layer4", "head", "classifier"}
+    # The classifier starts at zero, so on the first step the cross-entropy's gradient reaches
+    # only the classifier; layer4 gets just the L2 term's, weight_decay * w.
+    assert float(metrics["grad_norm/classifier"]) > 0
+    expected = config.weight_decay * np.sqrt(sum(np.sum(w ** 2) for w in layer4))
+    assert float(metrics["grad_norm/layer4"]) == pytest.approx(expected, rel=1e-4)
+    assert train.block_of(model.get_layer("classifier").kernel) == "classifier"

@@ -10,7 +10,10 @@ from keras import layers
 
 from cutpaste_tf.models.heads import projection_head
 
-DEFAULT_HEAD_WIDTHS: tuple[int, ...] = (512,) * 8
+# One hidden layer: deeper Dense -> BatchNorm -> ReLU heads explode and scramble the gradient
+# the backbone gets at initialisation, and stay at chance for hundreds of steps (README,
+# "Choices the paper leaves open"); --head_widths=512,...,512 (eight) is the authors' DROC head.
+DEFAULT_HEAD_WIDTHS: tuple[int, ...] = (512,)
 
 
 def _lookup_backbone(backbone: str):
@@ -67,7 +70,9 @@ def build_cutpaste_model(
     feature_map = levels["feature_map"]
     pooled = layers.GlobalAveragePooling2D(name="pool")(feature_map)
     embedding = projection_head(head_widths, name="head")(pooled)
-    logits = layers.Dense(num_classes, name="classifier")(embedding)
+    # Zero-initialised: the first logits are 0 (loss ln V), so the first gradients carry only the
+    # proxy task, not a push to shrink random logits (README, "Choices the paper leaves open").
+    logits = layers.Dense(num_classes, kernel_initializer="zeros", name="classifier")(embedding)
 
     def to_f32(t: keras.KerasTensor, out_name: str) -> keras.KerasTensor:
         return layers.Activation("linear", dtype="float32", name=out_name)(t)
