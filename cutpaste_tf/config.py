@@ -27,6 +27,7 @@ TASK_VIEWS: dict[str, tuple[str, ...]] = {
 }
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+CLASSIFIER_INITS = ("zeros", "glorot_uniform")
 
 
 def _check_range(name: str, bounds, lo: float, hi: float) -> None:
@@ -81,10 +82,16 @@ class ModelConfig:
     head_widths: tuple[int, ...] = (512,)
     # Initial backbone weights: None (random), "imagenet" (EfficientNet only) or a local file.
     backbone_weights: Optional[str] = None
+    # The classifier's initial kernel: "zeros" (logits start at 0, the first gradients carry
+    # only the task) or "glorot_uniform" (Keras' default, the authors' code).
+    classifier_init: str = "zeros"
 
     def __post_init__(self):
         if any(w <= 0 for w in self.head_widths):
             raise ValueError(f"head_widths must be positive, got {self.head_widths}")
+        if self.classifier_init not in CLASSIFIER_INITS:
+            raise ValueError(f"classifier_init must be one of {CLASSIFIER_INITS}, got "
+                             f"{self.classifier_init!r}")
 
 
 @dataclasses.dataclass(frozen=True)

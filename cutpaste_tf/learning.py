@@ -81,7 +81,8 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
     where = f"[{category}] " if category else ""
     return (
         f"{where}warning: the {task} proxy task is not learning: training accuracy "
-        f"{result['quarter_accuracy']:.3f} at step {result['quarter_step']} (chance "
+        f"{result['quarter_accuracy']:.3f} at step {result['quarter_step']}, "
+        f"{result['final_accuracy']:.3f} at step {result['final_step']} (chance "
         f"{result['chance']:.3f}). Features of a network that has not learned its proxy task "
         "do not measure the method, whatever their AUROC. Likely causes, with the flags to "
         "try: a deep projection head, whose exploding gradients reach the backbone scrambled "

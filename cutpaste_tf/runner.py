@@ -55,7 +55,8 @@ def build_model(config: RunConfig, precision: str = "float32",
                                     config.model.backbone,
                                     input_shape=input_shape or (height, width, 3),
                                     backbone_weights=(config.model.backbone_weights
-                                                      if pretrained else None))
+                                                      if pretrained else None),
+                                    classifier_init=config.model.classifier_init)
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -249,6 +250,8 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
         # Runs from before two-stage training had one stage: these defaults.
         for key in ("head_epochs", "head_learning_rate", "freeze_batchnorm"):
             previous.get("train", {}).setdefault(key, getattr(config_lib.TrainConfig(), key))
+        # Runs from before the classifier's initialisation was a choice used Keras' default.
+        previous.get("model", {}).setdefault("classifier_init", "glorot_uniform")
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:

@@ -297,9 +297,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             if verdict is not None:
                 judged = True
                 if not verdict["learned"] and chief:
-                    print("\n" + learning.warning(verdict, config.task,
-                                                  os.path.basename(os.path.normpath(model_dir))),
-                          file=sys.stderr, flush=True)
+                    _warn(verdict, config.task, model_dir)
         if save:  # only after the metrics above were found finite
             bad = _non_finite_variables(checkpoint_variables(model, optimizer))
             if bad:
@@ -311,12 +309,23 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             if chief:
                 learning.write_curve(model_dir, curve, names)
     writer.flush()
+    if chief and start < total:  # back at chance by the end, though not at the quarter mark
+        verdict = learning.check(curve, total, len(names))
+        if verdict is not None and not verdict["learned"] and verdict["quarter_accuracy"] >= (
+                verdict["chance"] + verdict["margin"]):
+            _warn(verdict, config.task, model_dir)
     set_stage(model, None, config)
     if start >= total and not latest:
         manager.save(checkpoint_number=total)
     if not chief and tf.io.gfile.exists(save_dir):
         files.remove_dir(save_dir)
     return {**last, "step": float(total)}
+
+
+def _warn(verdict: dict, task: str, model_dir: str) -> None:
+    """Prints :func:`learning.warning` for the category trained in ``model_dir``."""
+    print("\n" + learning.warning(verdict, task, os.path.basename(os.path.normpath(model_dir))),
+          file=sys.stderr, flush=True)
 
 
 def restore_step(model_dir: str) -> int:

@@ -89,6 +89,9 @@ flags.DEFINE_float("head_learning_rate", 0.03, "Peak learning rate of the head-o
                    "cosine cycle.")
 flags.DEFINE_bool("freeze_batchnorm", False, "Keep the backbone's batch norm layers frozen "
                   "(inference mode) while the backbone trains (Appendix A.4).")
+flags.DEFINE_enum("classifier_init", "zeros", ["zeros", "glorot_uniform"],
+                  "Initial kernel of the last (classifier) layer: zeros, so the first gradients "
+                  "carry only the task, or Keras' default glorot_uniform (the authors' code).")
 flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's Dense -> "
                   "BatchNorm -> ReLU layers ('' for none); the authors' DROC code has eight 512s.")
 
@@ -236,6 +239,7 @@ def run_config() -> RunConfig:
         freeze_batchnorm=FLAGS.freeze_batchnorm,
     )
     model = ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"),
+                        classifier_init=FLAGS.classifier_init,
                         backbone_weights=backbone_weights())
     feature = "pooled" if FLAGS.feature == "pool" else FLAGS.feature
     density = DensityConfig(kind=FLAGS.density, feature=feature,

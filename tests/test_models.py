@@ -17,8 +17,10 @@ from cutpaste_tf.models.resnet import IMAGENET_MEAN, IMAGENET_STD
 
 # torchvision resnet18: 11,689,512 params, minus fc (512 * 1000 + 1000 = 513,000).
 RESNET18_TRAINABLE = 11_176_512
-# backbone + 8 head layers x (512*512 kernel + 2*512 BN gamma/beta) + classifier 512*3 + 3
-#   = 11,176,512 + 8 * 263,168 + 1,539 = 11,176,512 + 2,105,344 + 1,539 = 13,283,395
+# backbone + one head layer (512*512 kernel + 2*512 BN gamma/beta) + classifier 512*3 + 3
+#   = 11,176,512 + 263,168 + 1,539 = 11,441,219
+FULL_TRAINABLE_1x512_3CLS = 11_441_219
+# with the authors' eight head layers: + 7 * 263,168 = 13,283,395
 FULL_TRAINABLE_8x512_3CLS = 13_283_395
 
 
@@ -61,7 +63,9 @@ def test_resnet18_symmetric_padding() -> None:
 
 
 def test_full_model_param_count(model: keras.Model) -> None:
-    assert _trainable(model) == FULL_TRAINABLE_8x512_3CLS
+    assert _trainable(model) == FULL_TRAINABLE_1x512_3CLS
+    eight = build_cutpaste_model(num_classes=3, head_widths=(512,) * 8)
+    assert _trainable(eight) == FULL_TRAINABLE_8x512_3CLS
 
 
 def test_output_names_and_shapes_non_square(model: keras.Model) -> None:

@@ -54,9 +54,11 @@ def build_cutpaste_model(
     input_shape: Sequence[int | None] = (None, None, 3),
     name: str = "cutpaste",
     backbone_weights: Optional[str] = None,
+    classifier_init: str = "zeros",
 ) -> keras.Model:
     """Builds the classifier on [0, 1] images; returns a dict of logits/embedding/pooled/feature_map
     and, for backbones with more levels (EfficientNet's "level7"), each level pooled.
+    ``classifier_init`` is the last layer's kernel initializer ("zeros" or "glorot_uniform").
 
     All outputs are cast to float32 so they stay full precision under a
     mixed-precision dtype policy.
@@ -70,9 +72,11 @@ def build_cutpaste_model(
     feature_map = levels["feature_map"]
     pooled = layers.GlobalAveragePooling2D(name="pool")(feature_map)
     embedding = projection_head(head_widths, name="head")(pooled)
-    # Zero-initialised: the first logits are 0 (loss ln V), so the first gradients carry only the
-    # proxy task, not a push to shrink random logits (README, "Choices the paper leaves open").
-    logits = layers.Dense(num_classes, kernel_initializer="zeros", name="classifier")(embedding)
+    # Zero-initialised by default: the first logits are 0 (loss ln V), so the first gradients
+    # carry only the proxy task, not a push to shrink random logits (README, "Choices the paper
+    # leaves open"); "glorot_uniform" is Keras' default, as in the authors' code.
+    logits = layers.Dense(num_classes, kernel_initializer=classifier_init,
+                          name="classifier")(embedding)
 
     def to_f32(t: keras.KerasTensor, out_name: str) -> keras.KerasTensor:
         return layers.Activation("linear", dtype="float32", name=out_name)(t)
