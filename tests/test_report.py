@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf import report
+from cutpaste_tf import learning, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATEGORIES = {"washer": "object", "fabric": "texture"}
@@ -45,9 +45,15 @@ def _write_category(model_dir: str, name: str, seed: int) -> None:
         for i, (label, score) in enumerate(zip(labels, scores)):
             writer.writerow([f"x/{i:03d}.png", label, "cut" if label else "good", f"{score:.6f}"])
     threshold = {"method": "out_of_fold_quantile", "quantile": 0.95, "value": 6.5}
+    learned = name != "fabric"  # fabric is the run that did not learn its proxy task
+    accuracies = [0.4, 0.6, 0.8] if learned else [0.34, 0.35, 0.36]
+    rows = [{"step": 10 * (i + 1), "accuracy": a, "accuracy_per_class": [a, a, a]}
+            for i, a in enumerate(accuracies)]
+    learning.write_curve(cdir, rows, ["normal", "cutpaste", "scar"])
     with open(os.path.join(cdir, "results.json"), "w") as f:
         json.dump({"category": name, "auroc": 0.9, "pixel_auroc": 0.8, "aupro": 0.5,
-                   "threshold": threshold}, f)
+                   "threshold": threshold,
+                   "learning": learning.check(rows, 30, 3)}, f)
     for defect in ("cut", "hole"):
         os.makedirs(os.path.join(cdir, "heatmaps", defect))
         for i in range(10):  # more than MAX_HEATMAPS in all
@@ -123,11 +129,23 @@ def test_report_is_self_contained_and_every_image_decodes(model_dir):
     assert all(link.startswith("#") for link in page.links), page.links
     assert "<script" not in text and "url(" not in text
     assert page.sources and all(s.startswith("data:image/png;base64,") for s in page.sources)
-    # per category: ROC, histogram, curves, 3 views, MAX_HEATMAPS heatmaps, 1 grid
-    assert len(page.sources) == len(CATEGORIES) * (3 + 3 + report.MAX_HEATMAPS + 1)
+    # per category: proxy-task accuracy, ROC, histogram, curves, 3 views, MAX_HEATMAPS
+    # heatmaps, 1 grid
+    assert len(page.sources) == len(CATEGORIES) * (1 + 3 + 3 + report.MAX_HEATMAPS + 1)
     for source in page.sources:
         image = tf.io.decode_png(base64.b64decode(source.split(",", 1)[1], validate=True))
         assert image.shape[0] > 0 and image.shape[1] > 0
+
+
+def test_report_shows_the_proxy_task_near_the_top_and_warns_about_a_run_that_did_not_learn(
+        model_dir):
+    text, _ = _parse(report.write_report(model_dir))
+    training = text.index('id="training"')
+    assert training < text.index('id="fabric"') and training < text.index('id="washer"')
+    banner = text[text.index('class="warning"'):]
+    banner = banner[:banner.index("</p>")]
+    assert "Proxy task not learned" in banner and "fabric" in banner and "washer" not in banner
+    assert "0.340 at step 10" in banner
 
 
 def test_heatmaps_are_spread_over_the_defects(model_dir):
