@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional, Sequence
 
-from cutpaste_tf import files, metrics, paper
+from cutpaste_tf import files, learning, metrics, paper
 from cutpaste_tf.experiment import GROUPS
 
 PAPER_GROUPS = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS,
@@ -143,8 +143,7 @@ def markdown(summary: Mapping) -> str:
               "finished" for s in settings for c in s["per_category"]
               if s["per_category"][c]["n"] < len(s["runs"])]
     notes += [f"- ⚠ {s['name']}, seed {r['seed']}, {r['category']}: proxy task not learned "
-              f"(training accuracy {r['quarter_accuracy']:.3f} at step {r['quarter_step']}, "
-              f"chance {r['chance']:.3f}); its AUROC does not measure the method"
+              f"({learning.figures(r)}); its AUROC does not measure the method"
               for s in settings for r in s.get("not_learned", [])]
     if notes:
         parts += ["Notes:", "", *notes, ""]

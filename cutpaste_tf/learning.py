@@ -75,15 +75,19 @@ def verdict(category_dir: str, total_steps: int, num_classes: int) -> Optional[d
     return check(read_curve(category_dir), total_steps, num_classes)
 
 
+def figures(result: Mapping) -> str:
+    """The figures a :func:`check` result was judged on, for messages and tables."""
+    return (f"training accuracy {result['quarter_accuracy']:.3f} at step "
+            f"{result['quarter_step']}, {result['final_accuracy']:.3f} at step "
+            f"{result['final_step']} (chance {result['chance']:.3f})")
+
+
 def warning(result: Mapping, task: str, category: str = "") -> str:
     """What to tell a user whose run is not learning: the figures, the likely causes and the
     flags to try."""
     where = f"[{category}] " if category else ""
     return (
-        f"{where}warning: the {task} proxy task is not learning: training accuracy "
-        f"{result['quarter_accuracy']:.3f} at step {result['quarter_step']}, "
-        f"{result['final_accuracy']:.3f} at step {result['final_step']} (chance "
-        f"{result['chance']:.3f}). Features of a network that has not learned its proxy task "
+        f"{where}warning: the {task} proxy task is not learning: {figures(result)}. Features of a network that has not learned its proxy task "
         "do not measure the method, whatever their AUROC. Likely causes, with the flags to "
         "try: a deep projection head, whose exploding gradients reach the backbone scrambled "
         "(--head_widths=512, the default); too few steps for this data (--epochs, "

@@ -162,8 +162,7 @@ def training_section(model_dir: str, categories: list[str]) -> str:
         result = files.read_json(os.path.join(cdir, "results.json"))
         verdict = result.get("learning")
         if verdict and not verdict["learned"]:
-            flagged.append(f"{html.escape(category)} ({verdict['quarter_accuracy']:.3f} at step "
-                           f"{verdict['quarter_step']}, chance {verdict['chance']:.3f})")
+            flagged.append(f"{html.escape(category)} ({learning.figures(verdict)})")
         path = os.path.join(cdir, learning.CURVE_FILE)
         if tf.io.gfile.exists(path):
             curve = files.read_json(path)

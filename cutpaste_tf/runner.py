@@ -333,10 +333,7 @@ def not_learned_note(results: dict[str, dict], flagged: Sequence[str]) -> str:
              f"{100 * learning.MARGIN:.0f} points of chance after a quarter of the steps or at "
              "the end, so these AUROCs do not measure the method:"]
     for name in flagged:
-        v = results[name]["learning"]
-        lines.append(f"- {name}: accuracy {v['quarter_accuracy']:.3f} at step {v['quarter_step']}, "
-                     f"{v['final_accuracy']:.3f} at step {v['final_step']} (chance "
-                     f"{v['chance']:.3f})")
+        lines.append(f"- {name}: {learning.figures(results[name]['learning'])}")
     return "\n".join(lines)
 
 
