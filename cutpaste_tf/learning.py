@@ -87,8 +87,9 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
     flags to try."""
     where = f"[{category}] " if category else ""
     return (
-        f"{where}warning: the {task} proxy task is not learning: {figures(result)}. Features of a network that has not learned its proxy task "
-        "do not measure the method, whatever their AUROC. Likely causes, with the flags to "
+        f"{where}warning: the {task} proxy task is not learning: {figures(result)}. "
+        "Features of a network that has not learned its proxy task do not measure the "
+        "method, whatever their AUROC. Likely causes, with the flags to "
         "try: a deep projection head, whose exploding gradients reach the backbone scrambled "
         "(--head_widths=512, the default); too few steps for this data (--epochs, "
         "--steps_per_epoch); images too small for scars to show (--image_size: at 64 px a scar "

@@ -253,6 +253,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
     # The curve as far as the restored checkpoint; rows logged after it are redone.
     curve = [r for r in learning.read_curve(model_dir) if r["step"] <= start] if chief else []
     judged = learning.check(curve, total, len(names)) is not None
+    warned = False
     window: list[dict] = []  # the metrics of each step since the last log
     tic, tic_step = time.perf_counter(), start
     for step in range(start, total):
@@ -298,6 +299,7 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
                 judged = True
                 if not verdict["learned"] and chief:
                     _warn(verdict, config.task, model_dir)
+                    warned = True
         if save:  # only after the metrics above were found finite
             bad = _non_finite_variables(checkpoint_variables(model, optimizer))
             if bad:
@@ -309,10 +311,9 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
             if chief:
                 learning.write_curve(model_dir, curve, names)
     writer.flush()
-    if chief and start < total:  # back at chance by the end, though not at the quarter mark
+    if chief and start < total and not warned:  # e.g. back at chance by the end
         verdict = learning.check(curve, total, len(names))
-        if verdict is not None and not verdict["learned"] and verdict["quarter_accuracy"] >= (
-                verdict["chance"] + verdict["margin"]):
+        if verdict is not None and not verdict["learned"]:
             _warn(verdict, config.task, model_dir)
     set_stage(model, None, config)
     if start >= total and not latest:

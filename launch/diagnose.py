@@ -8,8 +8,8 @@ hidden layer) it builds the run's model at initialisation (``--seed``), draws
 ``--probe_batches`` training batches of the run's task through the real pipeline, and prints
 one JSON line: the backbone's gradient norm and the mean cosine between the batches'
 gradients, with the true labels and with labels shuffled within each batch
-(``cutpaste_tf/diagnostics.py``). Writes all lines to ``--diagnose_output`` as JSON. Exit codes: 0 done,
-2 bad flags or data.
+(``cutpaste_tf/diagnostics.py``). Writes all lines to ``--diagnose_output`` as JSON. Exit
+codes: 0 done, 2 bad flags or data.
 """
 
 from __future__ import annotations
