@@ -14,8 +14,11 @@ last by :func:`cutpaste_tf.runner.run_category`) in a model dir whose config is 
 last checkpoint.
 
 Statistics: per category, mean ± s.e. (sample standard deviation / sqrt(n)) over the seeds. For
-the texture / object / all averages, each seed's categories are averaged first, then mean ± s.e.
-over those per-seed averages. One seed has no standard error (None).
+the texture / object / all averages, the paper's statistic (Sec. 4.1, "the average of mean and
+standard errors"): the mean of the categories' means ± the mean of their standard errors
+(:func:`cutpaste_tf.metrics.average_of_mean_and_stderr`). Kept beside it, under "over_seeds":
+each seed's categories averaged first, then mean ± s.e. over those per-seed averages, the
+standard error of the average itself. One seed has no standard error (None).
 """
 
 from __future__ import annotations
@@ -124,10 +127,13 @@ def _stat(values: Sequence[float]) -> dict:
 
 
 def aggregate(per_seed: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str]) -> dict:
-    """Mean ± s.e. over seeds per category, and of the per-seed texture / object / all averages.
+    """Mean ± s.e. over seeds per category, and the texture / object / all averages.
 
     ``per_seed[category][seed]`` is an AUROC; ``kinds`` maps categories to texture / object.
-    A group's average uses only the seeds that have every category of the group.
+    A group's "mean" and "se" are the paper's: the mean of its categories' means and the mean
+    of their standard errors ("categories": how many). Its "over_seeds" is mean ± s.e. over
+    the per-seed averages of the group, from the seeds that have every category of the group
+    (None when there is none).
     """
     per_category = {}
     for category, by_seed in per_seed.items():
@@ -142,11 +148,18 @@ def aggregate(per_seed: Mapping[str, Mapping[int, float]], kinds: Mapping[str, s
     averages = {}
     for group in GROUPS:
         cats = [c for c in per_seed if group == "all" or kinds[c] == group]
-        seeds = sorted(set.intersection(*[set(per_seed[c]) for c in cats])) if cats else []
+        if not cats:
+            continue
+        mean, se = metrics.average_of_mean_and_stderr(
+            [(per_category[c]["mean"], per_category[c]["se"]) for c in cats])
+        seeds = sorted(set.intersection(*[set(per_seed[c]) for c in cats]))
+        over_seeds = None
         if seeds:
             by_seed = {s: float(np.mean([per_seed[c][s] for c in cats])) for s in seeds}
-            averages[group] = {**_stat(list(by_seed.values())),
-                               "values": {str(s): v for s, v in by_seed.items()}}
+            over_seeds = {**_stat(list(by_seed.values())),
+                          "values": {str(s): v for s, v in by_seed.items()}}
+        averages[group] = {"mean": mean, "se": se, "categories": len(cats),
+                           "over_seeds": over_seeds}
     return {"per_category": per_category, "averages": averages}
 
 

@@ -18,9 +18,12 @@ from cutpaste_tf.experiment import GROUPS
 PAPER_GROUPS = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS,
                 "all": paper.MVTEC_CATEGORIES}
 AVERAGING = ("per category: mean ± standard error (sample std / sqrt(n)) over seeds; texture / "
-             "object / all: each seed's categories averaged first, then mean ± standard error "
-             "over seeds; ensemble: each model's test scores standardised with the mean and std "
+             "object / all: as in the paper (Sec. 4.1), the mean of the categories' means ± the "
+             "mean of their standard errors; \"s.e. of the average\" columns: each seed's "
+             "categories averaged first, then the standard error over seeds of those per-seed "
+             "averages; ensemble: each model's test scores standardised with the mean and std "
              "of its own training images' scores, averaged over the seeds' models, then AUROC")
+SE_OF_AVERAGE = "s.e. of the average over seeds"
 
 
 def paper_numbers(setting: Mapping, kinds: Mapping[str, str]) -> dict:
@@ -57,6 +60,16 @@ def _ours(stat: Optional[Mapping]) -> str:
     return f"{100 * stat['mean']:.1f} ± {100 * stat['se']:.1f}"
 
 
+def _se_of_average(stat: Optional[Mapping]) -> str:
+    """The standard error over seeds of a group's per-seed averages, as a percentage."""
+    over = (stat or {}).get("over_seeds")
+    return "—" if not over or over.get("se") is None else f"{100 * over['se']:.1f}"
+
+
+def _several_seeds(setting: Mapping) -> bool:
+    return len(setting.get("runs", {})) > 1
+
+
 def _mark(setting: Mapping, category: str, group: bool) -> str:
     """" ⚠" beside a category of a setting where some seed's proxy task did not learn."""
     if group or not any(r["category"] == category for r in setting.get("not_learned", [])):
@@ -75,7 +88,9 @@ def _label(setting: Mapping) -> str:
 
 def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bool = True) -> str:
     """Categories grouped texture / object with averages; per setting our mean ± s.e. (and the
-    paper's), then per setting with several seeds the ensemble's AUROC (and the paper's)."""
+    paper's; the averages' ± is the paper's mean of the categories' s.e.), with several seeds
+    the s.e. over seeds of the average itself on the average rows, then per setting with
+    several seeds the ensemble's AUROC (and the paper's)."""
     header, getters = ["Category"], []
     for s in settings:
         header.append(f"{_label(s)} (ours)")
@@ -85,6 +100,9 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
             header.append(f"{_label(s)} (paper)")
             getters.append(lambda c, g, s=s: metrics.format_paper(
                 (s["paper"]["averages"] if g else s["paper"]["per_category"]).get(c)))
+        if _several_seeds(s):
+            header.append(f"{_label(s)}: {SE_OF_AVERAGE} (ours)")
+            getters.append(lambda c, g, s=s: _se_of_average(s["averages"].get(c)) if g else "")
     for s in settings:
         if s["ensemble"] is None:
             continue
@@ -113,7 +131,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
 
 def sweep_table(settings: Sequence[Mapping]) -> str:
     """Tables 7 / 8 layout: one column per swept value, rows texture / object / all, ours above
-    the paper's."""
+    the paper's, then with several seeds the s.e. over seeds of our average itself."""
     header = ["", *[f"{s['flag']}={s['value']}" + ("" if s["task"] == "3way" else f" ({s['task']})")
                     for s in settings]]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(settings)]
@@ -122,6 +140,9 @@ def sweep_table(settings: Sequence[Mapping]) -> str:
                                                          for s in settings) + " |")
         lines.append(f"| {group} (paper) | " + " | ".join(
             metrics.format_paper(s["paper"]["averages"].get(group)) for s in settings) + " |")
+        if any(_several_seeds(s) for s in settings):
+            lines.append(f"| {group}: {SE_OF_AVERAGE} (ours) | " + " | ".join(
+                _se_of_average(s["averages"].get(group)) for s in settings) + " |")
     return "\n".join(lines) + "\n"
 
 

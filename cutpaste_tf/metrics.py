@@ -52,6 +52,21 @@ def mean_and_stderr(values: Sequence[float]) -> MeanSe:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
 
 
+def average_of_mean_and_stderr(stats: Sequence[tuple[float, float | None]]
+                               ) -> tuple[float, float | None]:
+    """The paper's group average (Sec. 4.1, "the average of mean and standard errors"): the
+    mean of the categories' means ± the mean of their standard errors.
+
+    ``stats`` holds one (mean, se) per category; the error is None when some category has
+    none (a single seed). This is not the standard error of the average itself.
+    """
+    if not stats:
+        raise ValueError("average_of_mean_and_stderr: no categories")
+    mean = float(np.mean([m for m, _ in stats]))
+    errors = [se for _, se in stats]
+    return mean, (None if any(se is None for se in errors) else float(np.mean(errors)))
+
+
 def _as_values(result: float | Sequence[float]) -> list[float]:
     """One category's result as a list of per-seed values."""
     if isinstance(result, (int, float, np.floating, np.integer)):
@@ -83,7 +98,8 @@ def summarize(
     ``kinds`` maps each category to "texture" or "object" (default: the MVTec AD grouping).
     Returns ``{"per_category": {cat: (mean, se)}, "num_values": {cat: n},
     "averages": {"texture"|"object"|"all": (mean, se)}}``. As in the paper, a group's average is
-    the mean of its categories' means together with the mean of their standard errors; "all"
+    the mean of its categories' means together with the mean of their standard errors
+    (:func:`average_of_mean_and_stderr`); "all"
     averages over every category (not over the two group averages). Groups without categories
     are left out.
     """
@@ -106,10 +122,7 @@ def summarize(
     averages: dict[str, MeanSe] = {}
     for group, cats in groups.items():
         if cats:
-            averages[group] = (
-                float(np.mean([per_cat[c][0] for c in cats])),
-                float(np.mean([per_cat[c][1] for c in cats])),
-            )
+            averages[group] = average_of_mean_and_stderr([per_cat[c] for c in cats])
     return {"per_category": per_cat, "num_values": counts, "averages": averages}
 
 

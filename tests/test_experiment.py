@@ -35,41 +35,90 @@ def test_per_category_mean_and_standard_error_match_numpy():
         assert out["per_category"][c]["n"] == 5
 
 
-def test_group_averages_average_each_seed_first():
+def test_group_averages_are_the_papers_average_of_means_and_standard_errors():
     # Seeds move the two object categories in opposite directions: each seed's object average
-    # is 0.8, so the s.e. over seeds is 0, while the mean of the categories' s.e. is not.
+    # is 0.8, so the s.e. over seeds is 0, while the paper's mean of the categories' s.e. is not.
     per_seed = {"bottle": {0: 0.7, 1: 0.9, 2: 0.8}, "screw": {0: 0.9, 1: 0.7, 2: 0.8},
                 "grid": {0: 0.5, 1: 0.6, 2: 0.9}}
     kinds = {"bottle": "object", "screw": "object", "grid": "texture"}
     out = experiment.aggregate(per_seed, kinds)
-    assert out["averages"]["object"]["mean"] == pytest.approx(0.8)
-    assert out["averages"]["object"]["se"] == pytest.approx(0.0, abs=1e-12)
-    assert out["per_category"]["bottle"]["se"] > 0.05
+    se = {c: np.std(list(v.values()), ddof=1) / math.sqrt(3) for c, v in per_seed.items()}
+    obj = out["averages"]["object"]
+    assert obj["mean"] == pytest.approx(0.8) and obj["categories"] == 2
+    assert obj["se"] == pytest.approx((se["bottle"] + se["screw"]) / 2) and obj["se"] > 0.05
+    assert obj["over_seeds"]["se"] == pytest.approx(0.0, abs=1e-12)
+    assert out["averages"]["all"]["se"] == pytest.approx(np.mean(list(se.values())))
     all_per_seed = np.array([(0.7 + 0.9 + 0.5) / 3, (0.9 + 0.7 + 0.6) / 3, (0.8 + 0.8 + 0.9) / 3])
-    assert out["averages"]["all"]["mean"] == pytest.approx(all_per_seed.mean())
-    assert out["averages"]["all"]["se"] == pytest.approx(all_per_seed.std(ddof=1) / math.sqrt(3))
-    assert out["averages"]["texture"]["values"] == {"0": 0.5, "1": 0.6, "2": 0.9}
+    over = out["averages"]["all"]["over_seeds"]
+    assert over["mean"] == pytest.approx(all_per_seed.mean())
+    assert over["se"] == pytest.approx(all_per_seed.std(ddof=1) / math.sqrt(3))
+    assert out["averages"]["texture"]["over_seeds"]["values"] == {"0": 0.5, "1": 0.6, "2": 0.9}
 
 
-def test_group_average_uses_only_seeds_with_every_category():
+def _table(per_seed, kinds, seeds):
+    out = experiment.aggregate(per_seed, kinds)
+    setting = {"name": "cutpaste", "task": "cutpaste", "flag": None, "value": None,
+               "runs": {str(s): f"cutpaste/seed_{s}" for s in seeds}, "kinds": kinds, **out,
+               "ensemble": None}
+    setting["paper"] = experiment_tables.paper_numbers(setting, kinds)
+    return out, experiment_tables.markdown({"settings": [setting], "kinds": kinds,
+                                            "seeds": list(seeds), "sweep": None})
+
+
+def test_table_plus_minus_is_the_papers_statistic_with_known_numbers():
+    # carpet: 0.90, 0.92, 0.94 -> mean 0.92, sd 0.02, s.e. 0.02 / sqrt(3) = 0.011547.
+    # bottle: 0.98, 0.86, 0.80 -> mean 0.88, sd sqrt(0.0168 / 2) = 0.091652, s.e. 0.052915.
+    # Paper's "all": mean (0.92 + 0.88) / 2 = 0.90 ± (0.011547 + 0.052915) / 2 = 0.032231.
+    # Per-seed averages 0.94, 0.89, 0.87: sd sqrt(0.0026 / 2) = 0.036056, s.e. 0.020817.
+    per_seed = {"carpet": {0: 0.90, 1: 0.92, 2: 0.94}, "bottle": {0: 0.98, 1: 0.86, 2: 0.80}}
+    kinds = {"carpet": "texture", "bottle": "object"}
+    out, text = _table(per_seed, kinds, [0, 1, 2])
+    avg = out["averages"]["all"]
+    assert avg["mean"] == pytest.approx(0.90) and avg["se"] == pytest.approx(0.032231, abs=1e-6)
+    assert avg["over_seeds"]["se"] == pytest.approx(0.020817, abs=1e-6)
+    assert out["averages"]["object"]["se"] == pytest.approx(0.052915, abs=1e-6)
+    assert "| Category | CutPaste (ours) | CutPaste (paper) | CutPaste: s.e. of the average over " \
+           "seeds (ours) |" in text
+    assert "| carpet | 92.0 ± 1.2 | 67.9 ± 1.8 |  |" in text
+    assert "| **texture average** | 92.0 ± 1.2 | — | 1.2 |" in text
+    assert "| **object average** | 88.0 ± 5.3 | — | 5.3 |" in text
+    assert "| **average** | 90.0 ± 3.2 | — | 2.1 |" in text
+    # The same statistic as metrics.summarize (single-model tables, the localisation table).
+    from cutpaste_tf import metrics
+    summary = metrics.summarize({c: list(v.values()) for c, v in per_seed.items()}, kinds)
+    assert summary["averages"]["all"] == pytest.approx((avg["mean"], avg["se"]))
+
+
+def test_sweep_table_has_a_row_of_the_averages_standard_error():
+    per_seed = {"carpet": {0: 0.90, 1: 0.92, 2: 0.94}, "bottle": {0: 0.98, 1: 0.86, 2: 0.80}}
+    kinds = {"carpet": "texture", "bottle": "object"}
+    out = experiment.aggregate(per_seed, kinds)
+    setting = {"name": "3way/epochs=2", "task": "3way", "flag": "epochs", "value": "2",
+               "runs": {"0": "a", "1": "b", "2": "c"}, "kinds": kinds, **out, "ensemble": None}
+    setting["paper"] = experiment_tables.paper_numbers(setting, kinds)
+    text = experiment_tables.sweep_table([setting])
+    assert "| all (ours) | 90.0 ± 3.2 |" in text
+    assert "| all: s.e. of the average over seeds (ours) | 2.1 |" in text
+
+
+def test_group_average_uses_only_seeds_with_every_category_for_its_own_error():
     per_seed = {"bottle": {0: 0.7, 1: 0.9}, "screw": {0: 0.9}}
     out = experiment.aggregate(per_seed, {"bottle": "object", "screw": "object"})
-    assert out["averages"]["object"] == {"mean": pytest.approx(0.8), "se": None, "n": 1,
-                                         "values": {"0": pytest.approx(0.8)}}
+    # screw has one seed, hence no s.e., hence no paper-style ± for the group.
+    assert out["averages"]["object"]["mean"] == pytest.approx((0.8 + 0.9) / 2)
+    assert out["averages"]["object"]["se"] is None
+    assert out["averages"]["object"]["over_seeds"] == {
+        "mean": pytest.approx(0.8), "se": None, "n": 1, "values": {"0": pytest.approx(0.8)}}
 
 
 def test_one_seed_has_no_standard_error_and_no_plus_minus():
-    out = experiment.aggregate({"washer": {3: 0.9}}, {"washer": "object"})
+    out, text = _table({"washer": {3: 0.9}}, {"washer": "object"}, [3])
     assert out["per_category"]["washer"]["se"] is None
-    assert out["averages"]["all"] == {"mean": 0.9, "se": None, "n": 1, "values": {"3": 0.9}}
-    setting = {"name": "cutpaste", "task": "cutpaste", "flag": None, "value": None,
-               "runs": {"3": "cutpaste/seed_3"}, "kinds": {"washer": "object"}, **out,
-               "ensemble": None}
-    text = experiment_tables.markdown({"settings": [{**setting, "paper": experiment_tables
-                                                     .paper_numbers(setting, setting["kinds"])}],
-                                       "kinds": setting["kinds"], "seeds": [3], "sweep": None})
+    assert out["averages"]["all"] == {"mean": 0.9, "se": None, "categories": 1, "over_seeds": {
+        "mean": 0.9, "se": None, "n": 1, "values": {"3": 0.9}}}
     assert "| washer | 90.0 | — |" in text and "±" not in text.split("Averaging")[1].split(
         "\n", 1)[1]
+    assert "s.e. of the average" not in text.split("Averaging")[1].split("\n", 1)[1]
 
 
 def test_bad_kind_is_named():
@@ -330,11 +379,12 @@ def test_table1_puts_the_papers_numbers_and_ensemble_beside_ours_for_all_of_mvte
                                     kinds)
     lines = text.splitlines()
     assert lines[0] == ("| Category | CutPaste (3-way) (ours) | CutPaste (3-way) (paper) | "
+                        "CutPaste (3-way): s.e. of the average over seeds (ours) | "
                         "Ensemble of 2, CutPaste (3-way) (ours) | "
                         "Ensemble of 5, CutPaste (3-way) (paper) |")
-    assert "| metal nut | 92.5 ± 2.5 | 99.3 ± 0.2 | 97.0 | 99.9 |" in lines
-    assert "| **texture average** | 92.5 ± 2.5 | 97.0 ± 0.5 | 97.0 | 97.5 |" in lines
-    assert lines[-1] == "| **average** | 92.5 ± 2.5 | 95.2 ± 0.6 | 97.0 | 96.1 |"
+    assert "| metal nut | 92.5 ± 2.5 | 99.3 ± 0.2 |  | 97.0 | 99.9 |" in lines
+    assert "| **texture average** | 92.5 ± 2.5 | 97.0 ± 0.5 | 2.5 | 97.0 | 97.5 |" in lines
+    assert lines[-1] == "| **average** | 92.5 ± 2.5 | 95.2 ± 0.6 | 2.5 | 97.0 | 96.1 |"
     names = [line.split(" | ")[0][2:] for line in lines[2:]]
     assert names[:7] == ["*texture*", "carpet", "grid", "leather", "tile", "wood",
                          "**texture average**"]
