@@ -274,8 +274,14 @@ class RunConfig:
     eval_batch_size: int = 32
     threshold: ThresholdConfig = ThresholdConfig()
     localization: LocalizationConfig = LocalizationConfig()
+    # Ground-truth masks: a pixel is a defect when its value is at least this fraction of the
+    # mask's full scale (255, 65535); see cutpaste_tf.data.masks for the whole rule.
+    mask_threshold: float = 0.5
 
     def __post_init__(self):
+        if not 0.0 < self.mask_threshold <= 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1] (a fraction of the mask's full "
+                             f"scale), got {self.mask_threshold}")
         loc, size = self.localization, self.train.image_size
         backbone = self.model.backbone
         if self.density.feature == "level7" and backbone not in LEVEL7_BACKBONES:

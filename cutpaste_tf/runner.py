@@ -252,6 +252,8 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
             previous.get("train", {}).setdefault(key, getattr(config_lib.TrainConfig(), key))
         # Runs from before the classifier's initialisation was a choice used Keras' default.
         previous.get("model", {}).setdefault("classifier_init", "glorot_uniform")
+        # Runs from before --mask_threshold read masks as value > 127: the same as 0.5.
+        previous.setdefault("mask_threshold", 0.5)
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:

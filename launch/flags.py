@@ -40,6 +40,11 @@ flags.DEFINE_integer("min_image_size", 32, "Smallest height or width (pixels) a 
 flags.DEFINE_integer("max_image_pixels", 50_000_000, "Largest width x height a dataset image may "
                      "have, checked from its header before decoding (a guard against "
                      "decompression bombs).")
+flags.DEFINE_float("mask_threshold", 0.5, "Ground-truth masks: a pixel is a defect when its "
+                   "value is at least this fraction of the mask's full scale (255 for 8-bit, "
+                   "65535 for 16-bit; colour masks: the largest channel); a mask with no pixel "
+                   "that high but some non-zero (0/1, class numbers) counts its non-zero pixels. "
+                   "In (0, 1].")
 flags.DEFINE_bool("decode_check", True, "Before training, decode every image and mask once to "
                   "find truncated or corrupt files (false: check headers only).")
 
@@ -246,9 +251,11 @@ def run_config() -> RunConfig:
                             normalize=FLAGS.normalize_features, kde_gamma=FLAGS.kde_gamma)
     if FLAGS.eval_batch_size <= 0:
         raise ValueError(f"--eval_batch_size must be positive, got {FLAGS.eval_batch_size}")
+    if not 0.0 < FLAGS.mask_threshold <= 1.0:
+        raise ValueError(f"--mask_threshold must be in (0, 1], got {FLAGS.mask_threshold}")
     return RunConfig(model=model, train=train, density=density,
                      eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config(),
-                     localization=localization_config())
+                     localization=localization_config(), mask_threshold=FLAGS.mask_threshold)
 
 
 def backbone_weights() -> "str | None":

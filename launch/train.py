@@ -73,20 +73,26 @@ def prepared_categories() -> list[data_lib.CategoryData]:
 
 def validate_categories(categories: list[data_lib.CategoryData],
                         image_size: tuple[int, int]) -> None:
-    """Checks every image and mask of every category; prints counted warnings to stderr."""
+    """Checks every image and mask of every category; prints counted warnings to stderr and
+    one line per kind of mask conversion to stdout."""
     if FLAGS.min_image_size < 1 or FLAGS.max_image_pixels < 1:
         raise ValueError("--min_image_size and --max_image_pixels must be positive")
+    if not 0.0 < FLAGS.mask_threshold <= 1.0:
+        raise ValueError(f"--mask_threshold must be in (0, 1], got {FLAGS.mask_threshold}")
     errors = []
     for data in categories:  # every category, so that one run reports every problem
         try:
             report = data_lib.validate_category(
                 data, min_size=FLAGS.min_image_size, max_pixels=FLAGS.max_image_pixels,
-                decode=FLAGS.decode_check, image_size=image_size)
+                decode=FLAGS.decode_check, image_size=image_size,
+                mask_threshold=FLAGS.mask_threshold)
         except data_lib.DataError as e:
             errors.append(str(e))
             continue
         for line in report.warnings():
             print(f"warning: {line}", file=sys.stderr)
+        for line in report.notes():
+            print(line)
         if FLAGS.progress:
             print(report.summary())
     if errors:

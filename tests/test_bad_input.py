@@ -261,27 +261,37 @@ def test_no_masks_at_all_is_fine(root):
     assert _validate(root).num_masks == 0
 
 
-def test_mask_of_another_size(root):
+def test_mask_of_another_aspect_ratio_names_both_files(root):
     mask = root / "washer" / "ground_truth" / "scratch" / "000_mask.png"
-    _png(mask, np.zeros((56, 72), np.uint8))
+    _png(mask, np.zeros((56, 56), np.uint8))
     image = root / "washer" / "test" / "scratch" / "000.png"
-    assert f"{mask}: mask is 72x56 but its image {image} is 144x112" in _problem(root)
+    assert (f"{mask}: mask is 56x56 but its image {image} is 144x112, another aspect ratio: "
+            "not resized") in _problem(root)
 
 
-def test_mask_not_binary(root):
+def test_mask_of_another_size_with_the_same_aspect_ratio_is_resized_and_counted(root):
     mask = root / "washer" / "ground_truth" / "scratch" / "000_mask.png"
-    values = np.zeros((112, 144), np.uint8)
-    values[10:20, 10:20], values[30:40, 30:40] = 128, 255
-    _png(mask, values)
-    assert f"{mask}: mask is not binary: values 0, 128, 255; expected only 0 and 255" in _problem(root)
+    values = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
+    _png(mask, values[::2, ::2])  # 72 x 56
+    assert _validate(root).notes() == [
+        "[washer] 1 mask resized to its image's size (nearest neighbour)"]
 
 
-def test_mask_with_values_0_and_1(root):
-    mask = root / "washer" / "ground_truth" / "scratch" / "000_mask.png"
-    values = np.zeros((112, 144), np.uint8)
-    values[10:20, 10:20] = 1
-    _png(mask, values)
-    assert "values 0, 1; expected only 0 and 255 (a 0/1 mask: scale it to 0/255)" in _problem(root)
+def test_smoothed_and_zero_one_masks_are_binarised_and_counted(root):
+    # The rule changed on purpose: masks are no longer refused unless exactly 0/255.
+    masks = root / "washer" / "ground_truth" / "scratch"
+    smooth = np.zeros((112, 144), np.uint8)
+    smooth[10:20, 10:20], smooth[30:40, 30:40] = 128, 255
+    _png(masks / "000_mask.png", smooth)
+    zero_one = np.zeros((112, 144), np.uint8)
+    zero_one[10:20, 10:20] = 1
+    _png(masks / "001_mask.png", zero_one)
+    report = _validate(root)
+    assert report.notes() == [
+        "[washer] 1 mask binarised at 128 of 255: values between 0 and 255 (smoothed or "
+        "compressed edges)",
+        "[washer] 1 mask read as 0/1 (1 = defect)"]
+    assert report.warnings() == []
 
 
 def test_corrupt_mask(root):
@@ -291,11 +301,17 @@ def test_corrupt_mask(root):
     assert f"{mask}: truncated or corrupt PNG mask" in _problem(root)
 
 
+def test_mask_that_is_not_an_image(root):
+    mask = root / "washer" / "ground_truth" / "scratch" / "000_mask.png"
+    mask.write_text("not a mask")
+    assert f"{mask}: not a PNG, JPEG or BMP image" in _problem(root)
+
+
 def test_sixteen_bit_binary_mask_is_accepted(root):
     mask = root / "washer" / "ground_truth" / "scratch" / "000_mask.png"
     values = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED).astype(np.uint16) * 257
     _png(mask, values)
-    _validate(root)
+    assert _validate(root).notes() == []  # 0/65535: nothing to convert
 
 
 # ------------------------------------------------------------------------------------------

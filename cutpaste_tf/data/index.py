@@ -8,7 +8,7 @@ MVTec AD layout::
     <data_dir>/<category>/train/good/*.png
     <data_dir>/<category>/test/good/*.png
     <data_dir>/<category>/test/<defect>/*.png
-    <data_dir>/<category>/ground_truth/<defect>/<stem>_mask.png
+    <data_dir>/<category>/ground_truth/<defect>/<stem>_mask.png   (or .jpg, .bmp, .tif, ...)
 
 A dataset in this layout may carry a ``categories.json`` at its root that says, for categories
 the paper does not know, whether each is a texture or an object and whether objects are aligned:
@@ -27,6 +27,8 @@ import tensorflow as tf
 from cutpaste_tf import paper
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+# Masks may also be TIFFs (read by cutpaste_tf.data.masks); PNG is looked for first.
+MASK_EXTENSIONS = IMAGE_EXTENSIONS + (".tif", ".tiff")
 # Appendix A.5: categories whose objects sit in the same place in every image.
 MVTEC_ALIGNED = ("bottle", "cable", "capsule", "metal_nut", "pill", "toothbrush", "transistor",
                  "zipper")
@@ -63,14 +65,15 @@ def list_images(folder: str) -> list[str]:
     return _scan(folder)[0]
 
 
-def _scan(folder: str) -> tuple[list[str], list[str]]:
+def _scan(folder: str, extensions: Sequence[str] = IMAGE_EXTENSIONS
+          ) -> tuple[list[str], list[str]]:
     """(image files, other files) directly inside ``folder``, sorted; subfolders are left out."""
     if not tf.io.gfile.isdir(folder):
         return [], []
     images, others = [], []
     for name in sorted(tf.io.gfile.listdir(folder)):
         path = os.path.join(folder, name.rstrip("/"))
-        if name.lower().endswith(IMAGE_EXTENSIONS):
+        if name.lower().endswith(tuple(extensions)):
             images.append(path)
         elif not name.endswith("/") and not tf.io.gfile.isdir(path):
             others.append(path)
@@ -124,17 +127,16 @@ def index_mvtec(data_dir: str, category: str) -> CategoryData:
             continue
         what = "normal test" if defect == "good" else "defective test"
         for path in _require_images(folder, what, ignored):
-            stem = os.path.splitext(os.path.basename(path))[0]
-            mask = os.path.join(root, "ground_truth", defect, f"{stem}_mask.png")
             is_good = defect == "good"
             files.append(path)
             labels.append(0 if is_good else 1)
             defects.append(defect)
-            masks.append(None if is_good or not tf.io.gfile.exists(mask) else mask)
+            masks.append(None if is_good else _find_mask(os.path.join(root, "ground_truth",
+                                                                      defect), path, ("_mask",)))
     gt_root = os.path.join(root, "ground_truth")
     if tf.io.gfile.isdir(gt_root):
         for defect in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(gt_root)):
-            ignored += _scan(os.path.join(gt_root, defect))[1]
+            ignored += _scan(os.path.join(gt_root, defect), MASK_EXTENSIONS)[1]
     kind, aligned = category_info(data_dir, category)
     return _checked(CategoryData(category, kind, aligned, tuple(train), tuple(files),
                                  tuple(labels), tuple(defects), tuple(masks), tuple(ignored)),
@@ -146,7 +148,8 @@ def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dir
                   aligned: bool = False) -> CategoryData:
     """Indexes a generic dataset: a folder of normal training images, a folder of normal test
     images and one or more folders of defective test images (the folder name is the defect type).
-    Masks, if any, are ``<mask_dir>/<stem>_mask.png`` or ``<mask_dir>/<stem>.png``.
+    Masks, if any, are ``<mask_dir>/<stem>_mask.<ext>`` or ``<mask_dir>/<stem>.<ext>``
+    (``ext`` one of MASK_EXTENSIONS, PNG first).
     """
     if kind not in ("texture", "object"):
         raise DataError(f"kind must be 'texture' or 'object', got {kind!r}")
@@ -166,9 +169,11 @@ def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dir
                                  tuple(defects), tuple(masks), tuple(ignored)), test_good_dir)
 
 
-def _find_mask(mask_dir: str, image_path: str) -> Optional[str]:
+def _find_mask(mask_dir: str, image_path: str,
+               suffixes: Sequence[str] = ("_mask", "")) -> Optional[str]:
+    """``<mask_dir>/<stem><suffix><ext>`` of the first suffix and extension that exists."""
     stem = os.path.splitext(os.path.basename(image_path))[0]
-    for name in (f"{stem}_mask.png", f"{stem}.png"):
+    for name in (f"{stem}{suffix}{ext}" for suffix in suffixes for ext in MASK_EXTENSIONS):
         candidate = os.path.join(mask_dir, name)
         if tf.io.gfile.exists(candidate):
             return candidate

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
+from cutpaste_tf.data import masks
 from cutpaste_tf.ops import patches, tasks
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,11 +45,15 @@ def load_image(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
     return preprocess(decode(tf.io.read_file(path)), image_size)
 
 
-def load_mask(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
-    """Reads a ground-truth mask as float32 {0, 1} [H, W] at ``image_size`` (nearest)."""
-    mask = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
-    mask = tf.image.resize(tf.cast(mask > 127, tf.float32), list(image_size), method="nearest")
-    return mask[..., 0]
+def load_mask(path, image_size: Sequence[int],
+              threshold: float = masks.DEFAULT_THRESHOLD) -> tf.Tensor:
+    """A ground-truth mask as float32 {0, 1} [H, W] at ``image_size`` (nearest), read eagerly
+    by :func:`cutpaste_tf.data.masks.read_mask`: ``path`` is a path (str or string tensor) or
+    several paths merged by OR."""
+    if isinstance(path, tf.Tensor):
+        path = path.numpy()
+        path = path.decode() if isinstance(path, bytes) else tuple(p.decode() for p in path)
+    return tf.constant(masks.read_mask(path, image_size, threshold), tf.float32)
 
 
 def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, batch_size: int,

@@ -3,14 +3,24 @@
 Training runs for hours on rented accelerators, so whatever can be found wrong with the data is
 found first. :func:`validate_category` reads every image's header (size, bit depth, colour type)
 without decoding its pixels, refuses images over a pixel limit (decompression bombs) or under a
-minimum size, then decodes each image once with the same decoder the pipeline uses. Masks must
-exist for every defective image once any of a category's masks exist, have their image's size,
-and hold only 0 and 255. Problems are collected over all files and raised together as one
-:class:`~cutpaste_tf.data.index.DataError` that names each file and what is wrong with it.
+minimum size, then decodes each image once with the same decoder the pipeline uses. Problems are
+collected over all files and raised together as one :class:`~cutpaste_tf.data.index.DataError`
+that names each file and what is wrong with it.
 
 What is accepted, converted the way :func:`cutpaste_tf.data.pipeline.decode` converts it:
 8- and 16-bit PNGs (16-bit values scaled by 255/65535, not clipped), palette PNGs (expanded),
 grey and grey+alpha (grey copied to RGB), RGBA (alpha dropped), JPEG and BMP.
+
+Masks are taken as they come and read by :func:`cutpaste_tf.data.masks.read_mask`, the one
+reader the pixel metrics use too: grey, palette, RGB or RGBA; 0/1, 0/255, 16-bit, smoothed or
+JPEG-compressed; PNG, JPEG, BMP or TIFF; binarised by one rule (``--mask_threshold``, see that
+module). Each conversion is counted, and :meth:`ValidationReport.notes` prints one line per kind
+of conversion (``24 masks binarised at 128 of 255: ...``), never one per file. A mask of another
+size than its image but the same aspect ratio (within 1 %) is resized to it with nearest
+neighbour and counted. Warnings, naming the files: an all-zero mask of a defective image, a mask
+that marks every pixel as a defect. Errors: a missing mask once any of a category's masks exist,
+a mask of another aspect ratio than its image (naming both), a mask that cannot be read or
+decoded.
 
 What is skipped with a counted warning: files in the image folders whose names do not end in an
 image extension (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``), such as ``.DS_Store`` or notes;
@@ -24,47 +34,24 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
-import re
-import struct
 from typing import Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf.data import masks as mask_lib
+from cutpaste_tf.data.headers import ImageHeader, read_header
 from cutpaste_tf.data.index import CategoryData, DataError
+
+__all__ = ["ImageHeader", "ValidationReport", "format_problems", "read_header",
+           "validate_category"]
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: MVTec AD's largest images are 1024 x 1024 (1 MP).
 DEFAULT_MIN_SIZE = 32  # the smallest --image_size the model accepts
 MAX_LISTED = 20  # problems listed in one error message; the rest are counted
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOR = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
-# JPEG start-of-frame markers (baseline, progressive, lossless, ...), not DHT / JPG / DAC.
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageHeader:
-    """What an image file's header says, read without decoding the pixels."""
-
-    format: str  # "PNG", "JPEG" or "BMP"
-    width: int
-    height: int
-    bit_depth: int  # bits per sample (PNG, JPEG) or per pixel (BMP)
-    color: str  # "grey", "RGB", "palette", "grey+alpha", "RGBA", "YCbCr", "CMYK", ...
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-    @property
-    def conversion(self) -> Optional[str]:
-        """How decoding changes this image on its way to 8-bit RGB, or None if it does not."""
-        if self.format == "PNG" and self.bit_depth == 16:
-            return "16-bit"
-        if self.color in ("palette", "grey", "grey+alpha", "RGBA"):
-            return self.color
-        return None
+MAX_NAMED = 5  # files named in one warning line; the rest are counted
+ASPECT_TOLERANCE = 0.01  # relative aspect-ratio difference up to which a mask is resized
+RESIZED = "masks resized to their image's size (nearest neighbour)"
+MERGED = "image(s) with several mask files, merged by logical OR"
 
 
 @dataclasses.dataclass
@@ -77,6 +64,15 @@ class ValidationReport:
     ignored_files: tuple[str, ...] = ()
     upscaled: int = 0  # images smaller than the training size, which get upscaled
     conversions: dict = dataclasses.field(default_factory=dict)  # "16-bit" -> count, ...
+    # How masks were read: phrase ("masks read as 0/1 (1 = defect)") -> count.
+    mask_conversions: dict = dataclasses.field(default_factory=dict)
+    empty_masks: list = dataclasses.field(default_factory=list)  # of defective images
+    full_masks: list = dataclasses.field(default_factory=list)  # every pixel a defect
+
+    def notes(self) -> list[str]:
+        """One line per kind of mask conversion, with its count (empty if masks were clean)."""
+        return [f"[{self.category}] {_counted(n, phrase)}"
+                for phrase, n in sorted(self.mask_conversions.items())]
 
     def warnings(self) -> list[str]:
         """One line per counted warning (empty if there is nothing to say)."""
@@ -89,6 +85,13 @@ class ValidationReport:
         if self.upscaled:
             lines.append(f"[{self.category}] {self.upscaled} image(s) are smaller than the "
                          "training size and will be upscaled")
+        if self.empty_masks:
+            lines.append(f"[{self.category}] {len(self.empty_masks)} defective image(s) have an "
+                         f"all-zero mask (no defect pixel): {_named(self.empty_masks)}")
+        if self.full_masks:
+            lines.append(f"[{self.category}] {len(self.full_masks)} mask(s) mark every pixel as "
+                         f"a defect (inverted, defects black on white?): "
+                         f"{_named(self.full_masks)}")
         return lines
 
     def summary(self) -> str:
@@ -97,107 +100,52 @@ class ValidationReport:
         return text + (f" (converted to 8-bit RGB: {converted})" if converted else "")
 
 
-def read_header(path: str) -> ImageHeader:
-    """Size, bit depth and colour type of a PNG, JPEG or BMP file, from its header only.
-
-    Raises:
-      DataError: naming ``path``, if it is not one of those formats or its header is cut short.
-    """
-    try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            head = f.read(32)
-            if head.startswith(_PNG_SIGNATURE):
-                return _png_header(head, path)
-            if head.startswith(b"\xff\xd8"):
-                f.seek(2)
-                return _jpeg_header(f, path)
-            if head.startswith(b"BM"):
-                return _bmp_header(head, path)
-    except (tf.errors.OpError, OSError) as e:
-        raise DataError(f"{path}: cannot be read: {e}") from None
-    if not head:
-        raise DataError(f"{path}: empty file, not an image")
-    raise DataError(f"{path}: not a PNG, JPEG or BMP image (it starts with {head[:8]!r})")
+def _counted(n: int, phrase: str) -> str:
+    if n == 1:
+        phrase = phrase.replace("masks", "mask", 1).replace(" their image's", " its image's")
+    return f"{n} {phrase}"
 
 
-def _png_header(head: bytes, path: str) -> ImageHeader:
-    if len(head) < 26 or head[12:16] != b"IHDR":
-        raise DataError(f"{path}: truncated or corrupt PNG header")
-    width, height, depth, color = struct.unpack(">IIBB", head[16:26])
-    if color not in _PNG_COLOR or depth not in (1, 2, 4, 8, 16):
-        raise DataError(f"{path}: corrupt PNG header (colour type {color}, bit depth {depth})")
-    return ImageHeader("PNG", width, height, depth, _PNG_COLOR[color])
-
-
-def _jpeg_header(f, path: str) -> ImageHeader:
-    while True:
-        byte = f.read(1)
-        while byte == b"\xff":  # fill bytes before a marker
-            byte = f.read(1)
-        if not byte:
-            raise DataError(f"{path}: truncated JPEG (no frame header)")
-        marker = byte[0]
-        if marker == 0xD9 or marker == 0xDA:  # end of image or start of scan before any frame
-            raise DataError(f"{path}: corrupt JPEG (no frame header before the image data)")
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            continue
-        raw = f.read(2)
-        if len(raw) < 2:
-            raise DataError(f"{path}: truncated JPEG header")
-        length = struct.unpack(">H", raw)[0]
-        if marker in _JPEG_SOF:
-            body = f.read(6)
-            if len(body) < 6:
-                raise DataError(f"{path}: truncated JPEG frame header")
-            depth, height, width, components = struct.unpack(">BHHB", body)
-            color = {1: "grey", 3: "YCbCr", 4: "CMYK"}.get(components, f"{components}-channel")
-            return ImageHeader("JPEG", width, height, depth, color)
-        if length < 2:
-            raise DataError(f"{path}: corrupt JPEG segment length {length}")
-        f.seek(f.tell() + length - 2)
-
-
-def _bmp_header(head: bytes, path: str) -> ImageHeader:
-    if len(head) < 30:
-        raise DataError(f"{path}: truncated BMP header")
-    info_size = struct.unpack("<I", head[14:18])[0]
-    if info_size == 12:  # OS/2 BITMAPCOREHEADER
-        width, height, _, depth = struct.unpack("<HHHH", head[18:26])
-    else:
-        width, height, _, depth = struct.unpack("<iiHH", head[18:30])
-    color = "palette" if depth <= 8 else ("RGBA" if depth == 32 else "RGB")
-    return ImageHeader("BMP", abs(width), abs(height), depth, color)
+def _named(files: Sequence[str]) -> str:
+    more = f" and {len(files) - MAX_NAMED} more" if len(files) > MAX_NAMED else ""
+    return ", ".join(files[:MAX_NAMED]) + more
 
 
 def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
                       max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool = True,
                       image_size: Optional[Sequence[int]] = None,
-                      workers: Optional[int] = None) -> ValidationReport:
+                      workers: Optional[int] = None,
+                      mask_threshold: float = mask_lib.DEFAULT_THRESHOLD) -> ValidationReport:
     """Checks every image and mask of ``data``; raises one DataError listing every problem.
 
     Args:
-      data: the indexed category.
+      data: the indexed category; a mask entry is None, a path or a tuple of paths.
       min_size: smallest height or width, in pixels, an image may have.
-      max_pixels: largest width * height an image may have; checked from the header, before
-        any pixel is decoded (a guard against decompression bombs).
-      decode: also decode every image and mask once (catches truncated and corrupt files);
-        False checks headers only.
+      max_pixels: largest width * height an image or mask may have; checked from the header,
+        before any pixel is decoded (a guard against decompression bombs).
+      decode: also decode every image and mask once (catches truncated and corrupt files, and
+        counts how masks are converted); False checks headers only.
       image_size: the training (height, width); smaller images are counted in the report
         (they will be upscaled).
       workers: decoding threads (default: the CPU count, at most 16).
+      mask_threshold: the binarisation threshold of :mod:`cutpaste_tf.data.masks`.
 
     Returns:
       A :class:`ValidationReport` with counted warnings and the conversions seen.
     """
     if min_size < 1 or max_pixels < 1:
         raise ValueError(f"min_size and max_pixels must be positive, got {min_size}, {max_pixels}")
+    mask_lib.check_threshold(mask_threshold)
     report = ValidationReport(data.name, ignored_files=data.ignored_files)
     problems: list[str] = []
     images = list(dict.fromkeys(data.train_files + data.test_files))
-    masks = {image: mask for image, mask in zip(data.test_files, data.mask_files) if mask}
+    entries = {image: mask_lib.mask_paths(entry)
+               for image, entry in zip(data.test_files, data.mask_files)
+               if mask_lib.mask_paths(entry)}
+    mask_files = list(dict.fromkeys(path for files in entries.values() for path in files))
 
     headers: dict[str, ImageHeader] = {}
-    for path in images + list(masks.values()):
+    for path in images + mask_files:
         try:
             header = read_header(path)
         except DataError as e:
@@ -227,43 +175,61 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
                                        or header.width < image_size[1]):
             report.upscaled += 1
 
-    problems += _check_masks(data, masks, headers)
+    problems += _check_masks(data, entries, headers, report)
 
     if decode:
-        todo = [(p, False) for p in images if p in headers]
-        todo += [(m, True) for m in masks.values() if m in headers]
+        labels = dict(zip(data.test_files, data.test_labels))
+        jobs = [(image, files) for image, files in entries.items()
+                if all(path in headers for path in files)]
         workers = workers or min(16, os.cpu_count() or 1)
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for problem in pool.map(lambda job: _decode_problem(job[0], headers[job[0]], job[1]),
-                                    todo):
+            for problem in pool.map(lambda p: _decode_problem(p, headers[p]),
+                                    [p for p in images if p in headers]):
                 if problem:
                     problems.append(problem)
+            for (image, files), (bad, notes, empty, full) in zip(jobs, pool.map(
+                    lambda job: _read_masks(job[0], job[1], headers, mask_threshold), jobs)):
+                problems += bad
+                for phrase in notes:
+                    report.mask_conversions[phrase] = report.mask_conversions.get(phrase, 0) + 1
+                if empty and labels.get(image):
+                    report.empty_masks.append(" + ".join(files))
+                if full:
+                    report.full_masks.append(" + ".join(files))
 
-    report.num_images, report.num_masks = len(images), len(masks)
+    report.num_images, report.num_masks = len(images), len(mask_files)
     if problems:
         raise DataError(format_problems(data.name, problems))
     return report
 
 
-def _check_masks(data: CategoryData, masks: dict[str, str],
-                 headers: dict[str, ImageHeader]) -> list[str]:
-    """Missing masks (once a category has some) and masks of another size than their image."""
+def _check_masks(data: CategoryData, entries: dict[str, tuple[str, ...]],
+                 headers: dict[str, ImageHeader], report: ValidationReport) -> list[str]:
+    """Missing masks (once a category has some); masks of another size than their image:
+    counted (they are resized) if the aspect ratio is the same, else a problem."""
     problems = []
     defective = [p for p, label in zip(data.test_files, data.test_labels) if label]
-    if masks:
-        missing = [p for p in defective if p not in masks]
+    if entries:
+        missing = [p for p in defective if p not in entries]
         for path in missing:
             problems.append(f"{path}: defective test image without a mask, while "
                             f"{len(defective) - len(missing)} of the category's "
                             f"{len(defective)} defective images have one "
                             f"(expected {_expected_mask(data, path)})")
-    for image, mask in masks.items():
-        if image in headers and mask in headers:
+    for image, files in entries.items():
+        for mask in files:
+            if image not in headers or mask not in headers:
+                continue
             a, b = headers[image], headers[mask]
-            if (a.width, a.height) != (b.width, b.height):
+            if (a.width, a.height) == (b.width, b.height):
+                continue
+            ratio = (b.width / b.height) / (a.width / a.height)
+            if abs(ratio - 1.0) > ASPECT_TOLERANCE:
                 problems.append(f"{mask}: mask is {b.width}x{b.height} but its image {image} is "
-                                f"{a.width}x{a.height}")
+                                f"{a.width}x{a.height}, another aspect ratio: not resized")
                 del headers[mask]
+            else:
+                report.mask_conversions[RESIZED] = report.mask_conversions.get(RESIZED, 0) + 1
     return problems
 
 
@@ -277,34 +243,50 @@ def _expected_mask(data: CategoryData, image: str) -> str:
     return f"{stem}_mask.png or {stem}.png in the mask folder"
 
 
-def _decode_problem(path: str, header: ImageHeader, is_mask: bool) -> Optional[str]:
-    """Decodes ``path`` as the pipeline does; returns what is wrong with it, or None."""
+def _decode_problem(path: str, header: ImageHeader) -> Optional[str]:
+    """Decodes image ``path`` as the pipeline does; returns what is wrong with it, or None."""
     try:
         contents = tf.io.read_file(path)
-        image = tf.io.decode_image(contents, channels=1 if is_mask else 3, dtype=tf.uint8,
+        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
                                    expand_animations=False).numpy()
     except tf.errors.OpError as e:
-        reason = _op_error_reason(e)
-        what = "mask" if is_mask else "image"
-        return f"{path}: truncated or corrupt {header.format} {what} ({reason})"
+        reason = mask_lib.op_error_reason(e)
+        return f"{path}: truncated or corrupt {header.format} image ({reason})"
     if image.shape[:2] != (header.height, header.width):
         return (f"{path}: decodes to {image.shape[1]}x{image.shape[0]} but its header says "
                 f"{header.width}x{header.height}")
-    if is_mask:
-        values = np.unique(image)
-        if not set(values.tolist()) <= {0, 255}:
-            shown = ", ".join(str(v) for v in values[:6]) + (", ..." if values.size > 6 else "")
-            hint = " (a 0/1 mask: scale it to 0/255)" if set(values.tolist()) <= {0, 1} else ""
-            return f"{path}: mask is not binary: values {shown}; expected only 0 and 255{hint}"
     return None
 
 
-def _op_error_reason(error: tf.errors.OpError) -> str:
-    """The decoder's own words, without TensorFlow's function-node prefix and op suffix."""
-    text = (error.message or "").strip().splitlines()
-    text = text[0] if text else type(error).__name__
-    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(error).__name__
+def _read_masks(image: str, files: Sequence[str], headers: dict[str, ImageHeader],
+                threshold: float) -> tuple[list[str], list[str], bool, bool]:
+    """Reads one image's mask files as :func:`~cutpaste_tf.data.masks.read_mask` does:
+    (problems, conversion phrases, no defect pixel, every pixel a defect)."""
+    problems, notes, any_defect, merged = [], [], False, None
+    size = (headers[image].height, headers[image].width) if image in headers else None
+    for path in files:
+        try:
+            decoded = mask_lib.read_file(path)
+        except DataError as e:
+            problems.append(str(e))
+            continue
+        header = headers[path]
+        if decoded.values.shape != (header.height, header.width):
+            problems.append(f"{path}: decodes to {decoded.values.shape[1]}x"
+                            f"{decoded.values.shape[0]} but its header says "
+                            f"{header.width}x{header.height}")
+            continue
+        notes += mask_lib.conversions(decoded, threshold)
+        mask = mask_lib.binarise(decoded.values, decoded.full_scale, threshold)
+        any_defect = any_defect or bool(mask.any())
+        mask = mask_lib.resize_nearest(mask, size or (merged.shape if merged is not None
+                                                      else mask.shape))
+        merged = mask if merged is None else merged | mask
+    if len(files) > 1:
+        notes.append(MERGED)
+    if problems or merged is None:
+        return problems, notes, False, False
+    return [], notes, not any_defect, bool(merged.all())
 
 
 def format_problems(category: str, problems: Sequence[str]) -> str:

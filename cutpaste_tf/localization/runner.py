@@ -21,7 +21,8 @@ from cutpaste_tf import config as config_lib
 from cutpaste_tf import threshold as threshold_lib
 from cutpaste_tf import evaluate, export, files, learning, metrics, train
 from cutpaste_tf.config import RunConfig
-from cutpaste_tf.data import CategoryData, eval_dataset, load_mask
+from cutpaste_tf.data import CategoryData, eval_dataset
+from cutpaste_tf.data import masks as mask_lib
 from cutpaste_tf.localization import dense, gradcam, pictures
 from cutpaste_tf.localization import density as dense_density
 from cutpaste_tf.localization.export import PatchScorer
@@ -37,23 +38,26 @@ def build_patch_model(config: RunConfig, precision: str = "float32") -> keras.Mo
     return image_runner.build_model(config, precision, input_shape=(None, None, 3))
 
 
-def load_masks(data: CategoryData, image_size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """``([N, H, W] bool masks, [N] bool usable)`` for the test images, in order."""
+def load_masks(data: CategoryData, image_size: Sequence[int],
+               threshold: float = mask_lib.DEFAULT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """``([N, H, W] bool masks, [N] bool usable)`` for the test images, in order; each mask
+    entry (a path or several) read by :func:`cutpaste_tf.data.masks.read_mask`."""
     masks = np.zeros((len(data.test_files), *image_size), bool)
     usable = np.zeros(len(data.test_files), bool)
-    for i, (label, path) in enumerate(zip(data.test_labels, data.mask_files)):
+    for i, (label, entry) in enumerate(zip(data.test_labels, data.mask_files)):
         if label == 0:
             usable[i] = True
-        elif path is not None:
-            masks[i] = load_mask(tf.constant(path), image_size).numpy() > 0.5
+        elif mask_lib.mask_paths(entry):
+            masks[i] = mask_lib.read_mask(entry, image_size, threshold)
             usable[i] = True
     return masks, usable
 
 
-def pixel_results(maps: np.ndarray, data: CategoryData, image_size: Sequence[int]) -> dict:
+def pixel_results(maps: np.ndarray, data: CategoryData, image_size: Sequence[int],
+                  mask_threshold: float = mask_lib.DEFAULT_THRESHOLD) -> dict:
     """Pixel AUROC and AU-PRO (all defects, and pixel AUROC per defect type), or {} if no
     defective test image has a mask."""
-    masks, usable = load_masks(data, image_size)
+    masks, usable = load_masks(data, image_size, mask_threshold)
     labels = np.asarray(data.test_labels)
     if not np.any(usable & (labels == 1)) or not masks.any():
         return {}
@@ -72,9 +76,10 @@ def pixel_results(maps: np.ndarray, data: CategoryData, image_size: Sequence[int
 
 
 def write_pictures(out: str, data: CategoryData, images: np.ndarray, maps: np.ndarray,
-                   image_size: Sequence[int]) -> str:
+                   image_size: Sequence[int],
+                   mask_threshold: float = mask_lib.DEFAULT_THRESHOLD) -> str:
     """Heatmap PNGs for every test image and the category's grid; returns their folder."""
-    masks, _ = load_masks(data, image_size)
+    masks, _ = load_masks(data, image_size, mask_threshold)
     names = [f"{d}/{os.path.splitext(os.path.basename(p))[0]}"
              for d, p in zip(data.test_defects, data.test_files)]
     folder = os.path.join(out, HEATMAP_DIR)
@@ -165,7 +170,7 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
         "per_location_density": per_location,
         "score_map_size": list(scorer_grid),
         **evaluate.evaluate(scores, data),
-        **pixel_results(maps, data, size),
+        **pixel_results(maps, data, size, config.mask_threshold),
         "threshold": cut.to_dict(),
         "train_steps": tcfg.total_steps,
         "train_seconds_this_run": round(train_seconds, 1),
@@ -174,7 +179,8 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
         "learning": learning.verdict(out, tcfg.total_steps, tcfg.num_classes),
     }
     if loc.pictures:
-        result["heatmaps"] = write_pictures(out, data, images, maps, size)
+        result["heatmaps"] = write_pictures(out, data, images, maps, size,
+                                            config.mask_threshold)
     result["dense_eval_seconds"] = round(time.perf_counter() - tic, 1)
     if export_dir:
         path = export.export(scorer, export_dir, data.name, export_version,
@@ -193,7 +199,7 @@ def gradcam_results(model: keras.Model, density: tf.Module, data: CategoryData,
                     config: RunConfig, out: str) -> dict:
     """GradCAM maps of the image-level model (w.r.t. the anomaly score) for the test images,
     their pixel metrics, and pictures; {} when no defective test image has a mask."""
-    if not any(m is not None for m in data.mask_files):
+    if not any(mask_lib.mask_paths(m) for m in data.mask_files):
         return {}
     size = config.train.image_size
     fn = gradcam.gradcam_fn(model, density, size, config.density.feature)
@@ -202,8 +208,9 @@ def gradcam_results(model: keras.Model, density: tf.Module, data: CategoryData,
         cam, _ = fn(x)
         images.append(x.numpy()), maps.append(cam.numpy())
     images, maps = np.concatenate(images), np.concatenate(maps)
-    result = pixel_results(maps, data, size)
+    result = pixel_results(maps, data, size, config.mask_threshold)
     if result and config.localization.pictures:
-        result["heatmaps"] = write_pictures(out, data, images, maps, size)
+        result["heatmaps"] = write_pictures(out, data, images, maps, size,
+                                            config.mask_threshold)
     return {**result, "localization_method": "gradcam"} if result else {}
 
