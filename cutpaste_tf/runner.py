@@ -101,11 +101,12 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     evaluates and exports it.
 
     ``config.threshold.val_fraction`` of the training images are held out from training and the
-    density fit to set the threshold; ``validation`` (files, labels 0/1), if given, sets it by F1
-    instead. Training runs under ``strategy`` (default: none) in ``config.train.precision``; the
-    density, scores and export use a float32 copy of the trained weights on this host, on the
-    chief only (other workers return None). Returns the category's results (also in
-    ``<model_dir>/<category>/results.json``).
+    density fit to set the threshold, unless the dataset has its own normal validation images
+    (``data.val_files``), which are used instead; ``validation`` (files, labels 0/1), if given,
+    sets it by F1 instead. Training runs under ``strategy`` (default: none) in
+    ``config.train.precision``; the density, scores and export use a float32 copy of the trained
+    weights on this host, on the chief only (other workers return None). Returns the category's
+    results (also in ``<model_dir>/<category>/results.json``).
     Patch models (``config.localization.model_type == "patch"``) go to
     :func:`cutpaste_tf.localization.runner.run_patch_category`.
     """
@@ -115,7 +116,7 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     out = os.path.join(model_dir, data.name)
     tcfg = config.train
     train_files, val_files = threshold_lib.split_holdout(
-        data.train_files, config.threshold.val_fraction, tcfg.seed)
+        data.train_files, config.threshold.val_fraction, tcfg.seed, given=data.val_files)
     data = dataclasses.replace(data, train_files=train_files)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
@@ -125,6 +126,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     tic = time.perf_counter()
     if verbose and train.is_chief(strategy):
         held = f" ({len(val_files)} held out to set the threshold)" if val_files else ""
+        if data.val_files:
+            held = f" (the dataset's {len(val_files)} validation images set the threshold)"
         stages = (f" ({tcfg.head_steps} head-only, then {tcfg.total_steps - tcfg.head_steps} "
                   "all layers)" if tcfg.head_steps else "")
         print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps{stages} "

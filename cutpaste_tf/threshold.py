@@ -54,15 +54,20 @@ class Threshold:
         return dataclasses.asdict(self)
 
 
-def split_holdout(files: Sequence[str], fraction: float, seed: int,
-                  min_train: int = 2) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def split_holdout(files: Sequence[str], fraction: float, seed: int, min_train: int = 2,
+                  given: Sequence[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Deterministically splits ``files`` into (train, held-out) by ``seed``; both keep file order.
 
-    ``round(fraction * n)`` images (at least one when ``fraction > 0``) are held out.
+    ``round(fraction * n)`` images (at least one when ``fraction > 0``) are held out. A dataset's
+    own normal validation images (``given``: ``CategoryData.val_files``, e.g. MVTec LOCO AD's
+    validation/good) replace the split: then ``(files, given)`` is returned and ``fraction`` is
+    not applied.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
     files = tuple(files)
+    if given:
+        return files, tuple(given)
     if fraction == 0.0:
         return files, ()
     count = max(1, int(round(fraction * len(files))))

@@ -85,7 +85,7 @@ def check_inputs(runs: list[experiment.Run], categories: list) -> None:
         for data in categories:
             try:
                 threshold_lib.split_holdout(data.train_files, run.config.threshold.val_fraction,
-                                            run.config.train.seed)
+                                            run.config.train.seed, given=data.val_files)
             except ValueError as e:
                 raise ValueError(f"category {data.name!r}: --{e}") from None
 

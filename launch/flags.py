@@ -16,12 +16,15 @@ from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, Locali
 FLAGS = flags.FLAGS
 
 # Data.
-flags.DEFINE_string("data_dir", None, "Root of the dataset (MVTec AD layout for --dataset=mvtec).")
-flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "folder", "cifar10", "elpv"],
-                  "mvtec: <data_dir>/<category>/{train,test,ground_truth}; folder: --train_dir, "
-                  "--test_good_dir, --test_defect_dirs (and --mask_dir); cifar10 (one class "
-                  "normal) and elpv (solar cells): written once as PNGs into --data_dir "
-                  "(README, 'Other datasets').")
+flags.DEFINE_string("data_dir", None, "Root of the dataset, in the layout --dataset names.")
+flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "visa", "btad", "mvtec_loco", "kolektorsdd2",
+                                       "folder", "cifar10", "elpv"],
+                  "mvtec: <data_dir>/<category>/{train,test,ground_truth} (MVTec AD, MPDD and "
+                  "others in its layout); visa, btad, mvtec_loco, kolektorsdd2: those datasets "
+                  "as published, under --data_dir; folder: --train_dir, --test_good_dir, "
+                  "--test_defect_dirs (and --mask_dir); cifar10 (one class normal) and elpv "
+                  "(solar cells): written once as PNGs into --data_dir (README, 'Other "
+                  "datasets').")
 flags.DEFINE_string("source", None, "--dataset=cifar10: cifar-10-python.tar.gz, "
                     "cifar-10-binary.tar.gz or the folder extracted from either.")
 flags.DEFINE_float("heldout_fraction", 0.25, "--dataset=elpv: fraction of each cell type's "
@@ -33,7 +36,10 @@ flags.DEFINE_string("test_good_dir", None, "--dataset=folder: folder of normal t
 flags.DEFINE_list("test_defect_dirs", [], "--dataset=folder: folders of defective test images.")
 flags.DEFINE_string("mask_dir", None, "--dataset=folder: optional ground-truth masks.")
 flags.DEFINE_enum("category_kind", "object", ["texture", "object"],
-                  "--dataset=folder: whether the images are a texture or an object.")
+                  "Whether the images are a texture or an object, for --dataset=folder and for "
+                  "categories that neither the paper nor the dataset's categories.json "
+                  "classifies (MPDD's under --dataset=mvtec; every category of visa, btad, "
+                  "mvtec_loco, kolektorsdd2). Such categories are never aligned.")
 flags.DEFINE_list("image_size", ["256"], "Training/eval image size: one value or height,width.")
 flags.DEFINE_integer("min_image_size", 32, "Smallest height or width (pixels) a dataset image may "
                      "have; smaller ones stop the run before training.")

@@ -23,7 +23,7 @@ from absl import app, logging
 from cutpaste_tf import files, trained
 from cutpaste_tf import synthetic_benchmark as bench
 from cutpaste_tf.config import RunConfig, SyntheticConfig
-from cutpaste_tf.data import index
+from cutpaste_tf.data import index, layouts
 from cutpaste_tf.ops import synthetic
 from launch import flags as flag_defs
 
@@ -37,9 +37,9 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
     """Checks every flag and input and returns (config, [(category data, source files)])."""
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required")
-    if FLAGS.dataset != "mvtec" or not FLAGS.data_dir:
-        raise ValueError("--data_dir is required: the MVTec-layout dataset the model was "
-                         "trained on (--dataset=mvtec)")
+    if FLAGS.dataset not in layouts.LAYOUTS or not FLAGS.data_dir:
+        raise ValueError("--data_dir is required: the dataset the model was trained on, in the "
+                         f"layout of --dataset ({', '.join(layouts.LAYOUTS)})")
     if FLAGS.synthetic_copies < 1:
         raise ValueError(f"--synthetic_copies must be at least 1, got {FLAGS.synthetic_copies}")
     config = trained.load_run_config(FLAGS.model_dir)
@@ -49,7 +49,7 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
     if missing or not names:
         raise ValueError(f"no trained model for {', '.join(missing) or 'any category'} in "
                          f"--model_dir={FLAGS.model_dir} (trained: {', '.join(done) or 'none'})")
-    available = index.mvtec_categories(FLAGS.data_dir)
+    available = layouts.layout_categories(FLAGS.dataset, FLAGS.data_dir)
     natural = None
     if FLAGS.natural_dir:
         natural = index.list_images(FLAGS.natural_dir)
@@ -58,10 +58,11 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
                              "(PNG, JPEG or BMP directly inside it)")
     work = []
     for name in names:
-        data = index.index_mvtec(FLAGS.data_dir, name)
+        data = layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, name, FLAGS.category_kind)
         sources = natural or bench.default_sources(
             FLAGS.data_dir, name, available,
-            lambda n: index.list_images(os.path.join(FLAGS.data_dir, n, "train", "good")))
+            lambda n: list(layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, n,
+                                                FLAGS.category_kind).train_files))
         work.append((data, bench.spread(sources, bench.MAX_SOURCES)))
     return config, work
 

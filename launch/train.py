@@ -29,8 +29,8 @@ FLAGS = flag_defs.FLAGS
 
 def resolve_categories() -> list[data_lib.CategoryData]:
     """Indexes every requested category (all of them before any training starts)."""
-    if not FLAGS.data_dir and FLAGS.dataset == "mvtec":
-        raise ValueError("--data_dir is required (the root of the MVTec AD dataset)")
+    if FLAGS.dataset in data_lib.LAYOUTS:
+        return layout_categories()
     if FLAGS.dataset in ("cifar10", "elpv"):
         return prepared_categories()
     if FLAGS.dataset == "folder":
@@ -42,13 +42,25 @@ def resolve_categories() -> list[data_lib.CategoryData]:
         return [data_lib.index_folders(name, FLAGS.train_dir, FLAGS.test_good_dir,
                                        FLAGS.test_defect_dirs, FLAGS.mask_dir,
                                        kind=FLAGS.category_kind)]
+    raise ValueError(f"--dataset={FLAGS.dataset} is not a dataset choice")
+
+
+def layout_categories() -> list[data_lib.CategoryData]:
+    """--dataset=mvtec|visa|btad|mvtec_loco|kolektorsdd2: the dataset at --data_dir as
+    published; --category=all lists the layout's categories."""
+    layout = data_lib.LAYOUTS[FLAGS.dataset]
+    if not FLAGS.data_dir:
+        raise ValueError(f"--data_dir is required (the root of the {layout.title} dataset)")
     names = FLAGS.category
     if names in (["all"], []):
-        names = data_lib.mvtec_categories(FLAGS.data_dir)
-        if not names:
-            raise ValueError(f"--data_dir={FLAGS.data_dir} holds no category folders with a "
-                             "train/good subfolder; is it the MVTec AD root?")
-    return [data_lib.index_mvtec(FLAGS.data_dir, name) for name in names]
+        names = data_lib.layout_categories(FLAGS.dataset, FLAGS.data_dir)
+    categories = [data_lib.index_layout(FLAGS.dataset, FLAGS.data_dir, name,
+                                        FLAGS.category_kind) for name in names]
+    for data in categories:
+        if data.val_files:
+            print(f"[{data.name}] the dataset's {len(data.val_files)} normal validation images "
+                  "set the decision threshold; --val_fraction is not applied")
+    return categories
 
 
 def prepared_categories() -> list[data_lib.CategoryData]:
@@ -137,7 +149,7 @@ def main(argv: list[str]) -> None:
         for data in categories:  # too few images to hold some out fails here, not after training
             try:
                 threshold_lib.split_holdout(data.train_files, config.threshold.val_fraction,
-                                            config.train.seed)
+                                            config.train.seed, given=data.val_files)
             except ValueError as e:
                 raise ValueError(f"category {data.name!r}: --{e}") from None
         chief = train.is_chief(strategy)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import app, logging
 
 from cutpaste_tf import files, report, trained, tsne
-from cutpaste_tf.data import index
+from cutpaste_tf.data import layouts
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -32,9 +32,9 @@ def main(argv: list[str]) -> None:
         report.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
-        if FLAGS.dataset != "mvtec" or not FLAGS.data_dir:
-            raise ValueError("--data_dir is required: the MVTec-layout dataset the model was "
-                             "trained on (--dataset=mvtec)")
+        if FLAGS.dataset not in layouts.LAYOUTS or not FLAGS.data_dir:
+            raise ValueError("--data_dir is required: the dataset the model was trained on, in "
+                             f"the layout of --dataset ({', '.join(layouts.LAYOUTS)})")
         if len(FLAGS.category) != 1 or FLAGS.category[0] == "all":
             raise ValueError(f"--category takes exactly one category, got "
                              f"{','.join(FLAGS.category) or 'none'}")
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
         config = trained.load_run_config(FLAGS.model_dir)
         name = FLAGS.category[0]
         model, _ = trained.load_trained(FLAGS.model_dir, name, config)
-        data = index.index_mvtec(FLAGS.data_dir, name)
+        data = layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, name, FLAGS.category_kind)
         size, batch = config.train.image_size, config.eval_batch_size
         normal_files, anomalous_files = tsne.split_test(data.test_files, data.test_labels)
         feats, labels = tsne.embedding_sets(

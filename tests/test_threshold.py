@@ -20,6 +20,16 @@ def test_split_is_deterministic_disjoint_and_sized():
     assert len(th.split_holdout(files[:5], 0.01, seed=0)[1]) == 1  # at least one
 
 
+def test_a_datasets_own_validation_images_replace_the_split():
+    files = [f"img{i:03d}.png" for i in range(4)]
+    given = ["validation/good/000.png", "validation/good/001.png"]
+    # The fraction is not applied: all training images train, even where it would leave too few.
+    assert th.split_holdout(files, 0.75, seed=0, given=given) == (tuple(files), tuple(given))
+    assert th.split_holdout(files, 0.0, seed=0, given=given) == (tuple(files), tuple(given))
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\)"):
+        th.split_holdout(files, 1.0, 0, given=given)
+
+
 def test_split_rejects_bad_fractions():
     with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\)"):
         th.split_holdout(["a"], 1.0, 0)

@@ -13,6 +13,8 @@ MVTec AD layout::
 A dataset in this layout may carry a ``categories.json`` at its root that says, for categories
 the paper does not know, whether each is a texture or an object and whether objects are aligned:
 ``{"fabric": {"kind": "texture", "aligned": false}}``.
+
+VisA, BTAD, MVTec LOCO AD and KolektorSDD2 in their own layouts: :mod:`cutpaste_tf.data.layouts`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -46,10 +48,15 @@ class CategoryData:
     test_files: tuple[str, ...]
     test_labels: tuple[int, ...]
     test_defects: tuple[str, ...]
-    mask_files: tuple[Optional[str], ...]
+    # Per test image: None, a mask path, or a tuple of mask paths merged by OR (MVTec LOCO AD
+    # gives one folder of masks per defective image).
+    mask_files: tuple[Union[None, str, tuple[str, ...]], ...]
     # Files in the image folders that are not images by their name (skipped, counted in a
     # warning by cutpaste_tf.data.validate).
     ignored_files: tuple[str, ...] = ()
+    # The dataset's own normal validation images (MVTec LOCO AD's validation/good): when given,
+    # they set the decision threshold instead of a held-out fraction of train_files.
+    val_files: tuple[str, ...] = ()
 
     @property
     def defect_types(self) -> list[str]:
@@ -87,8 +94,12 @@ def mvtec_categories(data_dir: str) -> list[str]:
     return [n for n in names if tf.io.gfile.isdir(os.path.join(data_dir, n, "train", "good"))]
 
 
-def category_info(data_dir: str, category: str) -> tuple[str, bool]:
-    """(kind, aligned) of a category, from ``categories.json`` or the paper's lists."""
+def category_info(data_dir: str, category: str,
+                  default_kind: str = "object") -> tuple[str, bool]:
+    """(kind, aligned) of a category, from ``categories.json`` or the paper's lists; a category
+    neither knows (MPDD's, say) is ``(default_kind, False)``."""
+    if default_kind not in ("texture", "object"):
+        raise DataError(f"kind must be 'texture' or 'object', got {default_kind!r}")
     path = os.path.join(data_dir, CATEGORIES_FILE)
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
@@ -105,11 +116,15 @@ def category_info(data_dir: str, category: str) -> tuple[str, bool]:
             return kind, bool(entry.get("aligned", False))
     if category in paper.MVTEC_KINDS:
         return paper.MVTEC_KINDS[category], category in MVTEC_ALIGNED
-    return "object", False
+    return default_kind, False
 
 
-def index_mvtec(data_dir: str, category: str) -> CategoryData:
-    """Indexes one category of an MVTec-AD-layout dataset, failing early on anything missing."""
+def index_mvtec(data_dir: str, category: str, default_kind: str = "object") -> CategoryData:
+    """Indexes one category of an MVTec-AD-layout dataset, failing early on anything missing.
+
+    ``default_kind`` is the kind of a category that neither ``categories.json`` nor the paper
+    classifies (see :func:`category_info`).
+    """
     available = mvtec_categories(data_dir)
     if category not in available:
         hint = f"available: {', '.join(available)}" if available else (
@@ -137,7 +152,7 @@ def index_mvtec(data_dir: str, category: str) -> CategoryData:
     if tf.io.gfile.isdir(gt_root):
         for defect in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(gt_root)):
             ignored += _scan(os.path.join(gt_root, defect), MASK_EXTENSIONS)[1]
-    kind, aligned = category_info(data_dir, category)
+    kind, aligned = category_info(data_dir, category, default_kind)
     return _checked(CategoryData(category, kind, aligned, tuple(train), tuple(files),
                                  tuple(labels), tuple(defects), tuple(masks), tuple(ignored)),
                     test_root)

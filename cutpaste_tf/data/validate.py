@@ -138,7 +138,7 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
     mask_lib.check_threshold(mask_threshold)
     report = ValidationReport(data.name, ignored_files=data.ignored_files)
     problems: list[str] = []
-    images = list(dict.fromkeys(data.train_files + data.test_files))
+    images = list(dict.fromkeys(data.train_files + data.val_files + data.test_files))
     entries = {image: mask_lib.mask_paths(entry)
                for image, entry in zip(data.test_files, data.mask_files)
                if mask_lib.mask_paths(entry)}

@@ -100,14 +100,15 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
     scores and localises.
 
     The threshold is the ``config.threshold.quantile`` of the image scores of the
-    ``val_fraction`` held-out normal training images, or with no hold-out, of the training images
+    ``val_fraction`` held-out normal training images (or of the dataset's own normal validation
+    images, ``data.val_files``, when it has them), or with no hold-out, of the training images
     themselves (in-sample, so optimistic: an out-of-fold fit of 57x57 densities would cost as
     much as the fit itself times the folds).
     """
     out = os.path.join(model_dir, data.name)
     tcfg, loc, dcfg = config.train, config.localization, config.density
     train_files, val_files = threshold_lib.split_holdout(
-        data.train_files, config.threshold.val_fraction, tcfg.seed)
+        data.train_files, config.threshold.val_fraction, tcfg.seed, given=data.val_files)
     data = dataclasses.replace(data, train_files=train_files)
     size = tcfg.image_size
     strategy = strategy or tf.distribute.get_strategy()
