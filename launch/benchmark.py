@@ -157,7 +157,10 @@ def main(argv: list[str]) -> None:
         name = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
         category = None  # real images are needed only to time the input pipeline
         if {"augment", "train"} & set(FLAGS.sections):
-            category = data_lib.index_mvtec(FLAGS.data_dir or "testdata", name)
+            layout = FLAGS.dataset if FLAGS.data_dir and FLAGS.dataset in data_lib.LAYOUTS else (
+                "mvtec")
+            category = data_lib.index_layout(layout, FLAGS.data_dir or "testdata", name,
+                                             FLAGS.category_kind)
         unknown = sorted(set(FLAGS.bench_tasks) - set(TASK_VIEWS))
         if unknown or FLAGS.bench_sources <= 0:
             raise ValueError(f"--bench_tasks must name tasks of {sorted(TASK_VIEWS)} (unknown: "
