@@ -2,7 +2,8 @@
 
 The converted model has one signature, ``serve``: float32 ``images`` ``[B, height, width, 3]``
 in [0, 1] *already at the model's image size* (resize them with antialiased bilinear
-interpolation, as :func:`cutpaste_tf.data.preprocess` does): TFLite has no builtin kernel for
+interpolation, as :func:`cutpaste_tf.data.preprocess` does; the model rounds them to the 255
+levels itself, as ``preprocess`` does after its resize): TFLite has no builtin kernel for
 the antialiased resize, and a model that needs the TensorFlow (Flex) ops runtime is no longer
 small. It returns the SavedModel's outputs (``score``, ``is_anomaly``, ``threshold``,
 ``embedding``, and ``anomaly_map`` if the scorer has one) with builtin TFLite ops only, float32.
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf.data.pipeline import to_float, to_uint8
 from cutpaste_tf.export import AnomalyScorer
 
 SIGNATURE = "serve"
@@ -34,7 +36,7 @@ def convert(scorer: AnomalyScorer) -> bytes:
     size = tf.constant([height, width], tf.int32)
 
     def serve(images):
-        return scorer.score_preprocessed(tf.clip_by_value(images, 0.0, 1.0), size)
+        return scorer.score_preprocessed(to_float(to_uint8(images)), size)
 
     state = tf.Module()  # the non-Keras state: density, threshold, a map module if any
     state.density = scorer.density

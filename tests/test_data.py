@@ -178,6 +178,35 @@ def test_eval_dataset_keeps_file_order_and_matches_load_image():
         np.testing.assert_array_equal(stacked[i], data.load_image(tf.constant(path), (40, 56)).numpy())
 
 
+@pytest.mark.parametrize("name", ["image.png", "image.jpg"])
+def test_training_and_evaluation_see_identical_inputs_for_the_same_file(tmp_path, monkeypatch,
+                                                                        name):
+    # Decoded at 37x53, resized to 24x40: the resize gives values between the 255 levels, which
+    # training (cached as uint8) and evaluation (float) once rounded differently.
+    rng = np.random.default_rng(2)
+    _write(tmp_path / name, rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    path, size = str(tmp_path / name), (24, 40)
+    evaluated = next(iter(data.eval_dataset([path], size, batch_size=1))).numpy()[0]
+    # The training pipeline's uint8 cache, then augment_batch's conversion with the augmentation
+    # itself replaced by the identity.
+    from cutpaste_tf.ops import tasks
+    monkeypatch.setattr(tasks, "make_views", lambda images, seed, task, augment: (images, None))
+    source, step = next(iter(data.train_dataset([path], size, "cutpaste", 2, seed=0,
+                                                augment_in_pipeline=False)))
+    assert source.dtype == tf.uint8 and source.shape == (1, *size, 3)
+    trained = data.augment_batch(source, step, 0, "cutpaste")[0].numpy()[0]
+    assert evaluated.dtype == trained.dtype == np.float32
+    np.testing.assert_array_equal(trained, evaluated)
+    np.testing.assert_array_equal(evaluated, data.preprocess(
+        data.decode(tf.io.read_file(path)), size).numpy())
+    # Rounded to the nearest level after a float resize (not floor(255.5 x), nor unrounded).
+    decoded = data.decode(tf.io.read_file(path)).numpy().astype(np.float32)
+    resized = tf.image.resize(decoded, size, method="bilinear", antialias=True).numpy()
+    levels = np.round(np.clip(resized, 0, 255)).astype(np.float32)
+    np.testing.assert_array_equal(evaluated, levels * np.float32(1 / 255))
+    np.testing.assert_allclose(evaluated, levels / 255.0, atol=1e-7)
+
+
 # ------------------------------------------------------------------------------------------
 # Helpers.
 

@@ -107,7 +107,7 @@ print("SCORES" + json.dumps(out))
         assert np.array_equal(np.asarray(flags)[clear], (np.asarray(values) > threshold)[clear])
 
 
-def test_encoded_batch_of_mixed_sizes_and_anomaly_map_sizes(exported):
+def test_encoded_batch_of_mixed_sizes_and_anomaly_map_sizes(exported, built, tmp_path):
     path, scores, paths, _ = exported
     loaded = export.load(path)
     image = tf.io.decode_png(tf.io.read_file(paths[0]), channels=3)
@@ -123,6 +123,16 @@ def test_encoded_batch_of_mixed_sizes_and_anomaly_map_sizes(exported):
     np.testing.assert_allclose(out["score"][1], in_process["score"][0], atol=1e-4)
     assert in_process["anomaly_map"].shape == (1, 50, 70)  # tensors: at the input's size
     assert np.all(np.isfinite(out["anomaly_map"].numpy()))
+    # Served bytes are preprocessed exactly as evaluation preprocesses the same file (a PNG
+    # and a JPEG, both resized): the stand-in map is a pixelwise function of the model input.
+    for name, encoded in (("other.png", other_png), ("other.jpg", tf.io.encode_jpeg(other))):
+        tf.io.write_file(str(tmp_path / name), encoded)
+        served = loaded.signatures["serving_default"](image_bytes=encoded[None])
+        evaluated = data.load_image(tf.constant(str(tmp_path / name)), SIZE)[None]
+        np.testing.assert_array_equal(served["anomaly_map"], _stand_in_map(evaluated), name)
+        expected = evaluate.score_images(built[0].model, built[0].density,
+                                         [str(tmp_path / name)], SIZE, "pooled")
+        np.testing.assert_allclose(served["score"], expected, atol=1e-4, err_msg=name)
 
 
 def _cli(*args):

@@ -1,8 +1,11 @@
 """tf.data pipelines: decoding, the one preprocessing function, training and evaluation input.
 
-:func:`preprocess` is the single definition of how an image becomes model input (float32 in
-[0, 1], resized with antialiased bilinear interpolation). Evaluation and the exported
-SavedModel both call it, so the served scores are the evaluated scores.
+:func:`preprocess` is the single definition of how an image becomes model input: resized in
+float with antialiased bilinear interpolation and rounded back to 8 bits (:func:`resize_uint8`),
+then scaled to float32 in [0, 1] (:func:`to_float`). Training caches the 8-bit form
+(:func:`resize_uint8`) and scales it with the same :func:`to_float`; evaluation, the density
+fit and the exported SavedModel call :func:`preprocess`. So for the same file the model sees
+bit-identical inputs in training, evaluation and serving.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from cutpaste_tf.data import masks
 from cutpaste_tf.ops import patches, tasks
 
 AUTOTUNE = tf.data.AUTOTUNE
+INV_255 = 1.0 / 255.0  # as float32: 0.003921568859..., and 255 * it rounds to exactly 1.0
 
 
 def decode(contents: tf.Tensor) -> tf.Tensor:
@@ -30,19 +34,53 @@ def decode(contents: tf.Tensor) -> tf.Tensor:
     return image
 
 
-def preprocess(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
-    """uint8 (0..255) or float (0..1) images, [H, W, 3] or [B, H, W, 3] -> float32 resized."""
+def _levels(values: tf.Tensor) -> tf.Tensor:
+    """Float values on the 0..255 scale -> uint8: clipped, rounded to the nearest integer
+    (halves to even)."""
+    return tf.cast(tf.round(tf.clip_by_value(values, 0.0, 255.0)), tf.uint8)
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """Float images in [0, 1] -> uint8 (times 255, then :func:`_levels`)."""
+    return _levels(tf.cast(images, tf.float32) * 255.0)
+
+
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 images -> float32 in [0, 1]: the model's input.
+
+    A multiplication by the float32 reciprocal of 255, not a division: TensorFlow's graph
+    optimizer rewrites a division by a constant into that multiplication in some graphs (the
+    exported SavedModel's) and not in others (eager code, tf.data), which would make the same
+    pixel differ in its last bit between serving and evaluation.
+    """
+    return tf.cast(images, tf.float32) * INV_255
+
+
+def resize_uint8(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """uint8 (0..255) or float (0..1) images, [H, W, 3] or [B, H, W, 3] -> uint8 at
+    ``image_size``: resized in float on the 0..255 scale (bilinear, antialiased), then rounded
+    to the nearest level (halves to even) and clipped."""
     if images.dtype == tf.uint8:
-        images = tf.cast(images, tf.float32) / 255.0
-    else:
         images = tf.cast(images, tf.float32)
-    images = tf.image.resize(images, list(image_size), method="bilinear", antialias=True)
-    return tf.clip_by_value(images, 0.0, 1.0)
+    else:
+        images = tf.cast(images, tf.float32) * 255.0
+    return _levels(tf.image.resize(images, list(image_size), method="bilinear", antialias=True))
+
+
+def preprocess(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """uint8 (0..255) or float (0..1) images, [H, W, 3] or [B, H, W, 3] -> float32 model input
+    (:func:`resize_uint8`, then :func:`to_float`)."""
+    return to_float(resize_uint8(images, image_size))
+
+
+def load_image_uint8(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """Reads, decodes and resizes one image file to uint8 (the training cache's form)."""
+    return resize_uint8(decode(tf.io.read_file(path)), image_size)
 
 
 def load_image(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
     """Reads, decodes and preprocesses one image file."""
-    return preprocess(decode(tf.io.read_file(path)), image_size)
+    return to_float(load_image_uint8(path, image_size))
 
 
 def load_mask(path, image_size: Sequence[int],
@@ -87,9 +125,8 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
     sources = batch_size // num_views
     size = tuple(image_size)
     ds = tf.data.Dataset.from_tensor_slices(list(files))
-    ds = ds.map(lambda p: tf.image.convert_image_dtype(load_image(p, size), tf.uint8,
-                                                       saturate=True),
-                num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda p: load_image_uint8(p, size), num_parallel_calls=AUTOTUNE,
+                deterministic=True)
     ds = ds.cache()
     ds = ds.shuffle(len(files), seed=seed + 7919 * pipeline_id, reshuffle_each_iteration=True)
     ds = ds.repeat().batch(sources, drop_remainder=True)
@@ -108,7 +145,7 @@ def augment_batch(images: tf.Tensor, step: tf.Tensor, seed: int, task: str,
                   crop_size: Optional[Sequence[int]] = None) -> tuple[tf.Tensor, tf.Tensor]:
     """uint8 source images of one step -> (float32 views, int32 labels); patch views of
     ``crop_size`` if given."""
-    images = tf.cast(images, tf.float32) / 255.0
+    images = to_float(images)
     step_seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     if crop_size is not None:
         return patches.make_patch_views(images, step_seed, task, crop_size, augment)
