@@ -65,6 +65,9 @@ def read_header(path: str) -> ImageHeader:
                 return _bmp_header(head, path)
             if head.startswith(_TIFF_SIGNATURES):
                 return _tiff_header(f, head, path)
+    except tf.errors.OutOfRangeError:  # a JPEG segment or TIFF directory past the end
+        raise DataError(f"{path}: truncated header (it points past the end of the file)"
+                        ) from None
     except (tf.errors.OpError, OSError) as e:
         raise DataError(f"{path}: cannot be read: {e}") from None
     if not head:
