@@ -57,7 +57,7 @@ from typing import Callable, Union
 
 import tensorflow as tf
 
-from cutpaste_tf.data import index
+from cutpaste_tf.data import index, masks
 from cutpaste_tf.data.index import CategoryData, DataError
 
 MaskEntry = Union[None, str, tuple[str, ...]]
@@ -266,11 +266,8 @@ def kolektor_categories(root: str) -> list[str]:
 
 
 def _mask_is_empty(path: str) -> bool:
-    try:
-        mask = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-        raise DataError(f"{path}: cannot read the mask: {str(e).splitlines()[0]}") from None
-    return not bool(tf.reduce_any(mask != 0))
+    """Whether a mask marks no pixel, read by the one mask reader (any format it takes)."""
+    return not bool(masks.read_file(path).values.any())
 
 
 def _kolektor_split(root: str, split: str) -> list[tuple[str, str, bool]]:
