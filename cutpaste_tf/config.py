@@ -197,6 +197,9 @@ class DensityConfig:
 
 
 MODEL_TYPES: tuple[str, ...] = ("image", "patch")
+# The ResNet-18 stage GradCAM explains; "auto": the deepest whose map is at least 8x8
+# (cutpaste_tf.localization.gradcam.choose_layer).
+GRADCAM_LAYERS: tuple[str, ...] = ("auto", "layer1", "layer2", "layer3", "layer4")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +211,8 @@ class LocalizationConfig:
     64x64 of 256x256) and scores every ``patch_size`` patch at ``stride`` (32 and 4), upsampled
     with a Gaussian of ``sigma`` pixels (default ``patch_size / 4``). ``per_location`` chooses
     one GDE per grid location (True) or one shared GDE (False); None follows the category's
-    ``aligned`` flag, as the paper does.
+    ``aligned`` flag, as the paper does. ``gradcam_layer`` is the ResNet-18 stage whose map
+    GradCAM uses, one of ``GRADCAM_LAYERS``.
     """
 
     model_type: str = "image"
@@ -220,10 +224,14 @@ class LocalizationConfig:
     chunk_size: int = 512
     gradcam: bool = True
     pictures: bool = True
+    gradcam_layer: str = "auto"
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+        if self.gradcam_layer not in GRADCAM_LAYERS:
+            raise ValueError(f"gradcam_layer must be one of {GRADCAM_LAYERS}, "
+                             f"got {self.gradcam_layer!r}")
         if len(self.train_patch_size) != 2 or min(self.train_patch_size) < 32:
             raise ValueError("train_patch_size must be (height, width), each >= 32 (the smallest "
                              f"input ResNet-18 handles), got {self.train_patch_size}")
@@ -287,6 +295,9 @@ class RunConfig:
         if self.density.feature == "level7" and backbone not in LEVEL7_BACKBONES:
             raise ValueError(f"feature 'level7' needs a backbone of {LEVEL7_BACKBONES}, "
                              f"got {backbone!r}")
+        if loc.gradcam_layer != "auto" and backbone != "resnet18":
+            raise ValueError(f"gradcam_layer {loc.gradcam_layer!r} is a ResNet-18 stage; "
+                             f"backbone {backbone!r} takes only 'auto' (its last feature map)")
         if loc.model_type == "patch" and backbone != "resnet18":
             raise ValueError(f"patch models (model_type 'patch') are built on resnet18 only, "
                              f"got backbone {backbone!r}")

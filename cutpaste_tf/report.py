@@ -257,7 +257,8 @@ def category_section(model_dir: str, category: str) -> str:
     cdir = os.path.join(model_dir, category)
     result = files.read_json(os.path.join(cdir, "results.json"))
     parts = [f'<h2 id="{html.escape(category)}">{html.escape(category)}</h2>']
-    summary = {k: result[k] for k in ("auroc", "pixel_auroc", "aupro", "num_train",
+    summary = {k: result[k] for k in ("auroc", "pixel_auroc", "aupro", "gradcam_layer",
+                                      "pixel_auroc_not_reported", "num_train",
                                       "num_test_normal", "num_test_anomalous", "train_steps")
                if k in result}
     summary["threshold"] = _threshold(cdir, result)

@@ -186,8 +186,10 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     files.write_json(os.path.join(out, "results.json"), result)
     if verbose:
         print(f"[{data.name}] image AUROC {result['auroc']:.4f}"
-              + (f", GradCAM pixel AUROC {result['pixel_auroc']:.4f}"
-                 if "pixel_auroc" in result else "")
+              + (f", GradCAM ({result['gradcam_layer']}) pixel AUROC "
+                 f"{result['pixel_auroc']:.4f}" if "pixel_auroc" in result else "")
+              + (f"; {result['pixel_auroc_not_reported']}"
+                 if "pixel_auroc_not_reported" in result else "")
               + f"; threshold {cut.value:.4g} ({cut.method})"
               + ("; PROXY TASK NOT LEARNED, see the warning above"
                  if learning.not_learned({data.name: result}) else ""))
@@ -255,6 +257,10 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
             previous.get("train", {}).setdefault(key, getattr(config_lib.TrainConfig(), key))
         # Runs from before the classifier's initialisation was a choice used Keras' default.
         previous.get("model", {}).setdefault("classifier_init", "glorot_uniform")
+        # Runs from before the GradCAM layer was a choice: it only changes the evaluation, so
+        # they resume with this run's choice.
+        previous.get("localization", {}).setdefault(
+            "gradcam_layer", config.localization.gradcam_layer)
         # Runs from before --mask_threshold read masks as value > 127: the same as 0.5.
         previous.setdefault("mask_threshold", 0.5)
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
@@ -317,13 +323,21 @@ def summarize_run(model_dir: str, task: str) -> str:
     if located:
         pixel = {n: r["pixel_auroc"] for n, r in located.items()}
         pro = {n: r["aupro"] for n, r in located.items()}
-        methods = sorted({r.get("localization_method", "patch") for r in located.values()})
+        methods = sorted({" ".join([r.get("localization_method", "patch"),
+                                    *([r["gradcam_layer"]] if "gradcam_layer" in r else [])])
+                          for r in located.values()})
         table += "\n" + metrics.localization_table(
             pixel, pro, kinds, title=f"Localisation ({', '.join(methods)}), {task}")
         summary_json["pixel_averages"] = {
             k: v[0] for k, v in metrics.summarize(pixel, kinds)["averages"].items()}
         summary_json["aupro_averages"] = {
             k: v[0] for k, v in metrics.summarize(pro, kinds)["averages"].items()}
+    unreported = {n: r["pixel_auroc_not_reported"] for n, r in results.items()
+                  if "pixel_auroc_not_reported" in r}
+    if unreported:
+        table += "\nLocalisation (gradcam): " + "; ".join(
+            f"{n}: {why}" for n, why in sorted(unreported.items())) + ".\n"
+        summary_json["pixel_not_reported"] = unreported
     transferred = {n: r for n, r in results.items() if "transfer" in r}
     if transferred:
         table += "\n" + transfer.table3_markdown(transferred, kinds)

@@ -10,8 +10,9 @@ import os
 
 from absl import flags
 
-from cutpaste_tf.config import (TASK_VIEWS, AugmentConfig, DensityConfig, LocalizationConfig,
-                                ModelConfig, RunConfig, ThresholdConfig, TrainConfig)
+from cutpaste_tf.config import (GRADCAM_LAYERS, TASK_VIEWS, AugmentConfig, DensityConfig,
+                                LocalizationConfig, ModelConfig, RunConfig, ThresholdConfig,
+                                TrainConfig)
 
 FLAGS = flags.FLAGS
 
@@ -170,6 +171,10 @@ flags.DEFINE_enum("per_location", "auto", ["auto", "true", "false"],
 flags.DEFINE_integer("dense_chunk", 512, "Patches per model call in dense scoring (memory).")
 flags.DEFINE_bool("gradcam", True, "--model_type=image: GradCAM localisation metrics and "
                   "heatmaps when the test set has ground-truth masks.")
+flags.DEFINE_enum("gradcam_layer", "auto", list(GRADCAM_LAYERS),
+                  "--model_type=image, ResNet-18: the stage whose map GradCAM explains. auto: "
+                  "the deepest whose map is at least 8x8 (the paper's map at 256 px): layer4 at "
+                  "256, layer3 at 128, layer2 at 64. A map under 8x8 reports no pixel AUROC.")
 flags.DEFINE_bool("heatmaps", True, "Write heatmap PNGs: of the test images (launch.train), of "
                   "the scored images when the model has an anomaly map (launch.predict).")
 
@@ -313,6 +318,7 @@ def localization_config() -> LocalizationConfig:
             chunk_size=FLAGS.dense_chunk,
             gradcam=FLAGS.gradcam,
             pictures=FLAGS.heatmaps,
+            gradcam_layer=FLAGS.gradcam_layer,
         )
     except ValueError as e:
         raise ValueError(f"localisation flags (--train_patch_size, --dense_patch_size, "

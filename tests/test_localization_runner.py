@@ -91,12 +91,44 @@ def test_image_model_gradcam_localisation_metrics_and_pictures(tmp_path):
     result = localization_runner.gradcam_results(model, estimator, washer, config,
                                                  str(tmp_path))
     assert result["localization_method"] == "gradcam"
+    # auto at 32x48: layer1, the only stage with a map of at least 8x8.
+    assert result["gradcam_layer"] == "layer1" and result["gradcam_map_size"] == [8, 12]
     assert 0.0 <= result["pixel_auroc"] <= 1.0 and 0.0 <= result["aupro"] <= 1.0
     assert result["num_pixel_eval_images"] == 36
     assert (tmp_path / "heatmaps" / "washer_grid.png").exists()
     no_masks = dataclasses.replace(washer, mask_files=(None,) * len(washer.mask_files))
     assert localization_runner.gradcam_results(model, estimator, no_masks, config,
                                                str(tmp_path)) == {}
+    # A forced map under 8x8 gives the reason instead of a number, and no pictures.
+    forced = dataclasses.replace(config, localization=LocalizationConfig(gradcam_layer="layer3"))
+    small = localization_runner.gradcam_results(model, estimator, washer, forced,
+                                                str(tmp_path / "forced"))
+    assert small == {"localization_method": "gradcam", "gradcam_layer": "layer3",
+                     "gradcam_map_size": [2, 3], "pixel_auroc_not_reported": (
+                         "pixel AUROC not reported: the GradCAM map (layer3) is 2×3 at 32×48 px "
+                         "(needs ≥ 8×8; use --gradcam_layer=layer1 or a larger --image_size)")}
+    assert not (tmp_path / "forced").exists()
+
+
+def test_unreported_pixel_auroc_reaches_results_md_and_json(tmp_path):
+    why = ("pixel AUROC not reported: the GradCAM map (layer4) is 2×2 at 64 px (needs ≥ 8×8; "
+           "use --gradcam_layer=layer2 or a larger --image_size)")
+    for name, kind, extra in (
+            ("fabric", "texture", {"gradcam_layer": "layer2", "gradcam_map_size": [8, 8],
+                                   "pixel_auroc": 0.8, "aupro": 0.5}),
+            ("washer", "object", {"gradcam_layer": "layer4", "gradcam_map_size": [2, 2],
+                                  "pixel_auroc_not_reported": why})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({
+            "category": name, "kind": kind, "auroc": 0.9, "localization_method": "gradcam",
+            **extra}))
+    table = runner.summarize_run(str(tmp_path), "cutpaste")
+    assert "### Localisation (gradcam layer2), cutpaste" in table
+    assert "| fabric | 80.0 |" in table and "| washer | 90.0 |" in table  # image AUROC only
+    assert f"Localisation (gradcam): washer: {why}." in table
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["pixel_not_reported"] == {"washer": why}
+    assert summary["pixel_averages"] == {"texture": 0.8, "all": 0.8}
 
 
 def test_localization_config_checks_and_json_round_trip():
@@ -113,3 +145,18 @@ def test_localization_config_checks_and_json_round_trip():
         LocalizationConfig(stride=0)
     with pytest.raises(ValueError, match="model_type"):
         LocalizationConfig(model_type="pixel")
+    with pytest.raises(ValueError, match="gradcam_layer must be one of"):
+        LocalizationConfig(gradcam_layer="layer5")
+    with pytest.raises(ValueError, match="takes only 'auto'"):
+        RunConfig(model=ModelConfig(backbone="efficientnet_b4"),
+                  localization=LocalizationConfig(gradcam_layer="layer3"))
+
+
+def test_a_model_dir_from_before_the_gradcam_layer_choice_resumes(tmp_path):
+    config = RunConfig(localization=LocalizationConfig(gradcam_layer="layer3"))
+    runner.check_model_dir(str(tmp_path), config)
+    written = json.loads((tmp_path / runner.CONFIG_FILE).read_text())
+    assert written["localization"]["gradcam_layer"] == "layer3"
+    del written["localization"]["gradcam_layer"]
+    (tmp_path / runner.CONFIG_FILE).write_text(json.dumps(written))
+    runner.check_model_dir(str(tmp_path), config)  # written before the choice: resumes

@@ -199,11 +199,24 @@ def run_patch_category(data: CategoryData, config: RunConfig, model_dir: str,
 def gradcam_results(model: keras.Model, density: tf.Module, data: CategoryData,
                     config: RunConfig, out: str) -> dict:
     """GradCAM maps of the image-level model (w.r.t. the anomaly score) for the test images,
-    their pixel metrics, and pictures; {} when no defective test image has a mask."""
+    their pixel metrics, and pictures; {} when no defective test image has a mask.
+
+    The map is that of ``config.localization.gradcam_layer`` (``auto``: see
+    :func:`cutpaste_tf.localization.gradcam.choose_layer`), recorded as ``gradcam_layer`` and
+    ``gradcam_map_size``. A map under 8x8 gives no pixel metrics and no pictures: the result
+    says why in ``pixel_auroc_not_reported`` instead.
+    """
     if not any(mask_lib.mask_paths(m) for m in data.mask_files):
         return {}
     size = config.train.image_size
-    fn = gradcam.gradcam_fn(model, density, size, config.density.feature)
+    backbone = config.model.backbone
+    layer = gradcam.choose_layer(config.localization.gradcam_layer, size, backbone)
+    info = {"localization_method": "gradcam", "gradcam_layer": layer,
+            "gradcam_map_size": list(gradcam.map_size(layer, size))}
+    why = gradcam.too_small(layer, size, backbone)
+    if why:
+        return {**info, "pixel_auroc_not_reported": why}
+    fn = gradcam.gradcam_fn(model, density, size, config.density.feature, layer)
     images, maps = [], []
     for x in eval_dataset(data.test_files, size, config.eval_batch_size):
         cam, _ = fn(x)
@@ -213,5 +226,5 @@ def gradcam_results(model: keras.Model, density: tf.Module, data: CategoryData,
     if result and config.localization.pictures:
         result["heatmaps"] = write_pictures(out, data, images, maps, size,
                                             config.mask_threshold)
-    return {**result, "localization_method": "gradcam"} if result else {}
+    return {**result, **info} if result else {}
 
