@@ -118,6 +118,7 @@ def evaluate(scores: np.ndarray, data: CategoryData) -> dict:
     return {
         "auroc": metrics.auroc(labels, scores),
         "auroc_per_defect": per_defect,
+        "num_test_per_defect": {d: int((defects == d).sum()) for d in data.defect_types},
         "num_test_normal": int((labels == 0).sum()),
         "num_test_anomalous": int((labels == 1).sum()),
         "num_train": len(data.train_files),
@@ -141,3 +142,14 @@ def read_scores(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
         rows = list(csv.DictReader(io.StringIO(f.read())))
     return ([r["path"] for r in rows], np.array([int(r["label"]) for r in rows], np.int32),
             np.array([float(r["score"]) for r in rows], np.float64))
+
+
+def defect_counts(path: str) -> dict[str, int]:
+    """The number of defective test images per defect type in a :func:`write_scores` file."""
+    with tf.io.gfile.GFile(path) as f:
+        rows = list(csv.DictReader(io.StringIO(f.read())))
+    counts: dict[str, int] = {}
+    for r in rows:
+        if int(r["label"]) == 1:
+            counts[r["defect"]] = counts.get(r["defect"], 0) + 1
+    return counts

@@ -341,9 +341,49 @@ def summarize_run(model_dir: str, task: str) -> str:
     transferred = {n: r for n, r in results.items() if "transfer" in r}
     if transferred:
         table += "\n" + transfer.table3_markdown(transferred, kinds)
+    per_defect = defect_table(with_defect_counts(model_dir, results))
+    if per_defect:
+        table += "\n" + per_defect
     files.write_json(os.path.join(model_dir, "results.json"), summary_json)
     files.write_text(os.path.join(model_dir, "results.md"), table + "\n")
     return table
+
+
+def with_defect_counts(model_dir: str, results: dict[str, dict]) -> dict[str, dict]:
+    """``results`` where each has ``num_test_per_defect``; a result written before it was
+    recorded gets it from its category's scores.csv (if there)."""
+    out = {}
+    for name, result in results.items():
+        scores_csv = os.path.join(model_dir, name, "scores.csv")
+        if "num_test_per_defect" not in result and tf.io.gfile.exists(scores_csv):
+            result = {**result, "num_test_per_defect": evaluate.defect_counts(scores_csv)}
+        out[name] = result
+    return out
+
+
+def defect_table(results: dict[str, dict]) -> str:
+    """Markdown: image AUROC (%) of each defect type's images against the category's normal
+    test images, one row per category and defect type (categories in the paper's order, then
+    the others by name; defect types by name), the pixel AUROC column only when some category
+    has it. Empty when no category has more than one defect type."""
+    if all(len(r.get("auroc_per_defect", {})) <= 1 for r in results.values()):
+        return ""
+    pixel = any(r.get("pixel_auroc_per_defect") for r in results.values())
+    lines = ["### Image AUROC (%) per defect type", "",
+             "| Category | Defect type | Images | AUROC %"
+             + (" | Pixel AUROC % |" if pixel else " |"),
+             "| --- | --- | ---: | ---:" + (" | ---: |" if pixel else " |")]
+    for name in metrics.order_categories(sorted(results)):
+        result = results[name]
+        counts = result.get("num_test_per_defect", {})
+        for defect, value in sorted(result.get("auroc_per_defect", {}).items()):
+            cells = [metrics.display_name(name), metrics.display_name(defect),
+                     str(counts.get(defect, "—")), f"{100 * value:.1f}"]
+            if pixel:
+                px = result.get("pixel_auroc_per_defect", {}).get(defect)
+                cells.append("—" if px is None else f"{100 * px:.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def not_learned_note(results: dict[str, dict], flagged: Sequence[str]) -> str:

@@ -29,6 +29,7 @@ def test_evaluate_overall_and_per_defect_auroc():
     assert result["auroc"] == pytest.approx(5 / 6)
     assert result["auroc_per_defect"] == {"a": pytest.approx(3 / 4), "b": pytest.approx(1.0)}
     assert result["num_test_normal"] == 2 and result["num_test_anomalous"] == 3
+    assert result["num_test_per_defect"] == {"a": 2, "b": 1}
 
 
 def test_evaluate_rejects_non_finite_scores_naming_images():

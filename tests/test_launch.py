@@ -39,7 +39,9 @@ def test_writes_results_table_config_and_export(tiny_run):
     assert 0.0 <= washer["auroc"] <= 1.0 and washer["kind"] == "object"
     assert set(washer["auroc_per_defect"]) == {"missing", "scratch", "stain"}
     assert washer["train_steps"] == 3
-    assert "| washer |" in (model_dir / "results.md").read_text()
+    table = (model_dir / "results.md").read_text()
+    assert "| washer |" in table and "### Image AUROC (%) per defect type" in table
+    assert "| washer | scratch | 8 |" in table  # testdata: eight scratch images
     config = json.loads((model_dir / "config.json").read_text())
     assert config["train"]["image_size"] == [32, 32] and config["model"]["head_widths"] == [16]
     assert "--image_size=32" in (model_dir / "flags.txt").read_text()

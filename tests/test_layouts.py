@@ -266,6 +266,9 @@ def test_train_and_predict(roots, tmp_path, monkeypatch, capsys, layout, categor
                 "threshold; --val_fraction is not applied") in out
         assert (results["num_validation"], results["num_train"]) == (3, 5)
         assert set(results["auroc_per_defect"]) == {"logical_anomalies", "structural_anomalies"}
+        table = (model_dir / "results.md").read_text()
+        assert "| breakfast box | logical anomalies |" in table
+        assert "| breakfast box | structural anomalies |" in table
         record = json.loads((model_dir / category / "threshold.json").read_text())
         assert all("/validation/good/" in p for p in record["normal_files"])
     else:
