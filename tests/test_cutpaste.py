@@ -92,6 +92,22 @@ def test_cutpaste_boxes_inside_image_and_sizes_from_ratios(height, width):
     # The static canvas really bounds every patch (otherwise a paste would be truncated).
     canvas_h, canvas_w = cp.cutpaste_canvas_size(height, width)
     assert ph.max() <= canvas_h and pw.max() <= canvas_w
+    assert (ph * pw).max() <= cp.cutpaste_patch_size(height, width)
+
+
+@pytest.mark.parametrize("height,width,config", [
+    (256, 256, AugmentConfig()), (8, 8, AugmentConfig()), (5, 40, AugmentConfig()),
+    (64, 64, AugmentConfig(area_ratio=(0.5, 1.0))),
+    (64, 96, AugmentConfig(area_ratio=(0.001, 0.01), aspect_ratio=(0.1, 10.0)))])
+def test_cutpaste_patch_size_bounds_every_patch(height, width, config):
+    """The patch's static pixel count: never exceeded (the tail would not be pasted), and at the
+    paper's settings close to the largest patch, far below the bounding canvas."""
+    p = _sample_many(cp.sample_cutpaste, height, width, config=config)
+    size = cp.cutpaste_patch_size(height, width, config)
+    assert (p["patch_h"] * p["patch_w"]).max() <= size
+    if (height, width) == (256, 256):
+        assert size <= 1.03 * 0.15 * 256 * 256
+        assert size < 0.31 * np.prod(cp.cutpaste_canvas_size(height, width))
 
 
 def test_cutpaste_area_uniform_and_aspect_log_uniform_at_256():
@@ -181,9 +197,10 @@ def _expected_paste(images, p):
 
 def test_apply_cutpaste_hand_built_box():
     images = coord_images(2, 24, 40)
-    # Sizes within cutpaste_canvas_size(24, 40) = (23, 23): larger hand-built patches would be
-    # silently cut to the canvas (the sampler never draws them).
+    # Sides within cutpaste_canvas_size(24, 40) = (23, 23) and areas within cutpaste_patch_size:
+    # larger hand-built patches would be silently cut (the sampler never draws them).
     assert cp.cutpaste_canvas_size(24, 40) == (23, 23)
+    assert cp.cutpaste_patch_size(24, 40) >= 23 * 3
     params = {"patch_h": tf.constant([5, 23]), "patch_w": tf.constant([7, 3]),
               "src_y": tf.constant([1, 1]), "src_x": tf.constant([2, 37]),
               "dst_y": tf.constant([19, 0]), "dst_x": tf.constant([33, 0])}
@@ -236,6 +253,59 @@ def test_apply_cutpaste_with_jitter_only_changes_destination_box(height, width):
         one = {k: v[i:i + 1] for k, v in jit.items()}
         want = color.apply_jitter(tf.constant(images[i:i + 1, sy:sy + h, sx:sx + w]), one)
         np.testing.assert_allclose(box, want.numpy()[0], atol=1e-5, rtol=0)
+
+
+REFERENCE_SHAPES = [(256, 256), (48, 80), (80, 48), (37, 61)]
+
+
+@pytest.mark.parametrize("height,width", REFERENCE_SHAPES)
+def test_cutpaste_patch_equals_whole_image_jitter_cut_to_the_box(height, width):
+    """The patch is jittered on its own patch-sized canvas; it must equal jittering the whole
+    image with the same parameters (contrast mean over the source box) and cutting the box."""
+    batch = 16
+    rng = np.random.default_rng(height * width)
+    images = rng.uniform(size=(batch, height, width, 3)).astype(np.float32)  # clipping acts
+    for seed in range(4):
+        params = cp.sample_cutpaste(tf.constant([seed, 41]), batch, height, width)
+        out = cp.apply_cutpaste(tf.constant(images), params).numpy()
+        p = _np(params)
+        box = np.zeros((batch, height, width), np.float32)
+        for i in range(batch):
+            box[i, p["src_y"][i]:p["src_y"][i] + p["patch_h"][i],
+                p["src_x"][i]:p["src_x"][i] + p["patch_w"][i]] = 1.0
+        ref = color.apply_jitter(tf.constant(images), params["jitter"], box).numpy()
+        for i in range(batch):
+            h, w, sy, sx = p["patch_h"][i], p["patch_w"][i], p["src_y"][i], p["src_x"][i]
+            dy, dx = p["dst_y"][i], p["dst_x"][i]
+            np.testing.assert_allclose(out[i, dy:dy + h, dx:dx + w],
+                                       ref[i, sy:sy + h, sx:sx + w], atol=1e-6, rtol=0)
+            outside = np.ones((height, width), bool)
+            outside[dy:dy + h, dx:dx + w] = False
+            np.testing.assert_array_equal(out[i][outside], images[i][outside])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_cutpaste_patch_slots_past_the_patch_repeat_its_last_pixel_exactly(jit):
+    """The scatter writes the slots past a patch to its last pixel again: they must carry the
+    very same value (bit for bit, also under XLA), or the paste would depend on write order."""
+    height, width, batch = 48, 80, 32
+    images = tf.constant(np.random.default_rng(1).uniform(size=(batch, height, width, 3)),
+                         tf.float32)
+
+    def patch(x, seed):
+        params = cp.sample_cutpaste(seed, batch, height, width)
+        index, values = cp.cutpaste_patch(x, params)
+        return index, values, params["patch_h"] * params["patch_w"]
+
+    fn = tf.function(patch, jit_compile=jit)
+    for seed in range(3):
+        index, values, area = (t.numpy() for t in fn(images, tf.constant([seed, 5])))
+        assert index.shape[1] == cp.cutpaste_patch_size(height, width) > area.max()
+        for i in range(batch):
+            last = area[i] - 1
+            assert np.all(index[i, last:] == index[i, last])
+            assert np.all(values[i, last:] == values[i, last])
+            assert len(np.unique(index[i, :area[i]])) == area[i]  # the patch itself: distinct
 
 
 # =============================================================================================
@@ -390,6 +460,39 @@ def test_apply_scar_with_jitter_only_changes_the_scar():
         # Jitter changed the pasted pixels relative to a plain copy, and nothing else.
         assert np.abs(out[i][pasted] - plain[i][pasted]).max() > 1e-4
         np.testing.assert_array_equal(out[i][~pasted], images[i][~pasted])
+
+
+@pytest.mark.parametrize("height,width", REFERENCE_SHAPES)
+def test_scar_patch_equals_whole_image_jitter_at_the_source_pixels(height, width):
+    """The scar is jittered on its small window; it must equal jittering the whole image with
+    the same parameters and reading each scar pixel's source. The contrast mean is over the
+    scar's pixels, a source pixel counting as often as nearest-neighbour sampling reads it."""
+    batch = 16
+    rng = np.random.default_rng(height + width)
+    images = rng.uniform(size=(batch, height, width, 3)).astype(np.float32)
+    # Each pixel's place in the scar's frame over the whole image, as the op computes it.
+    ys = tf.constant((np.arange(height) + 0.5).astype(np.float32)[None, :, None])
+    xs = tf.constant((np.arange(width) + 0.5).astype(np.float32)[None, None, :])
+    for seed in range(4):
+        params = cp.sample_scar(tf.constant([seed, 43]), batch, height, width)
+        out = cp.apply_scar(tf.constant(images), params).numpy()
+        u, v, inside = cp.rotated_rect(tf.tile(ys, [batch, 1, 1]), tf.tile(xs, [batch, 1, 1]),
+                                       params["dst_cy"], params["dst_cx"], params["scar_w"],
+                                       params["scar_l"], params["angle"])
+        p = _np(params)
+        src_y = np.clip(np.floor(p["src_cy"][:, None, None] + v.numpy()), 0, height - 1)
+        src_x = np.clip(np.floor(p["src_cx"][:, None, None] + u.numpy()), 0, width - 1)
+        inside, src_y, src_x = inside.numpy(), src_y.astype(int), src_x.astype(int)
+        reads = np.zeros((batch, height, width), np.float32)
+        for i in range(batch):
+            np.add.at(reads[i], (src_y[i][inside[i]], src_x[i][inside[i]]), 1.0)
+        ref = color.apply_jitter(tf.constant(images), params["jitter"], reads).numpy()
+        for i in range(batch):
+            assert inside[i].sum() > 0
+            want = images[i].copy()
+            want[inside[i]] = ref[i][src_y[i][inside[i]], src_x[i][inside[i]]]
+            np.testing.assert_allclose(out[i], want, atol=1e-6, rtol=0)
+            np.testing.assert_array_equal(out[i][~inside[i]], images[i][~inside[i]])
 
 
 # =============================================================================================

@@ -93,11 +93,23 @@ def _make_views(images, seed, task, config, pre, scar_scale_size):
             views.append(cutpaste.scar(images, seeds[2], config, scar_scale_size))
         elif kind in baselines.VIEW_KINDS:
             views.append(baselines.make_view(kind, images, seeds[4], config, scar_scale_size))
-        else:  # union: CutPaste or Scar per example, both labelled 1.
+        else:  # union: CutPaste or Scar per example, both labelled 1, pasted in one scatter.
             coin = random.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
-            views.append(tf.where(coin[:, None, None, None],
-                                  cutpaste.cutpaste(images, seeds[1], config),
-                                  cutpaste.scar(images, seeds[2], config, scar_scale_size)))
+            patch = cutpaste.choose_patch(coin, _cutpaste_patch(images, seeds[1], config),
+                                          _scar_patch(images, seeds[2], config, scar_scale_size))
+            views.append(cutpaste.paste(images, *patch))
     batch = tf.shape(images)[0]
     labels = tf.repeat(tf.range(len(views), dtype=tf.int32), batch)
     return tf.concat(views, axis=0), labels
+
+
+def _cutpaste_patch(images, seed, config):
+    params = cutpaste.sample_cutpaste(seed, tf.shape(images)[0], images.shape[1],
+                                      images.shape[2], config)
+    return cutpaste.cutpaste_patch(images, params, config)
+
+
+def _scar_patch(images, seed, config, scale_size):
+    params = cutpaste.sample_scar(seed, tf.shape(images)[0], images.shape[1], images.shape[2],
+                                  config, scale_size)
+    return cutpaste.scar_patch(images, params, config, scale_size)
