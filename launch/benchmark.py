@@ -15,8 +15,12 @@ Figures (all at ``--image_size`` with ``--batch_size`` views of ``--task``), by 
 - ``train``: training throughput in images/s (views per second) with constant in-memory
   tensors and with the real pipeline; their ratio says whether the input starves the model
   (1.0: it does not);
-- ``serve``: SavedModel latency: p50 and p95 milliseconds for one image, and images/s for a
-  batch of 32;
+- ``serve``: SavedModel latency: p50 and p95 milliseconds for one image (float pixels in, and
+  encoded bytes in) against the bare network's p50 (the Keras model and the density score as
+  one in-process ``tf.function`` on the decoded image), their ratios, all timed in alternation
+  on the same image (the first test image of ``--category`` at ``--image_size`` when the run
+  indexes one, i.e. with ``--data_dir`` or the augment / train sections; else a synthetic one),
+  and images/s for a batch of 32;
 - ``tasks``: views/s of ``make_views`` alone for each of ``--bench_tasks`` (default: CutPaste
   and the baseline tasks) on ``--bench_sources`` random source images, as a compiled graph and
   XLA-compiled (rotation is left out at non-square sizes);
@@ -30,15 +34,11 @@ and always the hardware and software they were measured on.
 from __future__ import annotations
 
 import sys
-import tempfile
-import time
 
-import numpy as np
 from absl import app, logging
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import density as density_lib
-from cutpaste_tf import export, files, runner, train
+from cutpaste_tf import files, speed
 from cutpaste_tf.config import TASK_VIEWS
 from cutpaste_tf.report import hardware
 from cutpaste_tf.ops import tasks
@@ -56,14 +56,6 @@ flag_defs.flags.DEFINE_list("bench_tasks", ["cutpaste", "rotation", "cutout", "c
 flag_defs.flags.DEFINE_integer("bench_sources", 32, "--sections=tasks: source images per call.")
 
 
-def _seconds_per_call(fn, calls: int) -> float:
-    fn()  # warm-up: tracing and compilation are not timed
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
 def augmentation(config, category, steps: int) -> dict:
     """Views per second through tf.data, as a compiled graph and under XLA."""
     import tensorflow as tf
@@ -75,13 +67,13 @@ def augmentation(config, category, steps: int) -> dict:
     for name, jit in (("augment_graph_views_per_s", False), ("augment_xla_views_per_s", True)):
         fn = tf.function(lambda x, s: tasks.make_views(x, s, tcfg.task, tcfg.augment),
                          jit_compile=jit)
-        out[name] = round(batch / _seconds_per_call(lambda: fn(sources, seed)[0].numpy(),
-                                                    steps), 1)
+        out[name] = round(batch / speed.seconds_per_call(
+            lambda: fn(sources, seed)[0].numpy(), steps), 1)
     batches = iter(data_lib.train_dataset(category.train_files, tcfg.image_size, tcfg.task,
                                           batch, tcfg.seed, tcfg.augment))
     next(batches)  # fills the cache
     out["augment_tfdata_views_per_s"] = round(
-        batch / _seconds_per_call(lambda: next(batches)[0].numpy(), steps), 1)
+        batch / speed.seconds_per_call(lambda: next(batches)[0].numpy(), steps), 1)
     return out
 
 
@@ -99,54 +91,9 @@ def task_views(config, steps: int, names: list[str], sources: int) -> dict:
         for mode, jit in (("graph", False), ("xla", True)):
             fn = tf.function(lambda x, s, t=name: tasks.make_views(x, s, t, config.train.augment),
                              jit_compile=jit)
-            seconds = _seconds_per_call(lambda: fn(images, seed)[0].numpy(), steps)
+            seconds = speed.seconds_per_call(lambda: fn(images, seed)[0].numpy(), steps)
             out[f"views_per_s_{name}_{mode}"] = round(views / seconds, 1)
     return out
-
-
-def training(config, category, steps: int) -> dict:
-    """Images (views) per second of the train step with constant tensors and with the pipeline."""
-    import tensorflow as tf
-    tcfg = config.train
-    model = runner.build_model(config, tcfg.precision)
-    optimizer = train.make_optimizer(tcfg)
-    optimizer.build(model.trainable_variables)
-    step = train.make_train_step(model, optimizer, tcfg)
-    batches = runner.training_batches(category, config, tf.distribute.get_strategy())
-    constant = next(batches)
-    seconds_constant = _seconds_per_call(lambda: float(step(*constant)["loss"]), steps)
-    seconds_pipeline = _seconds_per_call(lambda: float(step(*next(batches))["loss"]), steps)
-    return {
-        "train_images_per_s_constant": round(tcfg.batch_size / seconds_constant, 1),
-        "train_images_per_s_pipeline": round(tcfg.batch_size / seconds_pipeline, 1),
-        "pipeline_over_constant": round(seconds_constant / seconds_pipeline, 3),
-    }
-
-
-def serving(config, steps: int) -> dict:
-    """Latency of the exported SavedModel for one image and throughput for a batch of 32."""
-    import tensorflow as tf
-    model = runner.build_model(config)
-    features = np.random.default_rng(0).normal(size=(64, 512)).astype(np.float32)
-    scorer = export.AnomalyScorer(model, density_lib.fit_density("gde", features),
-                                  config.train.image_size)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export.export(scorer, tmp, "bench")
-        loaded = export.load(path)
-        fn = loaded.signatures["serve_float"]
-        height, width = config.train.image_size
-        one = tf.random.uniform([1, height, width, 3])
-        fn(images=one)
-        times = []
-        for _ in range(max(steps, 20)):
-            start = time.perf_counter()
-            fn(images=one)["score"].numpy()
-            times.append(time.perf_counter() - start)
-        many = tf.random.uniform([32, height, width, 3])
-        seconds = _seconds_per_call(lambda: fn(images=many)["score"].numpy(), steps)
-    return {"serving_latency_ms_p50": round(1000 * float(np.percentile(times, 50)), 2),
-            "serving_latency_ms_p95": round(1000 * float(np.percentile(times, 95)), 2),
-            "serving_batch32_images_per_s": round(32 / seconds, 1)}
 
 
 def main(argv: list[str]) -> None:
@@ -156,7 +103,8 @@ def main(argv: list[str]) -> None:
         config = flag_defs.run_config()
         name = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
         category = None  # real images are needed only to time the input pipeline
-        if {"augment", "train"} & set(FLAGS.sections):
+        if {"augment", "train"} & set(FLAGS.sections) or (
+                "serve" in FLAGS.sections and FLAGS.data_dir):
             layout = FLAGS.dataset if FLAGS.data_dir and FLAGS.dataset in data_lib.LAYOUTS else (
                 "mvtec")
             category = data_lib.index_layout(layout, FLAGS.data_dir or "testdata", name,
@@ -169,12 +117,13 @@ def main(argv: list[str]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     tcfg = config.train
+    serve_image = category.test_files[0] if category and category.test_files else None
     figures = {"image_size": list(tcfg.image_size), "batch_size": tcfg.batch_size,
                "task": tcfg.task, "precision": tcfg.precision, "jit_compile": tcfg.jit_compile,
                "category": category.name if category else None, "hardware": hardware()}
     sections = {"augment": lambda: augmentation(config, category, FLAGS.steps),
-                "train": lambda: training(config, category, FLAGS.steps),
-                "serve": lambda: serving(config, FLAGS.steps),
+                "train": lambda: speed.training(config, category, FLAGS.steps),
+                "serve": lambda: speed.serving(config, FLAGS.steps, serve_image),
                 "dense": lambda: _dense_figures(config, FLAGS.steps),
                 "tasks": lambda: task_views(config, FLAGS.steps, FLAGS.bench_tasks,
                                             FLAGS.bench_sources)}
@@ -216,8 +165,8 @@ def _dense_figures(config, steps: int) -> dict:
     scorer = PatchScorer(model, density, size, loc.patch_size, loc.stride, loc.upsample_sigma,
                          config.density.feature, loc.chunk_size)
     maps = tf.function(scorer.maps, input_signature=[tf.TensorSpec([None, *size, 3])])
-    embed_s = _seconds_per_call(lambda: embedder(images).numpy(), steps) / count
-    total_s = _seconds_per_call(lambda: maps(images)[1].numpy(), steps) / count
+    embed_s = speed.seconds_per_call(lambda: embedder(images).numpy(), steps) / count
+    total_s = speed.seconds_per_call(lambda: maps(images)[1].numpy(), steps) / count
     return {"dense_patch_size": loc.patch_size, "stride": loc.stride,
             "grid": list(grid), "per_location": per_location,
             "dense_embed_s_per_image": round(embed_s, 3),
