@@ -1,6 +1,6 @@
 """One command that checks a machine with an accelerator and writes one JSON file.
 
-    python -m launch.accelerator_check --output=accelerator_check.json
+    python -m launch.accelerator_check --check_output=accelerator_check.json
     python -m launch.accelerator_check --check_size=tiny --combinations=float32_xla_off_augment_on_device_off
 
 With a GPU (under 8 minutes): training views/s at the configured size (default: the paper's
@@ -25,7 +25,7 @@ from cutpaste_tf import files
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
-flag_defs.flags.DEFINE_string("output", "accelerator_check.json", "Where the JSON goes.")
+flag_defs.flags.DEFINE_string("check_output", "accelerator_check.json", "Where the JSON goes.")
 flag_defs.flags.DEFINE_enum("check_size", "auto", list(check.MODES), "auto: the configured "
                             "size with a GPU, tiny without; full or tiny to force one.")
 flag_defs.flags.DEFINE_float("budget_s", 420.0, "Parts that would start after this many "
@@ -50,11 +50,11 @@ def main(argv: list[str]) -> None:
             raise ValueError("--budget_s and --train_seconds must be positive")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        files.write_json(FLAGS.output, {"complete": False, "errors": {"flags": str(e)}})
+        files.write_json(FLAGS.check_output, {"complete": False, "errors": {"flags": str(e)}})
         sys.exit(2)
     category = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
     report = check.run_check(
-        config, FLAGS.data_dir or check.default_data_dir(), category, FLAGS.output,
+        config, FLAGS.data_dir or check.default_data_dir(), category, FLAGS.check_output,
         mode=FLAGS.check_size, budget_s=FLAGS.budget_s, train_seconds=FLAGS.train_seconds,
         combinations=FLAGS.combinations,
         layout=FLAGS.dataset if FLAGS.dataset in data_lib.LAYOUTS else "mvtec",
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
     run = report.get("training_run", {})
     print(f"mode {report['mode']}; {len(report['errors'])} error(s), "
           f"{len(report['skipped'])} skipped; training-run AUROC {run.get('image_auroc')}; "
-          f"written: {FLAGS.output}")
+          f"written: {FLAGS.check_output}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def report(tmp_path_factory):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
            "OPENBLAS_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "launch.accelerator_check", f"--output={output}",
+        [sys.executable, "-m", "launch.accelerator_check", f"--check_output={output}",
          f"--combinations={ONE}"], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
