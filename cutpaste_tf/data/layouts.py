@@ -132,6 +132,24 @@ def _folder_images(folder: str, layout: str, expects: str, what: str,
     return index._require_images(folder, what, ignored)
 
 
+def _test_split(test_root: str, good: str, mask_of: Callable[[str, str], MaskEntry],
+                ignored: list[str]) -> tuple[list, list, list, list]:
+    """(files, labels, defects, masks) of a test folder with one subfolder per defect type and
+    ``good`` for the normal images (listed first, recorded as "good"); ``mask_of(defect, path)``
+    finds a defective image's mask."""
+    files, labels, defects, masks = [], [], [], []
+    for defect in sorted(_subfolders(test_root), key=lambda d: (d != good, d)):
+        is_good = defect == good
+        images = index._require_images(os.path.join(test_root, defect),
+                                       "normal test" if is_good else "defective test", ignored)
+        for path in images:
+            files.append(path)
+            labels.append(0 if is_good else 1)
+            defects.append("good" if is_good else defect)
+            masks.append(None if is_good else mask_of(defect, path))
+    return files, labels, defects, masks
+
+
 # --------------------------------------------------------------------------- VisA
 def _visa_rows(root: str) -> list[dict[str, str]]:
     path = os.path.join(root, VISA_SPLIT)
@@ -199,17 +217,14 @@ def index_btad(root: str, category: str, kind: str = "object") -> CategoryData:
                            "<root>/<product>/train/ok", "training", ignored)
     test_root = os.path.join(folder, "test")
     _require(os.path.join(test_root, "ok"), "btad", "<root>/<product>/test/ok")
-    files, labels, defects, masks = [], [], [], []
-    for defect in sorted(_subfolders(test_root), key=lambda d: (d != "ok", d)):  # ok first
-        good = defect == "ok"
-        images = index._require_images(os.path.join(test_root, defect),
-                                       "normal test" if good else "defective test", ignored)
-        found = {} if good else _stems(os.path.join(folder, "ground_truth", defect))
-        for path in images:
-            files.append(path)
-            labels.append(0 if good else 1)
-            defects.append("good" if good else defect)
-            masks.append(found.get(os.path.splitext(os.path.basename(path))[0]))
+    found: dict[str, dict[str, str]] = {}  # defect -> {stem: mask}, read once per folder
+
+    def mask_of(defect: str, path: str) -> MaskEntry:
+        if defect not in found:
+            found[defect] = _stems(os.path.join(folder, "ground_truth", defect))
+        return found[defect].get(os.path.splitext(os.path.basename(path))[0])
+
+    files, labels, defects, masks = _test_split(test_root, "ok", mask_of, ignored)
     return index._checked(CategoryData(category, kind, False, tuple(train), tuple(files),
                                        tuple(labels), tuple(defects), tuple(masks),
                                        tuple(ignored)), test_root)
@@ -241,18 +256,10 @@ def index_mvtec_loco(root: str, category: str, kind: str = "object") -> Category
                          "<root>/<category>/validation/good", "validation", ignored)
     test_root = os.path.join(folder, "test")
     _require(os.path.join(test_root, "good"), "mvtec_loco", "<root>/<category>/test/good")
-    files, labels, defects, masks = [], [], [], []
-    for defect in _subfolders(test_root):
-        good = defect == "good"
-        images = index._require_images(os.path.join(test_root, defect),
-                                       "normal test" if good else "defective test", ignored)
-        for path in images:
-            stem = os.path.splitext(os.path.basename(path))[0]
-            files.append(path)
-            labels.append(0 if good else 1)
-            defects.append(defect)
-            masks.append(None if good else
-                         _loco_mask(os.path.join(folder, "ground_truth", defect, stem)))
+    files, labels, defects, masks = _test_split(
+        test_root, "good", lambda defect, path: _loco_mask(os.path.join(
+            folder, "ground_truth", defect, os.path.splitext(os.path.basename(path))[0])),
+        ignored)
     return index._checked(CategoryData(category, kind, False, tuple(train), tuple(files),
                                        tuple(labels), tuple(defects), tuple(masks),
                                        tuple(ignored), val_files=tuple(val)), test_root)
