@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: position-coded images, and the paper's text."""
+"""Helpers shared by the tests: position-coded images, a small copy of testdata, and the
+paper's text."""
 
 import numpy as np
 
@@ -11,6 +12,23 @@ def coord_images(batch: int, height: int, width: int) -> np.ndarray:
     img[..., 1] = (np.arange(width, dtype=np.float32) / (width - 1))[None, :]
     img[..., 2] = ((np.arange(batch, dtype=np.float32) + 1) / (batch + 1))[:, None, None]
     return img
+
+
+def copy_washer(tmp_path, scratch: int):
+    """A copy of testdata's washer under ``tmp_path/data``: 3 train and 2 good test images, and
+    the first ``scratch`` scratch images with their masks; returns the data root."""
+    import pathlib
+    import shutil
+
+    source = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "washer"
+    base = tmp_path / "data" / "washer"
+    copies = [f"train/good/00{i}.png" for i in range(3)] + [f"test/good/00{i}.png" for i in range(2)]
+    copies += [f"test/scratch/00{i}.png" for i in range(scratch)]
+    copies += [f"ground_truth/scratch/00{i}_mask.png" for i in range(scratch)]
+    for rel in copies:
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / rel, base / rel)
+    return tmp_path / "data"
 
 
 def paper_text() -> str:

@@ -23,6 +23,7 @@ import tensorflow as tf
 from cutpaste_tf import __version__, data, density, evaluate, runner
 from cutpaste_tf.config import DensityConfig, ModelConfig, RunConfig
 from cutpaste_tf.data import DataError, validate
+from helpers import copy_washer  # a small copy of testdata's washer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WASHER = ROOT / "testdata" / "washer"  # 112 x 144 RGB images, 0/255 masks
@@ -31,14 +32,7 @@ WASHER = ROOT / "testdata" / "washer"  # 112 x 144 RGB images, 0/255 masks
 @pytest.fixture
 def root(tmp_path):
     """A small copy of testdata's washer: 3 train, 2 good test, 2 scratch test with masks."""
-    base = tmp_path / "data" / "washer"
-    copies = [f"train/good/00{i}.png" for i in range(3)] + [f"test/good/00{i}.png" for i in range(2)]
-    copies += [f"test/scratch/00{i}.png" for i in range(2)]
-    copies += [f"ground_truth/scratch/00{i}_mask.png" for i in range(2)]
-    for rel in copies:
-        (base / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(WASHER / rel, base / rel)
-    return tmp_path / "data"
+    return copy_washer(tmp_path, scratch=2)
 
 
 def _validate(root, **kwargs):

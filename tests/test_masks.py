@@ -15,6 +15,7 @@ from cutpaste_tf import config as config_lib
 from cutpaste_tf import data, runner
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import DataError, masks, validate
+from helpers import copy_washer  # a small copy of testdata's washer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTDATA = ROOT / "testdata"
@@ -184,14 +185,7 @@ def test_unreadable_masks_fail_naming_the_file(tmp_path):
 @pytest.fixture
 def washer(tmp_path):
     """A copy of testdata's washer: 3 train, 2 good test, the 8 scratch images and masks."""
-    base = tmp_path / "data" / "washer"
-    copies = [f"train/good/00{i}.png" for i in range(3)] + [f"test/good/00{i}.png" for i in range(2)]
-    copies += [f"test/scratch/00{i}.png" for i in range(8)]
-    copies += [f"ground_truth/scratch/00{i}_mask.png" for i in range(8)]
-    for rel in copies:
-        (base / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TESTDATA / "washer" / rel, base / rel)
-    return tmp_path / "data"
+    return copy_washer(tmp_path, scratch=8)
 
 
 def _gt(root, i, ext=".png"):
