@@ -138,18 +138,21 @@ def write_scores(path: str, data: CategoryData, scores: np.ndarray) -> None:
 def read_scores(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The image paths, labels (1 = defective) and scores of a :func:`write_scores` file, in
     its order."""
-    with tf.io.gfile.GFile(path) as f:
-        rows = list(csv.DictReader(io.StringIO(f.read())))
+    rows = _score_rows(path)
     return ([r["path"] for r in rows], np.array([int(r["label"]) for r in rows], np.int32),
             np.array([float(r["score"]) for r in rows], np.float64))
 
 
+def _score_rows(path: str) -> list[dict[str, str]]:
+    """The rows of a :func:`write_scores` file, as dicts by column name."""
+    with tf.io.gfile.GFile(path) as f:
+        return list(csv.DictReader(io.StringIO(f.read())))
+
+
 def defect_counts(path: str) -> dict[str, int]:
     """The number of defective test images per defect type in a :func:`write_scores` file."""
-    with tf.io.gfile.GFile(path) as f:
-        rows = list(csv.DictReader(io.StringIO(f.read())))
     counts: dict[str, int] = {}
-    for r in rows:
+    for r in _score_rows(path):
         if int(r["label"]) == 1:
             counts[r["defect"]] = counts.get(r["defect"], 0) + 1
     return counts

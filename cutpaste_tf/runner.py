@@ -125,9 +125,9 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     batches = training_batches(data, config, strategy, start)
     tic = time.perf_counter()
     if verbose and train.is_chief(strategy):
-        held = f" ({len(val_files)} held out to set the threshold)" if val_files else ""
-        if data.val_files:
-            held = f" (the dataset's {len(val_files)} validation images set the threshold)"
+        held = (f" (the dataset's {len(val_files)} validation images set the threshold)"
+                if data.val_files else
+                f" ({len(val_files)} held out to set the threshold)" if val_files else "")
         stages = (f" ({tcfg.head_steps} head-only, then {tcfg.total_steps - tcfg.head_steps} "
                   "all layers)" if tcfg.head_steps else "")
         print(f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps{stages} "
