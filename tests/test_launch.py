@@ -247,3 +247,15 @@ def test_export_quantile_override_uses_the_stored_normal_scores(tiny_run):
     expected = th.quantile_threshold(record["normal_scores"], 0.5)
     assert cut.value == expected.value and cut.quantile == 0.5
     assert cut.method == "validation_quantile" and cut.num_images == 15
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("0", "0")])
+def test_launchers_turn_on_onednn_unless_the_environment_says_otherwise(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if preset is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = preset
+    out = subprocess.run([sys.executable, "-c",
+                          "import os, launch; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+                         env=env, capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == expected
