@@ -44,7 +44,9 @@ class AugmentConfig:
     scar_width: tuple[float, float] = (2.0, 16.0)
     scar_length: tuple[float, float] = (10.0, 25.0)
     scar_angle: float = 45.0
-    scar_reference_size: int = 256
+    # 0: scar sizes are pixels at every image size, as Appendix A.2 states them. N > 0: they are
+    # pixels at N x N and scale with sqrt(H * W) / N (keeping the scar's share of the image).
+    scar_reference_size: int = 0
     patch_jitter: float = 0.1
     # Pre-augmentation of every image (Sec. 2.1 names it but gives no strengths): a shift of up
     # to 1/16 of the size, and brightness / contrast / saturation / hue jitter. No hue shift by
@@ -60,8 +62,9 @@ class AugmentConfig:
         _check_range("scar_length", self.scar_length, 0.0, float("inf"))
         if not 0.0 <= self.scar_angle <= 180.0:
             raise ValueError(f"scar_angle must be in [0, 180] degrees, got {self.scar_angle}")
-        if self.scar_reference_size <= 0:
-            raise ValueError(f"scar_reference_size must be positive, got {self.scar_reference_size}")
+        if self.scar_reference_size < 0:
+            raise ValueError("scar_reference_size must be 0 (sizes in pixels) or a positive image "
+                             f"size, got {self.scar_reference_size}")
         if not 0.0 <= self.patch_jitter <= 0.5:
             raise ValueError(f"patch_jitter must be in [0, 0.5] (hue shifts are at most half a "
                              f"turn), got {self.patch_jitter}")

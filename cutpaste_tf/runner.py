@@ -263,6 +263,7 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
             "gradcam_layer", config.localization.gradcam_layer)
         # Runs from before --mask_threshold read masks as value > 127: the same as 0.5.
         previous.setdefault("mask_threshold", 0.5)
+        _migrate_scar_reference(previous)
         current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
         before = previous.get("model", {}).get("backbone")
         if before != config.model.backbone:
@@ -277,6 +278,15 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
     elif overwrite and tf.io.gfile.exists(model_dir):
         files.remove_dir(model_dir)
     files.write_json(path, {**config_lib.to_dict(config), VERSION_KEY: __version__})
+
+
+def _migrate_scar_reference(previous: dict) -> None:
+    """Runs from before scar sizes were pixels at every image size scaled them from 256x256
+    (``scar_reference_size`` 256); at 256x256 that is the same scar, so such a run resumes."""
+    train = previous.get("train", {})
+    augment, size = train.get("augment", {}), list(train.get("image_size", []))
+    if augment.get("scar_reference_size") == 256 and size == [256, 256]:
+        augment["scar_reference_size"] = 0
 
 
 def check_version(written: Optional[str], what: str) -> None:

@@ -110,8 +110,13 @@ flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's D
 # CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1).
 flags.DEFINE_list("area_ratio", ["0.02", "0.15"], "CutPaste patch area / image area range.")
 flags.DEFINE_list("aspect_ratio", ["0.3", "3.3"], "CutPaste patch aspect ratio range (log-uniform).")
-flags.DEFINE_list("scar_width", ["2", "16"], "Scar width range in pixels at 256x256.")
-flags.DEFINE_list("scar_length", ["10", "25"], "Scar length range in pixels at 256x256.")
+flags.DEFINE_list("scar_width", ["2", "16"], "Scar width range in pixels (see "
+                  "--scar_reference_size).")
+flags.DEFINE_list("scar_length", ["10", "25"], "Scar length range in pixels (see "
+                  "--scar_reference_size).")
+flags.DEFINE_integer("scar_reference_size", 0, "0: --scar_width/--scar_length are pixels at "
+                     "every image size, as the paper states them. N > 0: they are pixels at NxN "
+                     "and scale with sqrt(H*W)/N at other sizes (256: the previous default).")
 flags.DEFINE_float("scar_angle", 45.0, "Scar rotation range: U(-angle, angle) degrees.")
 flags.DEFINE_float("patch_jitter", 0.1, "Colour jitter of the pasted patch (all four factors).")
 flags.DEFINE_float("translate", 0.0625, "Pre-augmentation: max shift as a fraction of the size.")
@@ -230,6 +235,7 @@ def run_config() -> RunConfig:
         scar_width=_floats("scar_width", 2),
         scar_length=_floats("scar_length", 2),
         scar_angle=FLAGS.scar_angle,
+        scar_reference_size=FLAGS.scar_reference_size,
         patch_jitter=FLAGS.patch_jitter,
         translate=FLAGS.translate,
         jitter=_floats("jitter", 4),

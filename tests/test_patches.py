@@ -83,13 +83,18 @@ def test_make_patch_views_shapes_labels_and_normal_view_is_a_crop(task, views):
 
 
 def test_patch_scars_are_sized_for_the_full_image_not_the_crop():
-    """A scar in a 64x64 crop of a 256x256 image has the paper's 2-16 px width."""
-    w_full = _many(lambda s: _no_jitter(cp.sample_scar(s, 1, 64, 64, scale_size=(256, 256))))
-    w_own = _many(lambda s: _no_jitter(cp.sample_scar(s, 1, 64, 64)))
+    """With scaling on, a scar in a 64x64 crop of a 256x256 image has the paper's 2-16 px
+    width; by default (pixels at every size) crop and image agree anyway."""
+    scaled = AugmentConfig(scar_reference_size=256)
+    w_full = _many(lambda s: _no_jitter(cp.sample_scar(s, 1, 64, 64, scaled, (256, 256))))
+    w_own = _many(lambda s: _no_jitter(cp.sample_scar(s, 1, 64, 64, scaled)))
+    w_default = _many(lambda s: _no_jitter(cp.sample_scar(s, 1, 64, 64, scale_size=(256, 256))))
     w_full, w_own = w_full["scar_w"], w_own["scar_w"]
     assert 2.0 <= w_full.min() and w_full.max() < 16.0 and w_full.max() > 14.0
     assert w_own.max() < 4.0  # scaled by 64 / 256 when the crop is taken for the image
-    assert cp.scar_canvas_size(64, 64, scale_size=(256, 256)) > cp.scar_canvas_size(64, 64)
+    np.testing.assert_array_equal(w_default["scar_w"], w_full)
+    assert (cp.scar_canvas_size(64, 64, scaled, (256, 256))
+            > cp.scar_canvas_size(64, 64, scaled))
 
 
 def test_make_patch_views_under_xla_and_in_tf_data_match_eager():

@@ -1,9 +1,12 @@
-"""The run summary of cutpaste_tf/runner.py: the per-defect-type table of results.md."""
+"""cutpaste_tf/runner.py: the per-defect-type table of results.md, and model dirs of older runs."""
 
 import csv
 import json
 
+import pytest
+
 from cutpaste_tf import report, runner
+from cutpaste_tf.config import RunConfig, TrainConfig
 
 
 def _result(per_defect, counts=None, pixel=None):
@@ -67,3 +70,19 @@ def test_summary_counts_defects_from_scores_csv_of_older_results(tmp_path):
     assert md.index("### Image AUROC (%) per defect type") > md.index("| washer | 90.0 |")
     assert "| washer | scratch | 2 | 80.0 |" in md and "| washer | stain | 1 | 100.0 |" in md
     assert "per defect type" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("size, resumes", [((256, 256), True), ((128, 128), False)])
+def test_a_model_dir_from_when_scars_scaled_from_256_resumes_only_where_that_is_the_same(
+        tmp_path, size, resumes):
+    config = RunConfig(train=TrainConfig(image_size=size))
+    runner.check_model_dir(str(tmp_path), config)
+    written = json.loads((tmp_path / runner.CONFIG_FILE).read_text())
+    assert written["train"]["augment"]["scar_reference_size"] == 0
+    written["train"]["augment"]["scar_reference_size"] = 256  # the previous default
+    (tmp_path / runner.CONFIG_FILE).write_text(json.dumps(written))
+    if resumes:  # at 256x256 both draw the same scars
+        runner.check_model_dir(str(tmp_path), config)
+    else:
+        with pytest.raises(ValueError, match=r"different settings \(train.augment.scar_reference"):
+            runner.check_model_dir(str(tmp_path), config)

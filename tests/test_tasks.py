@@ -161,7 +161,7 @@ def test_all_views_share_one_pre_augmented_image():
     views, _ = tasks.make_views(tf.constant(images), tf.constant([4, 4]), "3way")
     v = views.numpy().reshape(3, batch, height, width, 3)
     assert np.abs(v[0] - images).mean() > 0.01  # view 0 is pre-augmented
-    scar_max = (16 * 25 * height * width / 256**2) + 2 * (16 + 25) * math.sqrt(height * width) / 256
+    scar_max = 16 * 25 + 2 * (16 + 25)  # scar sizes are pixels at every image size
     for i in range(batch):
         # The CutPaste view differs from view 0 only inside one box of at most 15% of the image.
         ys, xs = np.nonzero(np.any(v[1, i] != v[0, i], axis=-1))
@@ -177,7 +177,9 @@ def test_union_mixes_cutpaste_and_scar_evenly():
     batch, height, width = 256, 96, 96
     images = tf.constant(_noise_images(batch, height, width, seed=7))
     seed = tf.constant([12, 34])
-    views, labels = tasks.make_views(images, seed, "union", pre=False)
+    # Scars scaled from 256x256, so that they are smaller than any CutPaste patch here.
+    config = AugmentConfig(scar_reference_size=256)
+    views, labels = tasks.make_views(images, seed, "union", config, pre=False)
     np.testing.assert_array_equal(labels.numpy(), [0] * batch + [1] * batch)
     changed = np.sum(np.any(views.numpy()[batch:] != images.numpy(), axis=-1), axis=(1, 2))
     # CutPaste changes >= 2% of the image (184 px here); a Scar at most w*l + perimeter (~90).
@@ -189,9 +191,9 @@ def test_union_mixes_cutpaste_and_scar_evenly():
     is_scar = changed <= large
     assert abs(is_scar.mean() - 0.5) < 5 * math.sqrt(0.25 / batch)
     # The draw is seeded: same seed, same choice; another seed, another choice.
-    again, _ = tasks.make_views(images, seed, "union", pre=False)
+    again, _ = tasks.make_views(images, seed, "union", config, pre=False)
     np.testing.assert_array_equal(again.numpy(), views.numpy())
-    other, _ = tasks.make_views(images, tf.constant([12, 35]), "union", pre=False)
+    other, _ = tasks.make_views(images, tf.constant([12, 35]), "union", config, pre=False)
     other_changed = np.sum(np.any(other.numpy()[batch:] != images.numpy(), axis=-1), axis=(1, 2))
     assert np.mean((other_changed <= large) != is_scar) > 0.25
 

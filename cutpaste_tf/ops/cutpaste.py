@@ -16,13 +16,15 @@ width) log-uniform on (0.3, 3.3) as in RandomErasing, which the paper's implemen
 The patch is cut from the same image; source and destination boxes both lie wholly inside it.
 
 CutPaste-Scar: a ``width x length`` rectangle with width ``U[2, 16]`` and length ``U[10, 25]``
-pixels at 256x256, rotated by ``U(-45, 45)`` degrees, filled with a patch of the same image.
-At other image sizes both are scaled by ``sqrt(H * W) / 256`` so the scar keeps its share of the
-image area (the paper trains at 256x256 only); below 256x256 a width that would scale under one
-pixel is raised to one pixel, so every scar covers some pixels (at 64x64 the paper's 2-16 px
-become 1-4 px). Width runs along x and length along y before the rotation, so scars are within
-45 degrees of vertical. The unrotated source box and the rotated
-destination box both lie wholly inside the image.
+pixels, rotated by ``U(-45, 45)`` degrees, filled with a patch of the same image. The sizes are
+pixels at every image size, as the paper states them ("in terms of number of pixels"): a
+convolution sees a 4-pixel scar the same way in a 128x128 image as in a 256x256 one. With
+``scar_reference_size`` N > 0 they are pixels at NxN instead and scale with ``sqrt(H * W) / N``,
+keeping the scar's share of the image area (at 128x128 and N = 256, 1-8 px wide); a width that
+would scale under one pixel is raised to one pixel, so every scar covers some pixels. Sizes
+never exceed the image. Width runs along x and length along y before the rotation, so scars
+are within 45 degrees of vertical. The unrotated source box and the rotated destination box
+both lie wholly inside the image.
 
 Before pasting, the patch gets colour jitter of at most ``patch_jitter`` in random order
 (torchvision semantics, see :mod:`cutpaste_tf.ops.color`), its contrast mean taken over the patch.
@@ -248,11 +250,14 @@ def rotated_rect(ys: tf.Tensor, xs: tf.Tensor, cy: tf.Tensor, cx: tf.Tensor, wid
 
 
 def scar_scale(height: int, width: int, config: AugmentConfig = AugmentConfig()) -> float:
-    """How much to scale the paper's scar sizes (given at 256x256) for an image of this size.
+    """How much to scale the scar sizes for an image of this size: 1 (pixels at every size)
+    unless ``config.scar_reference_size`` is set, then ``sqrt(H * W) / scar_reference_size``.
 
     For patch training the size is the full image's, not the crop's: a 64x64 crop of a 256x256
-    image gets the paper's 2-16 px scars, as the patch model of Sec. 2.4 does.
+    image gets the same scars as the whole image would, as the patch model of Sec. 2.4 does.
     """
+    if not config.scar_reference_size:
+        return 1.0
     return math.sqrt(height * width) / float(config.scar_reference_size)
 
 
