@@ -5,7 +5,8 @@ scratch, an MLP head of ``--head_layers`` Linear(512) -> BatchNorm -> ReLU layer
 classifier with PyTorch's default initialisation; SGD (momentum 0.9, weight decay 3e-5, lr 0.03)
 on one cosine cycle; each source image resized, colour-jittered (0.1, 0.1, 0.1, 0.1) as a whole,
 then three views (normal, CutPaste, CutPaste-Scar) made with PIL, each patch jittered by the same
-ColorJitter before pasting. Scar sizes scale with the image side / 256, as in cutpaste_tf.
+ColorJitter before pasting. Scar sizes are pixels at every image size, as in cutpaste_tf and
+the usual ports (``--scar_reference_size=256`` scales them with the image side / 256).
 
 It logs the 3-way training accuracy per class over windows of ``--log_every`` steps, then fits a
 Gaussian (Ledoit-Wolf) to the L2-normalised pooled features of the training images and reports
@@ -44,6 +45,7 @@ p.add_argument("--size", type=int, default=128)
 p.add_argument("--steps", type=int, default=600)
 p.add_argument("--images_per_step", type=int, default=32, help="3 views each: 96 per step")
 p.add_argument("--head_layers", type=int, default=1)
+p.add_argument("--scar_reference_size", type=int, default=0, help="0: scar sizes in pixels")
 p.add_argument("--lr", type=float, default=0.03)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--log_every", type=int, default=25)
@@ -86,8 +88,9 @@ def cutpaste(img: Image.Image) -> Image.Image:
 
 def scar(img: Image.Image) -> Image.Image:
     s = img.size[0]
-    w = max(1, int(random.uniform(2, 16) * s / 256))
-    h = max(1, int(random.uniform(10, 25) * s / 256))
+    scale = s / args.scar_reference_size if args.scar_reference_size else 1.0
+    w = max(1, int(random.uniform(2, 16) * scale))
+    h = max(1, int(random.uniform(10, 25) * scale))
     x, y = random.randint(0, s - w), random.randint(0, s - h)
     patch = jitter(img.crop((x, y, x + w, y + h))).convert("RGBA")
     patch = patch.rotate(random.uniform(-45, 45), expand=True)
