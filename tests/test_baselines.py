@@ -173,10 +173,14 @@ def test_scar_cutout_geometry_is_cutpaste_scar():
     assert stats.kstest(l, stats.uniform(loc=10, scale=15).cdf).pvalue > 1e-3
     assert stats.kstest(deg, stats.uniform(loc=-45, scale=90).cdf).pvalue > 1e-3
     _check_colours_uniform(p["color"])
-    # At 64x64 the sizes scale by 1/4 (with a one-pixel floor), as CutPaste-Scar's do.
+    # At 64x64 the sizes are the same pixels, as CutPaste-Scar's are; scaled from 256x256
+    # they shrink by 1/4 (with a one-pixel floor).
     small = _np(bl.sample_scar_cutout(SEED, N, 64, 64))
-    np.testing.assert_allclose(small["scar_w"], np.maximum(p["scar_w"] / 4, 1.0), rtol=1e-5)
-    np.testing.assert_allclose(small["scar_l"], p["scar_l"] / 4, rtol=1e-5)
+    np.testing.assert_array_equal(small["scar_w"], p["scar_w"])
+    np.testing.assert_array_equal(small["scar_l"], p["scar_l"])
+    scaled = _np(bl.sample_scar_cutout(SEED, N, 64, 64, AugmentConfig(scar_reference_size=256)))
+    np.testing.assert_allclose(scaled["scar_w"], np.maximum(p["scar_w"] / 4, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(scaled["scar_l"], p["scar_l"] / 4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("height,width", [(64, 64), (48, 80)])
