@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import accelerator_check as check
 from cutpaste_tf import data as data_lib
@@ -37,9 +37,7 @@ flag_defs.flags.DEFINE_list("combinations", list(check.COMBINATION_NAMES),
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     try:
         config = flag_defs.run_config()
         unknown = sorted(set(FLAGS.combinations) - set(check.COMBINATION_NAMES))

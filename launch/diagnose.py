@@ -18,7 +18,7 @@ import dataclasses
 import json
 import sys
 
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import diagnostics, files, runner
 from cutpaste_tf.data import train_dataset
@@ -49,9 +49,7 @@ def parse_head(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     try:
         config = flag_defs.run_config()
         heads = [(text, parse_head(text)) for text in FLAGS.heads]

@@ -19,7 +19,7 @@ import contextlib
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import (evaluate, experiment, experiment_report, experiment_tables, files,
@@ -97,9 +97,7 @@ def export_dir(run: experiment.Run) -> "str | None":
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     base_flags = FLAGS.flags_into_string()
     try:
         if not FLAGS.experiment_dir:

@@ -18,7 +18,7 @@ import os
 import sys
 
 import tensorflow as tf
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
@@ -118,9 +118,7 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     try:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")

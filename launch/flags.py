@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from absl import flags
+from absl import app, flags, logging
 
 from cutpaste_tf.config import (GRADCAM_LAYERS, TASK_VIEWS, AugmentConfig, DensityConfig,
                                 LocalizationConfig, ModelConfig, RunConfig, ThresholdConfig,
@@ -340,3 +340,11 @@ flags.DEFINE_bool("synthetic_examples", True, "launch.synthetic: write a PNG gri
                   "into each category folder.")
 flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clipped to "
                    "(N - 1) / 3 for small sets).")
+
+
+def start(argv: list[str]) -> None:
+    """The prologue every launcher's ``main`` begins with: no positional arguments (a typo'd
+    flag lands there), and only warnings from absl."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)

@@ -30,7 +30,7 @@ import cv2
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import export, files
 from cutpaste_tf.data.index import IMAGE_EXTENSIONS
@@ -181,9 +181,7 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     try:
         if not FLAGS.model or not FLAGS.images:
             raise ValueError("--model and --images are required")

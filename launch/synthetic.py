@@ -18,7 +18,7 @@ import os
 import sys
 
 import tensorflow as tf
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import files, trained
 from cutpaste_tf import synthetic_benchmark as bench
@@ -68,9 +68,7 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     try:
         config, work = plan()

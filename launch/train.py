@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import evaluate, files, report, runner, train
@@ -132,9 +132,7 @@ def labelled_validation(categories: list) -> "tuple[list[str], list[int]] | None
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     try:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")

@@ -14,7 +14,7 @@ import os
 import sys
 
 import tensorflow as tf
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import files, report, trained, tsne
 from cutpaste_tf.data import layouts
@@ -24,9 +24,7 @@ FLAGS = flag_defs.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    flag_defs.start(argv)
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     try:
         report.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
