@@ -9,7 +9,7 @@ on and off; the SavedModel's latency for one image against the bare network; a t
 about two minutes on ``--data_dir`` (default: the shipped ``testdata/``), ``--category``
 (default: washer), with its image AUROC. Without a GPU the same code runs at a tiny size and
 the JSON says so (``mode``, ``shrunk``). Precision, XLA and ``--augment_on_device`` flags are
-ignored: the check sweeps them. See ``cutpaste_tf/accelerator_check.py`` for the JSON's keys.
+ignored: the check sweeps them. See ``cutpaste_tf/benchmark/accelerator_check.py`` for the JSON's keys.
 Exit codes: 0 written (failed parts are recorded in it, under ``errors``), 2 bad flags.
 """
 
@@ -19,9 +19,9 @@ import sys
 
 from absl import app
 
-from cutpaste_tf import accelerator_check as check
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
+from cutpaste_tf.benchmark import accelerator_check as check
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS

@@ -38,10 +38,11 @@ import sys
 from absl import app, logging
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files, speed
+from cutpaste_tf import files
+from cutpaste_tf.benchmark import speed
 from cutpaste_tf.config import TASK_VIEWS
-from cutpaste_tf.report import hardware
 from cutpaste_tf.ops import tasks
+from cutpaste_tf.reporting.report import hardware
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -147,9 +148,10 @@ def _dense_figures(config, steps: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from cutpaste_tf.localization import dense, runner as loc_runner
+    from cutpaste_tf.localization import dense
     from cutpaste_tf.localization import density as dense_density
-    from cutpaste_tf.localization.export import PatchScorer
+    from cutpaste_tf.pipeline import patch_runner as loc_runner
+    from cutpaste_tf.serving.patch_scorer import PatchScorer
 
     loc, size = config.localization, config.train.image_size
     per_location = bool(loc.per_location)  # auto counts as shared here; say true to time it

@@ -8,7 +8,7 @@ hidden layer) it builds the run's model at initialisation (``--seed``), draws
 ``--probe_batches`` training batches of the run's task through the real pipeline, and prints
 one JSON line: the backbone's gradient norm and the mean cosine between the batches'
 gradients, with the true labels and with labels shuffled within each batch
-(``cutpaste_tf/diagnostics.py``). Writes all lines to ``--diagnose_output`` as JSON. Exit
+(``cutpaste_tf/training/diagnostics.py``). Writes all lines to ``--diagnose_output`` as JSON. Exit
 codes: 0 done, 2 bad flags or data.
 """
 
@@ -20,8 +20,10 @@ import sys
 
 from absl import app
 
-from cutpaste_tf import diagnostics, files, runner
+from cutpaste_tf import files
 from cutpaste_tf.data import train_dataset
+from cutpaste_tf.pipeline import runner
+from cutpaste_tf.training import diagnostics
 from launch import flags as flag_defs
 from launch.train import resolve_categories
 

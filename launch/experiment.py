@@ -22,9 +22,13 @@ import sys
 from absl import app, flags
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import (evaluate, experiment, experiment_report, experiment_tables, files,
-                         runner, train)
-from cutpaste_tf import threshold as threshold_lib
+from cutpaste_tf import files
+from cutpaste_tf.analysis import experiment
+from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.evaluation import threshold as threshold_lib
+from cutpaste_tf.pipeline import runner
+from cutpaste_tf.reporting import experiment_report, experiment_tables
+from cutpaste_tf.training import train
 from launch import distribute
 from launch import flags as flag_defs
 from launch import train as train_launcher

@@ -21,12 +21,16 @@ import tensorflow as tf
 from absl import app
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import density as density_lib
-from cutpaste_tf import evaluate, export, files, runner, tflite, train
-from cutpaste_tf import threshold as threshold_lib
+from cutpaste_tf import files
+from cutpaste_tf.density import gaussian as density_lib
+from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.localization import density as dense_density
-from cutpaste_tf.localization import runner as loc_runner
-from cutpaste_tf.localization.export import PatchScorer
+from cutpaste_tf.pipeline import patch_runner as loc_runner
+from cutpaste_tf.pipeline import runner
+from cutpaste_tf.serving import savedmodel, tflite
+from cutpaste_tf.serving.patch_scorer import PatchScorer
+from cutpaste_tf.training import train
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -86,13 +90,13 @@ def reexport(model_dir: str, category: str, config, export_dir: str) -> str:
         estimator = density_lib.load_density(os.path.join(out, "density.npz"),
                                              expect={"backbone": config.model.backbone,
                                                      "feature": config.density.feature})
-        scorer = export.AnomalyScorer(model, estimator, config.train.image_size,
+        scorer = savedmodel.AnomalyScorer(model, estimator, config.train.image_size,
                                       config.density.feature, threshold=cut.value)
     base = os.path.join(export_dir, category)
-    existing = export.versions(base)
+    existing = savedmodel.versions(base)
     version = (FLAGS.export_version if FLAGS["export_version"].present
                else (existing[-1] + 1 if existing else 1))
-    path = export.export(scorer, export_dir, category, version,
+    path = savedmodel.export(scorer, export_dir, category, version,
                          metadata={"config": config_lib.to_dict(config),
                                    "threshold_info": cut.to_dict()})
     record["threshold"] = cut.to_dict()

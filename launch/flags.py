@@ -10,9 +10,17 @@ import os
 
 from absl import app, flags, logging
 
-from cutpaste_tf.config import (GRADCAM_LAYERS, TASK_VIEWS, AugmentConfig, DensityConfig,
-                                LocalizationConfig, ModelConfig, RunConfig, ThresholdConfig,
-                                TrainConfig)
+from cutpaste_tf.config import (
+    GRADCAM_LAYERS,
+    TASK_VIEWS,
+    AugmentConfig,
+    DensityConfig,
+    LocalizationConfig,
+    ModelConfig,
+    RunConfig,
+    ThresholdConfig,
+    TrainConfig,
+)
 
 FLAGS = flags.FLAGS
 

@@ -32,8 +32,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app
 
-from cutpaste_tf import export, files
+from cutpaste_tf import files
 from cutpaste_tf.data.index import IMAGE_EXTENSIONS
+from cutpaste_tf.serving import savedmodel
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -126,13 +127,13 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
             batch_size: int, heatmaps: bool, threshold: Optional[float],
             progress: bool) -> dict:
     """Scores ``paths`` and writes the outputs; returns the summary."""
-    loaded = export.load(model_path)
+    loaded = savedmodel.load(model_path)
     signature = loaded.signatures["serving_default"]
     if "image_bytes" not in signature.structured_input_signature[1]:
         raise ValueError(f"the model at {model_path!r} has no encoded-image serving_default "
                          "signature (exported by an older version?); re-export it with "
                          "python -m launch.export")
-    meta = export.read_metadata(model_path)
+    meta = savedmodel.read_metadata(model_path)
     scale = meta.get("anomaly_map_range")
     csv_path = os.path.join(output_dir, "predictions.csv")
     tmp = f"{csv_path}.tmp-{uuid.uuid4().hex[:8]}"
@@ -189,7 +190,7 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"--predict_batch_size must be positive, got "
                              f"{FLAGS.predict_batch_size}")
         category = None if FLAGS.category in (["all"], []) else FLAGS.category[0]
-        model_path = export.resolve(FLAGS.model, category)
+        model_path = savedmodel.resolve(FLAGS.model, category)
         paths, root = find_images(FLAGS.images)
         if not paths:
             raise ValueError(f"--images={FLAGS.images} matches no image files "

@@ -13,7 +13,7 @@ import sys
 
 from absl import app
 
-from cutpaste_tf import experiment_report, report
+from cutpaste_tf.reporting import experiment_report, report
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS

@@ -20,11 +20,12 @@ import sys
 import tensorflow as tf
 from absl import app
 
-from cutpaste_tf import files, trained
-from cutpaste_tf import synthetic_benchmark as bench
+from cutpaste_tf import files
+from cutpaste_tf.analysis import synthetic_benchmark as bench
 from cutpaste_tf.config import RunConfig, SyntheticConfig
 from cutpaste_tf.data import index, layouts
 from cutpaste_tf.ops import synthetic
+from cutpaste_tf.pipeline import trained
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS

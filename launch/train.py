@@ -17,10 +17,14 @@ import sys
 from absl import app
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import evaluate, files, report, runner, train
-from cutpaste_tf import threshold as threshold_lib
+from cutpaste_tf import files
 from cutpaste_tf.data import cifar10, elpv
+from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.models import efficientnet
+from cutpaste_tf.pipeline import runner
+from cutpaste_tf.reporting import report
+from cutpaste_tf.training import train
 from launch import distribute
 from launch import flags as flag_defs
 

@@ -16,8 +16,11 @@ import sys
 import tensorflow as tf
 from absl import app
 
-from cutpaste_tf import files, report, trained, tsne
+from cutpaste_tf import files
+from cutpaste_tf.analysis import tsne
 from cutpaste_tf.data import layouts
+from cutpaste_tf.pipeline import trained
+from cutpaste_tf.reporting import report
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS

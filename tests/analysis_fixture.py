@@ -4,20 +4,21 @@ training: the tests check the machinery, not the numbers)."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import pathlib
 import shutil
 import tempfile
-import atexit
 
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import density as density_lib
-from cutpaste_tf import evaluate, runner
 from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig
 from cutpaste_tf.data import index
+from cutpaste_tf.density import gaussian as density_lib
+from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.pipeline import runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = RunConfig(model=ModelConfig(head_widths=(16,)),

@@ -1,4 +1,4 @@
-"""Run by tests/test_distribute.py in fresh processes (a strategy needs a fresh runtime).
+"""Run by tests/launch/test_distribute.py in fresh processes (a strategy needs a fresh runtime).
 
     python tests/distributed_main.py mirrored <out_dir>
     TF_CONFIG=... python tests/distributed_main.py multi_worker <out_dir>
@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from cutpaste_tf import data as data_lib  # noqa: E402
-from cutpaste_tf import runner, train  # noqa: E402
 from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from cutpaste_tf.pipeline import runner
+from cutpaste_tf.training import train  # noqa: E402
 
 
 def _flat(variables) -> np.ndarray:

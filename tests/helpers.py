@@ -44,4 +44,4 @@ def paper_text() -> str:
         if path.exists():
             return path.read_text(encoding="utf-8")
     pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found beside the checkout; "
-                "the published numbers in cutpaste_tf/paper.py are checked only where it is")
+                "the published numbers in cutpaste_tf/reporting/paper.py are checked only where it is")

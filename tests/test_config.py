@@ -5,7 +5,13 @@ import dataclasses
 import pytest
 
 from cutpaste_tf import config
-from cutpaste_tf.config import AugmentConfig, DensityConfig, ModelConfig, RunConfig, TrainConfig
+from cutpaste_tf.config import (
+    AugmentConfig,
+    DensityConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 
 def test_defaults_are_the_papers_settings():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import pickle  # Only through SafeUnpickler (see tests/test_artifacts.py's audit).
+import pickle  # Only through SafeUnpickler (see tests/serving/test_artifacts.py's audit).
 import tarfile
 from typing import Any, Iterator
 

@@ -26,14 +26,11 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from cutpaste_tf import paper
+from cutpaste_tf.data.mvtec import MVTEC_ALIGNED, MVTEC_KINDS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 # Masks may also be TIFFs (read by cutpaste_tf.data.masks); PNG is looked for first.
 MASK_EXTENSIONS = IMAGE_EXTENSIONS + (".tif", ".tiff")
-# Appendix A.5: categories whose objects sit in the same place in every image.
-MVTEC_ALIGNED = ("bottle", "cable", "capsule", "metal_nut", "pill", "toothbrush", "transistor",
-                 "zipper")
 CATEGORIES_FILE = "categories.json"
 
 
@@ -114,8 +111,8 @@ def category_info(data_dir: str, category: str,
                 raise DataError(f"{path}: {category!r} needs \"kind\": \"texture\" or \"object\", "
                                 f"got {kind!r}")
             return kind, bool(entry.get("aligned", False))
-    if category in paper.MVTEC_KINDS:
-        return paper.MVTEC_KINDS[category], category in MVTEC_ALIGNED
+    if category in MVTEC_KINDS:
+        return MVTEC_KINDS[category], category in MVTEC_ALIGNED
     return default_kind, False
 
 

@@ -20,8 +20,8 @@ import io
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import density as density_lib
 from cutpaste_tf import files
+from cutpaste_tf.density import gaussian as density_lib
 
 _EPS = 1e-12
 

@@ -1,34 +1,10 @@
 """Models: ResNet-18 and EfficientNet-B4 backbones, projection head, the full CutPaste network."""
 
-from __future__ import annotations
-
-from typing import Callable, NamedTuple
-
-import keras
-
+from cutpaste_tf.models.cutpaste_net import build_cutpaste_model
 from cutpaste_tf.models.efficientnet import efficientnet_b4, efficientnet_scaling
 from cutpaste_tf.models.heads import projection_head
+from cutpaste_tf.models.registry import BACKBONES, BackboneSpec
 from cutpaste_tf.models.resnet import imagenet_normalization, resnet18
-
-
-class BackboneSpec(NamedTuple):
-    """Registry entry: `builder(input_shape, name[, weights])`, `preprocess()` -> the layer
-    from [0, 1] images to the backbone's input range, and the pretrained weight names that
-    `weights` accepts (besides None and local files). A builder returns a model whose output
-    is the feature map, or a dict of "feature_map" and further named levels (pooled into
-    outputs of the same names)."""
-
-    builder: Callable[..., keras.Model]
-    preprocess: Callable[[], keras.layers.Layer]
-    pretrained: tuple[str, ...] = ()
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec(resnet18, imagenet_normalization),
-    "efficientnet_b4": BackboneSpec(efficientnet_b4, efficientnet_scaling, ("imagenet",)),
-}
-
-from cutpaste_tf.models.cutpaste_net import build_cutpaste_model  # noqa: E402
 
 __all__ = [
     "BACKBONES",

@@ -9,6 +9,7 @@ import keras
 from keras import layers
 
 from cutpaste_tf.models.heads import projection_head
+from cutpaste_tf.models.registry import BACKBONES
 
 # One hidden layer: deeper Dense -> BatchNorm -> ReLU heads explode and scramble the gradient
 # the backbone gets at initialisation, and stay at chance for hundreds of steps (README,
@@ -18,8 +19,6 @@ DEFAULT_HEAD_WIDTHS: tuple[int, ...] = (512,)
 
 def _lookup_backbone(backbone: str):
     """Returns the (builder, preprocess) registry entry for `backbone` or raises ValueError."""
-    from cutpaste_tf.models import BACKBONES  # late import: registry lives in __init__
-
     if backbone not in BACKBONES:
         raise ValueError(
             f"Unknown backbone {backbone!r}; valid choices: {sorted(BACKBONES)}"
@@ -96,8 +95,6 @@ def build_cutpaste_model(
 
 def backbone_of(model: keras.Model) -> keras.Model:
     """The backbone sub-model of a CutPaste network (the layer named after a registry entry)."""
-    from cutpaste_tf.models import BACKBONES
-
     found = [layer for layer in model.layers if layer.name in BACKBONES]
     if len(found) != 1:
         raise ValueError(f"model {model.name!r} has no single registered backbone layer")

@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import AugmentConfig
-from cutpaste_tf.ops import color, cutpaste, random
+from cutpaste_tf.ops import color, cutpaste, sampling
 
 GREY = 0.5
 CUTOUT_FILLS = ("grey", "mean", "color")
@@ -78,11 +78,11 @@ def sample_cutout(seed: tf.Tensor, batch_size, height: int, width: int,
     Returns int32 ``[B]`` ``patch_h``, ``patch_w``, ``dst_y``, ``dst_x``, the drawn float
     ``area_ratio`` and ``aspect_ratio``, and float ``color`` ``[B, 3]`` uniform in [0, 1).
     """
-    seeds = random.split(seed, 2)
+    seeds = sampling.split(seed, 2)
     box = cutpaste.sample_cutpaste(seeds[0], batch_size, height, width, config)
     params = {k: box[k] for k in ("patch_h", "patch_w", "dst_y", "dst_x", "area_ratio",
                                   "aspect_ratio")}
-    params["color"] = random.uniform([batch_size, 3], seeds[1])
+    params["color"] = sampling.uniform([batch_size, 3], seeds[1])
     return params
 
 
@@ -129,10 +129,10 @@ def sample_scar_cutout(seed: tf.Tensor, batch_size, height: int, width: int,
                        scale_size: Optional[Sequence[int]] = None) -> dict[str, tf.Tensor]:
     """CutPaste-Scar's destination rectangle (``scar_w``, ``scar_l``, ``angle``, ``dst_cy``,
     ``dst_cx``; see :func:`cutpaste.sample_scar`) and a colour ``[B, 3]`` uniform in [0, 1)."""
-    seeds = random.split(seed, 2)
+    seeds = sampling.split(seed, 2)
     scar = cutpaste.sample_scar(seeds[0], batch_size, height, width, config, scale_size)
     params = {k: scar[k] for k in ("scar_w", "scar_l", "angle", "dst_cy", "dst_cx")}
-    params["color"] = random.uniform([batch_size, 3], seeds[1])
+    params["color"] = sampling.uniform([batch_size, 3], seeds[1])
     return params
 
 
@@ -177,21 +177,21 @@ def sample_confetti(seed: tf.Tensor, batch_size, height: int, width: int,
     ``[B, K]`` ``side`` (pixels at this size), ``angle`` (radians), centres ``cy``, ``cx`` (the
     image spanning [0, H] x [0, W]) and ``color`` ``[B, K, 3]`` (ones for the white set).
     """
-    seeds = random.split(seed, 6)
+    seeds = sampling.split(seed, 6)
     scale = confetti_scale(*(scale_size or (height, width)))
     slots = 2 * CONFETTI_MAX_BLOBS
-    u = random.uniform([batch_size, 2], seeds[0])
+    u = sampling.uniform([batch_size, 2], seeds[0])
     counts, active = [], []
     for s, rate in enumerate(CONFETTI_RATES):
         cdf = tf.constant(_cumsum(confetti_count_probs(rate))[:-1], tf.float32)
         n = 1 + tf.reduce_sum(tf.cast(u[:, s:s + 1] >= cdf[None, :], tf.int32), axis=1)
         counts.append(n)
         active.append(tf.range(CONFETTI_MAX_BLOBS)[None, :] < n[:, None])
-    sides = random.uniform([batch_size, slots], seeds[1], CONFETTI_SIDES[0],
+    sides = sampling.uniform([batch_size, slots], seeds[1], CONFETTI_SIDES[0],
                            CONFETTI_SIDES[1] + 1, tf.int32)
-    angle = random.uniform([batch_size, slots], seeds[2], -CONFETTI_ANGLE, CONFETTI_ANGLE)
-    centres = random.uniform([2, batch_size, slots], seeds[3])
-    colours = random.uniform([batch_size, CONFETTI_MAX_BLOBS, 3], seeds[4])
+    angle = sampling.uniform([batch_size, slots], seeds[2], -CONFETTI_ANGLE, CONFETTI_ANGLE)
+    centres = sampling.uniform([2, batch_size, slots], seeds[3])
+    colours = sampling.uniform([batch_size, CONFETTI_MAX_BLOBS, 3], seeds[4])
     return {
         "count": tf.stack(counts, axis=1),
         "active": tf.concat(active, axis=1),

@@ -23,7 +23,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from cutpaste_tf.ops import random
+from cutpaste_tf.ops import sampling
 
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
@@ -64,17 +64,17 @@ def sample_jitter(seed: tf.Tensor, batch_size, strength) -> dict[str, tf.Tensor]
       and an int32 ``order`` of shape [B, 4], each row a permutation of the four op ids.
     """
     b, c, s, h = _strengths(strength)
-    seeds = random.split(seed, 5)
+    seeds = sampling.split(seed, 5)
 
     def factor(i, x):
-        return random.uniform([batch_size], seeds[i], max(0.0, 1.0 - x), 1.0 + x)
+        return sampling.uniform([batch_size], seeds[i], max(0.0, 1.0 - x), 1.0 + x)
 
-    keys = random.uniform([batch_size, 4], seeds[4])
+    keys = sampling.uniform([batch_size, 4], seeds[4])
     return {
         "brightness": factor(0, b),
         "contrast": factor(1, c),
         "saturation": factor(2, s),
-        "hue": random.uniform([batch_size], seeds[3], -h, h),
+        "hue": sampling.uniform([batch_size], seeds[3], -h, h),
         "order": tf.argsort(keys, axis=-1, stable=True),
     }
 

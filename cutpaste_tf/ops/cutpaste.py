@@ -38,7 +38,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import AugmentConfig
-from cutpaste_tf.ops import color, random
+from cutpaste_tf.ops import color, sampling
 
 _CANDIDATES = 10  # RandomErasing also makes 10 attempts to find a box that fits.
 
@@ -51,11 +51,11 @@ def sample_cutpaste(seed: tf.Tensor, batch_size, height: int, width: int,
     ``dst_x`` (top-left corners), float ``area_ratio`` and ``aspect_ratio`` as drawn before
     rounding, and the patch jitter parameters under ``jitter``.
     """
-    seeds = random.split(seed, 4)
+    seeds = sampling.split(seed, 4)
     lo, hi = config.area_ratio
-    area = random.uniform([batch_size, _CANDIDATES], seeds[0], lo, hi)
+    area = sampling.uniform([batch_size, _CANDIDATES], seeds[0], lo, hi)
     log_lo, log_hi = math.log(config.aspect_ratio[0]), math.log(config.aspect_ratio[1])
-    aspect = tf.exp(random.uniform([batch_size, _CANDIDATES], seeds[1], log_lo, log_hi))
+    aspect = tf.exp(sampling.uniform([batch_size, _CANDIDATES], seeds[1], log_lo, log_hi))
     pixels = area * float(height * width)
     h = tf.maximum(tf.round(tf.sqrt(pixels * aspect)), 1.0)
     w = tf.maximum(tf.round(tf.sqrt(pixels / aspect)), 1.0)
@@ -68,7 +68,7 @@ def sample_cutpaste(seed: tf.Tensor, batch_size, height: int, width: int,
 
     patch_h = tf.cast(tf.minimum(first(h), float(height)), tf.int32)
     patch_w = tf.cast(tf.minimum(first(w), float(width)), tf.int32)
-    corners = random.uniform([4, batch_size], seeds[2])
+    corners = sampling.uniform([4, batch_size], seeds[2])
     room_y, room_x = height - patch_h + 1, width - patch_w + 1
     return {
         "patch_h": patch_h,
@@ -157,9 +157,9 @@ def sample_scar(seed: tf.Tensor, batch_size, height: int, width: int,
     ``angle`` (radians), centres ``src_cy``, ``src_cx``, ``dst_cy``, ``dst_cx`` (pixel units,
     the image spanning [0, H] x [0, W]), and the patch jitter parameters under ``jitter``.
     """
-    seeds = random.split(seed, 3)
+    seeds = sampling.split(seed, 3)
     scale = scar_scale(*(scale_size or (height, width)), config)
-    u = random.uniform([3, batch_size], seeds[0])
+    u = sampling.uniform([3, batch_size], seeds[0])
     # At least one pixel (below that a scar can cover no pixel centre at all, yet would still
     # be labelled a scar), and never wider or longer than the image can hold, even unrotated.
     scar_w = tf.clip_by_value(_lerp(u[0], config.scar_width) * scale, 1.0, float(width))
@@ -169,7 +169,7 @@ def sample_scar(seed: tf.Tensor, batch_size, height: int, width: int,
     # Half extents of the rotated rectangle's bounding box.
     half_x = tf.minimum(0.5 * (cos * scar_w + sin * scar_l), 0.5 * width)
     half_y = tf.minimum(0.5 * (sin * scar_w + cos * scar_l), 0.5 * height)
-    c = random.uniform([4, batch_size], seeds[1])
+    c = sampling.uniform([4, batch_size], seeds[1])
     return {
         "scar_w": scar_w,
         "scar_l": scar_l,

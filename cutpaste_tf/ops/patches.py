@@ -8,7 +8,7 @@ sees); CutPaste-Scar's sizes are pixels at the *full* image's scale, so a scar i
 wide as in the whole image.
 
 Like the other ops: sample-then-apply, a gather per axis, counter-based randomness
-(:mod:`cutpaste_tf.ops.random`), so it runs eagerly, in ``tf.data`` and under XLA.
+(:mod:`cutpaste_tf.ops.sampling`), so it runs eagerly, in ``tf.data`` and under XLA.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import AugmentConfig
-from cutpaste_tf.ops import random, tasks
+from cutpaste_tf.ops import sampling, tasks
 
 
 def sample_crop(seed: tf.Tensor, batch_size, height: int, width: int,
@@ -27,10 +27,10 @@ def sample_crop(seed: tf.Tensor, batch_size, height: int, width: int,
     crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
     if not (0 < crop_h <= height and 0 < crop_w <= width):
         raise ValueError(f"crop size {crop_h}x{crop_w} must fit the {height}x{width} image")
-    seeds = random.split(seed, 2)
+    seeds = sampling.split(seed, 2)
     return {
-        "y": random.uniform([batch_size], seeds[0], 0, height - crop_h + 1, tf.int32),
-        "x": random.uniform([batch_size], seeds[1], 0, width - crop_w + 1, tf.int32),
+        "y": sampling.uniform([batch_size], seeds[0], 0, height - crop_h + 1, tf.int32),
+        "x": sampling.uniform([batch_size], seeds[1], 0, width - crop_w + 1, tf.int32),
     }
 
 
@@ -63,7 +63,7 @@ def make_patch_views(images: tf.Tensor, seed: tf.Tensor, task: str, crop_size: S
     height, width = images.shape[1], images.shape[2]
     if height is None or width is None:
         raise ValueError("make_patch_views needs static image height and width")
-    seeds = random.split(seed, 3)
+    seeds = sampling.split(seed, 3)
     images = tasks.pre_augment(images, seeds[0], config)
     crops = random_crop(images, seeds[1], crop_size)
     return tasks.make_views(crops, seeds[2], task, config, pre=False,

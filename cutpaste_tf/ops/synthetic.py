@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf.config import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
-from cutpaste_tf.ops import color, random
+from cutpaste_tf.ops import color, sampling
 
 _HEART_X = 1.139  # half width of the heart curve
 _HEART_Y = (-1.0, 1.236)  # its bottom tip and the top of its lobes
@@ -63,8 +63,8 @@ def sample_synthetic(seed: tf.Tensor, batch_size, height: int, width: int, shape
     ``digit`` and ``source`` (indices into the digit templates and the source images).
     """
     check_kind(shape, "color")
-    seeds = random.split(seed, 5)
-    u = random.uniform([3, batch_size], seeds[0])
+    seeds = sampling.split(seed, 5)
+    u = sampling.uniform([3, batch_size], seeds[0])
     lo, hi = config.area_ratio
     area = lo + u[0] * (hi - lo)
     aspect = tf.ones_like(area)
@@ -81,7 +81,7 @@ def sample_synthetic(seed: tf.Tensor, batch_size, height: int, width: int, shape
     box_h, box_w = box_h * fit, box_w * fit
     half_y = 0.5 * (sin * box_w + cos * box_h)
     half_x = 0.5 * (cos * box_w + sin * box_h)
-    c = random.uniform([4, batch_size], seeds[1])
+    c = sampling.uniform([4, batch_size], seeds[1])
     return {
         "box_h": box_h,
         "box_w": box_w,
@@ -93,9 +93,9 @@ def sample_synthetic(seed: tf.Tensor, batch_size, height: int, width: int, shape
         "src_cy": 0.5 * box_h + c[2] * (height - box_h),
         "src_cx": 0.5 * box_w + c[3] * (width - box_w),
         "area_ratio": area,
-        "color": random.uniform([batch_size, 3], seeds[2]),
-        "digit": random.uniform([batch_size], seeds[3], 0, num_digits, tf.int32),
-        "source": random.uniform([batch_size], seeds[4], 0, num_sources, tf.int32),
+        "color": sampling.uniform([batch_size, 3], seeds[2]),
+        "digit": sampling.uniform([batch_size], seeds[3], 0, num_digits, tf.int32),
+        "source": sampling.uniform([batch_size], seeds[4], 0, num_sources, tf.int32),
     }
 
 

@@ -15,17 +15,17 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
-from cutpaste_tf.ops import baselines, color, cutpaste, random
+from cutpaste_tf.ops import baselines, color, cutpaste, sampling
 
 
 def sample_translation(seed: tf.Tensor, batch_size, height: int, width: int,
                        fraction: float) -> dict[str, tf.Tensor]:
     """Integer shifts ``dy``, ``dx`` uniform in [-fraction * size, fraction * size]."""
     max_dy, max_dx = int(fraction * height), int(fraction * width)
-    seeds = random.split(seed, 2)
+    seeds = sampling.split(seed, 2)
     return {
-        "dy": random.uniform([batch_size], seeds[0], -max_dy, max_dy + 1, tf.int32),
-        "dx": random.uniform([batch_size], seeds[1], -max_dx, max_dx + 1, tf.int32),
+        "dy": sampling.uniform([batch_size], seeds[0], -max_dy, max_dy + 1, tf.int32),
+        "dx": sampling.uniform([batch_size], seeds[1], -max_dx, max_dx + 1, tf.int32),
     }
 
 
@@ -45,7 +45,7 @@ def pre_augment(images: tf.Tensor, seed: tf.Tensor,
     images = color.as_float_images(images)
     height, width = images.shape[1], images.shape[2]
     batch = tf.shape(images)[0]
-    seeds = random.split(seed, 2)
+    seeds = sampling.split(seed, 2)
     if config.translate > 0:
         images = apply_translation(
             images, sample_translation(seeds[0], batch, height, width, config.translate))
@@ -71,17 +71,17 @@ def make_views(images: tf.Tensor, seed: tf.Tensor, task: str,
     if task == "rotation" and images.shape[1] != images.shape[2]:
         raise ValueError(f"task 'rotation' needs square images (a quarter turn swaps height and "
                          f"width), got {images.shape[1]}x{images.shape[2]}")
-    with random.materializing():
+    with sampling.materializing():
         return _make_views(images, seed, task, config, pre, scar_scale_size)
 
 
 def _make_views(images, seed, task, config, pre, scar_scale_size):
     images = tf.cast(color.as_float_images(images), tf.float32)  # uint8 0..255 -> [0, 1]
-    seeds = random.split(seed, 5)  # a prefix of split(seed, 4): older tasks draw as before
+    seeds = sampling.split(seed, 5)  # a prefix of split(seed, 4): older tasks draw as before
     if pre:
         source = images
         # Computed once and kept, not recomputed inside each view's XLA fusion.
-        images = random.materialized(lambda: pre_augment(source, seeds[0], config), seeds[0],
+        images = sampling.materialized(lambda: pre_augment(source, seeds[0], config), seeds[0],
                                      source)
     views = []
     for kind in TASK_VIEWS[task]:
@@ -94,7 +94,7 @@ def _make_views(images, seed, task, config, pre, scar_scale_size):
         elif kind in baselines.VIEW_KINDS:
             views.append(baselines.make_view(kind, images, seeds[4], config, scar_scale_size))
         else:  # union: CutPaste or Scar per example, both labelled 1, pasted in one scatter.
-            coin = random.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
+            coin = sampling.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
             patch = cutpaste.choose_patch(coin, _cutpaste_patch(images, seeds[1], config),
                                           _scar_patch(images, seeds[2], config, scar_scale_size))
             views.append(cutpaste.paste(images, *patch))

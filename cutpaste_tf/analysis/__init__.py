@@ -1,0 +1,1 @@
+"""Analyses beyond one run: seeds and sweeps, transfer, synthetic anomalies, t-SNE."""

@@ -1,0 +1,277 @@
+"""Experiments: one run configuration over several seeds (and over a swept flag's values),
+aggregated into mean ± standard error and an ensemble of the seeds' models.
+
+An experiment is a set of ordinary model dirs, each one run exactly as ``launch.train`` runs
+it, so that each can also be inspected, reported or exported alone::
+
+    <experiment_dir>/<task>/seed_<k>/                   without a sweep
+    <experiment_dir>/<task>/<flag>=<value>/seed_<k>/    one per value of a swept flag
+    <experiment_dir>/results.json, results.md           the tables (cutpaste_tf.reporting.experiment_tables)
+
+A (run, category) pair is finished when ``<run>/<category>/results.json`` exists (it is written
+last by :func:`cutpaste_tf.pipeline.runner.run_category`) in a model dir whose config is this run's
+(:func:`cutpaste_tf.pipeline.runner.check_model_dir` refuses any other); unfinished ones resume from their
+last checkpoint.
+
+Statistics: per category, mean ± s.e. (sample standard deviation / sqrt(n)) over the seeds. For
+the texture / object / all averages, the paper's statistic (Sec. 4.1, "the average of mean and
+standard errors"): the mean of the categories' means ± the mean of their standard errors
+(:func:`cutpaste_tf.evaluation.metrics.average_of_mean_and_stderr`). Kept beside it, under "over_seeds":
+each seed's categories averaged first, then mean ± s.e. over those per-seed averages, the
+standard error of the average itself. One seed has no standard error (None).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from cutpaste_tf import files
+from cutpaste_tf.config import RunConfig
+from cutpaste_tf.evaluation import evaluate, metrics
+
+GROUPS: tuple[str, ...] = ("texture", "object", "all")
+# Flags an experiment sets itself, or that choose data and outputs rather than a training setting.
+NOT_SWEEPABLE: tuple[str, ...] = (
+    "seed", "seeds", "task", "tasks", "sweep", "category", "data_dir", "dataset", "model_dir",
+    "experiment_dir", "export_dir", "overwrite", "flagfile")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One column of the tables: a task and, in a sweep, one value of the swept flag."""
+
+    task: str
+    config: RunConfig
+    flag: Optional[str] = None   # the swept flag, without dashes
+    value: Optional[str] = None  # its value as given on the command line
+
+    @property
+    def name(self) -> str:
+        """Its folder under the experiment dir, also its key in results.json."""
+        if self.flag is None:
+            return self.task
+        return f"{self.task}/{self.flag}={self.value.replace(':', '-')}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One model dir: a setting trained with one seed."""
+
+    setting: Setting
+    seed: int
+    model_dir: str
+    config: RunConfig
+
+
+def parse_seeds(values: Sequence[str]) -> list[int]:
+    """``--seeds``: one number N means seeds 0..N-1; several numbers are the seeds themselves."""
+    try:
+        seeds = [int(v) for v in values if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be integers, got {','.join(values)}") from None
+    if len(seeds) == 1:
+        if seeds[0] < 1:
+            raise ValueError(f"--seeds={seeds[0]}: a count must be at least 1")
+        return list(range(seeds[0]))
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds must be a count or distinct non-negative seeds, "
+                         f"got {','.join(values)}")
+    return seeds
+
+
+def parse_sweep(text: str) -> tuple[str, list[str]]:
+    """``--sweep=FLAG=V1,V2,...`` -> (flag name, values); checks only the syntax (the launcher
+    checks that the flag exists and that each value makes a valid config)."""
+    name, sep, rest = text.partition("=")
+    name = name.strip().lstrip("-")
+    values = [v.strip() for v in rest.split(",")]
+    if not sep or not name or not rest.strip():
+        raise ValueError(f"--sweep={text!r} must look like FLAG=VALUE1,VALUE2,... "
+                         "(e.g. --sweep=learning_rate=0.003,0.01,0.03)")
+    if any(not v for v in values):
+        raise ValueError(f"--sweep={text!r} has an empty value")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--sweep={text!r} repeats a value")
+    if name in NOT_SWEEPABLE:
+        raise ValueError(f"--sweep cannot vary --{name}: the experiment sets it itself or it is "
+                         "not a training setting (seeds: --seeds, tasks: --tasks)")
+    return name, values
+
+
+def plan(settings: Sequence[Setting], seeds: Sequence[int], experiment_dir: str) -> list[Run]:
+    """Every (setting, seed) run, with its model dir and its config (the setting's, this seed)."""
+    names = [s.name for s in settings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two settings share a folder: {names}")
+    return [Run(s, seed, os.path.join(experiment_dir, s.name, f"seed_{seed}"),
+                dataclasses.replace(s.config,
+                                    train=dataclasses.replace(s.config.train, seed=seed)))
+            for s in settings for seed in seeds]
+
+
+def is_finished(run: Run, category: str) -> bool:
+    """Whether ``category`` of ``run`` has its results (its config is checked elsewhere)."""
+    return tf.io.gfile.exists(os.path.join(run.model_dir, category, "results.json"))
+
+
+def _stat(values: Sequence[float]) -> dict:
+    """{"mean", "se", "n"}: the standard error is None for one value."""
+    n = len(values)
+    se = float(np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else None
+    return {"mean": float(np.mean(values)), "se": se, "n": n}
+
+
+def aggregate(per_seed: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str]) -> dict:
+    """Mean ± s.e. over seeds per category, and the texture / object / all averages.
+
+    ``per_seed[category][seed]`` is an AUROC; ``kinds`` maps categories to texture / object.
+    A group's "mean" and "se" are the paper's: the mean of its categories' means and the mean
+    of their standard errors ("categories": how many). Its "over_seeds" is mean ± s.e. over
+    the per-seed averages of the group, from the seeds that have every category of the group
+    (None when there is none).
+    """
+    per_category = {}
+    for category, by_seed in per_seed.items():
+        if kinds.get(category) not in metrics.KIND_GROUPS:
+            raise ValueError(f"category {category!r} has kind {kinds.get(category)!r}; "
+                             f"expected one of {metrics.KIND_GROUPS}")
+        if not by_seed:
+            raise ValueError(f"category {category!r} has no results")
+        seeds = sorted(by_seed)
+        per_category[category] = {**_stat([by_seed[s] for s in seeds]),
+                                  "values": {str(s): by_seed[s] for s in seeds}}
+    averages = {}
+    for group in GROUPS:
+        cats = [c for c in per_seed if group == "all" or kinds[c] == group]
+        if not cats:
+            continue
+        mean, se = metrics.average_of_mean_and_stderr(
+            [(per_category[c]["mean"], per_category[c]["se"]) for c in cats])
+        seeds = sorted(set.intersection(*[set(per_seed[c]) for c in cats]))
+        over_seeds = None
+        if seeds:
+            by_seed = {s: float(np.mean([per_seed[c][s] for c in cats])) for s in seeds}
+            over_seeds = {**_stat(list(by_seed.values())),
+                          "values": {str(s): v for s, v in by_seed.items()}}
+        averages[group] = {"mean": mean, "se": se, "categories": len(cats),
+                           "over_seeds": over_seeds}
+    return {"per_category": per_category, "averages": averages}
+
+
+def group_means(per_category: Mapping[str, float], kinds: Mapping[str, str]) -> dict:
+    """Plain texture / object / all means of one number per category (an ensemble's AUROCs)."""
+    out = {}
+    for group in GROUPS:
+        values = [v for c, v in per_category.items() if group == "all" or kinds[c] == group]
+        if values:
+            out[group] = float(np.mean(values))
+    return out
+
+
+class EnsembleUnavailable(ValueError):
+    """An ensemble cannot be formed (a member without training-score statistics, ...)."""
+
+
+def ensemble_scores(members: Sequence[Mapping[str, float]],
+                    stats: Sequence[tuple[float, float]]) -> dict[str, float]:
+    """Per image path, the mean over ``members`` of ``(score - mean) / std``, each member
+    standardised with ``stats`` (the mean and std of its own normal training images' scores)."""
+    if not members or len(members) != len(stats):
+        raise ValueError(f"{len(members)} score sets but {len(stats)} statistics")
+    paths = set(members[0])
+    for i, member in enumerate(members[1:], 1):
+        if set(member) != paths:
+            odd = sorted(paths.symmetric_difference(member))
+            raise EnsembleUnavailable(f"member {i} scored other images than member 0, "
+                                      f"e.g. {odd[:2]}")
+    for i, (_, std) in enumerate(stats):
+        if not (math.isfinite(std) and std > 0):
+            raise EnsembleUnavailable(f"member {i}: training-score std {std} is not positive")
+    return {p: float(np.mean([(m[p] - mu) / sd for m, (mu, sd) in zip(members, stats)]))
+            for p in sorted(paths)}
+
+
+def read_scores(path: str) -> tuple[dict[str, float], dict[str, int]]:
+    """A category's scores.csv (:func:`cutpaste_tf.evaluation.evaluate.write_scores`) -> scores and labels
+    by image path."""
+    paths, labels, scores = evaluate.read_scores(path)
+    return (dict(zip(paths, scores.tolist())), dict(zip(paths, labels.tolist())))
+
+
+def ensemble_auroc(model_dirs: Sequence[str], category: str) -> float:
+    """Image AUROC of the standardised-and-averaged scores of several runs of one category."""
+    members, stats, labels = [], [], {}
+    for model_dir in model_dirs:
+        out = os.path.join(model_dir, category)
+        record = files.read_json(os.path.join(out, "results.json")).get("train_score_stats")
+        if record is None:
+            raise EnsembleUnavailable(f"{out}/results.json has no train_score_stats (a patch "
+                                      "model, or written by an older version)")
+        scores, member_labels = read_scores(os.path.join(out, "scores.csv"))
+        if labels and member_labels != labels:
+            raise EnsembleUnavailable(f"{out}/scores.csv labels differ from the other runs'")
+        labels = member_labels
+        members.append(scores)
+        stats.append((float(record["mean"]), float(record["std"])))
+    combined = ensemble_scores(members, stats)
+    paths = sorted(combined)
+    return metrics.auroc([labels[p] for p in paths], [combined[p] for p in paths])
+
+
+def collect(runs: Sequence[Run], categories: Sequence[str]) -> tuple[dict, dict]:
+    """Finished results of ``runs`` -> ({category: {seed: auroc}}, {category: kind})."""
+    per_seed: dict[str, dict[int, float]] = {}
+    kinds: dict[str, str] = {}
+    for run in runs:
+        for category in categories:
+            if is_finished(run, category):
+                result = files.read_json(os.path.join(run.model_dir, category, "results.json"))
+                per_seed.setdefault(category, {})[run.seed] = float(result["auroc"])
+                kinds[category] = result["kind"]
+    return per_seed, kinds
+
+
+def not_learned(runs: Sequence[Run], categories: Sequence[str]) -> list[dict]:
+    """The finished (seed, category) runs marked as not having learned their proxy task."""
+    found = []
+    for run in runs:
+        for category in categories:
+            if is_finished(run, category):
+                result = files.read_json(os.path.join(run.model_dir, category, "results.json"))
+                verdict = result.get("learning")
+                if verdict and not verdict["learned"]:
+                    found.append({"seed": run.seed, "category": category, **verdict})
+    return found
+
+
+def summarize_setting(setting: Setting, runs: Sequence[Run], categories: Sequence[str],
+                      experiment_dir: str) -> dict:
+    """One setting's aggregate, and the ensemble of its seeds' models when there are several."""
+    mine = [r for r in runs if r.setting == setting]
+    per_seed, kinds = collect(mine, categories)
+    summary = {
+        "task": setting.task, "flag": setting.flag, "value": setting.value,
+        "runs": {str(r.seed): os.path.relpath(r.model_dir, experiment_dir) for r in mine},
+        "kinds": kinds,
+        **(aggregate(per_seed, kinds) if per_seed else {"per_category": {}, "averages": {}}),
+        "ensemble": None,
+        "not_learned": not_learned(mine, categories),
+    }
+    complete = [c for c in per_seed if len(per_seed[c]) == len(mine)]
+    if len(mine) > 1 and complete:
+        aurocs, unavailable = {}, {}
+        for category in complete:
+            try:
+                aurocs[category] = ensemble_auroc([r.model_dir for r in mine], category)
+            except EnsembleUnavailable as e:
+                unavailable[category] = str(e)
+        summary["ensemble"] = {"num_models": len(mine), "per_category": aurocs,
+                               "averages": group_means(aurocs, kinds),
+                               "unavailable": unavailable}
+    return summary

@@ -1,0 +1,1 @@
+"""Speed: the benchmark sections and the one-shot accelerator check."""

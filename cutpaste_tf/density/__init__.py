@@ -1,0 +1,1 @@
+"""Density estimation on learned features: the Gaussian (GDE, Eq. 2) and KDE."""

@@ -1,0 +1,1 @@
+"""Evaluation: features to scores, AUROC and pixel metrics, decision thresholds."""

@@ -1,0 +1,1 @@
+"""Reporting: the HTML report, experiment tables and the paper's published numbers."""

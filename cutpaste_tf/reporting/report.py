@@ -1,0 +1,330 @@
+"""A self-contained HTML report of a finished run.
+
+One file, every image embedded as a base64 PNG data URI, inline CSS, no scripts and no external
+resources: the results against the paper, the proxy task's training accuracy per class (with a
+warning for a run that did not learn it), ROC curves, score histograms with the threshold,
+training curves, the augmented training views, heatmap galleries, the settings and the hardware.
+Plots need matplotlib (`pip install -e .[viz]`); the rest of the package works without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import platform
+
+import numpy as np
+import tensorflow as tf
+
+from cutpaste_tf import files
+from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.training import learning
+
+MAX_HEATMAPS = 12  # per category
+MAX_VIEWS = 16  # augmented training views per category
+CURVES = ("train/loss", "train/accuracy", "train/learning_rate")
+
+CSS = """
+body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}
+td{text-align:right}td:first-child{text-align:left}
+.gallery img{max-width:180px;margin:3px;border:1px solid #ddd}
+.plots img{max-width:380px;margin:3px}figure{display:inline-block;margin:3px}
+figcaption{font-size:small;text-align:center}pre{background:#f4f4f4;padding:1em;overflow:auto}
+.warning{background:#fff3cd;border:1px solid #e0a800;padding:.6em 1em}
+"""
+
+
+def pyplot(needed_by: str = "The HTML report"):
+    """matplotlib.pyplot on the Agg backend, or a clear ImportError saying what needs it."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError(f"{needed_by} needs matplotlib: pip install -e .[viz]") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def hardware() -> dict:
+    """What a run or a benchmark was measured on."""
+    devices = tf.config.list_physical_devices()
+    gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            for d in devices if d.device_type == "GPU"]
+    return {"cpu": platform.processor() or platform.machine(), "cpu_cores": os.cpu_count(),
+            "gpus": gpus, "tensorflow": tf.__version__, "python": platform.python_version()}
+
+
+def img_tag(png: bytes, alt: str = "") -> str:
+    """An <img> tag with the PNG embedded."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def figure_png(fig) -> bytes:
+    """Renders a matplotlib figure to PNG bytes and closes it."""
+    plt = pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def roc_png(labels: np.ndarray, scores: np.ndarray, title: str) -> bytes:
+    """ROC curve of the image scores."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    if len(set(labels.tolist())) == 2:
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"AUROC {100 * roc_auc_score(labels, scores):.1f}%")
+        ax.legend(loc="lower right")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    return figure_png(fig)
+
+
+def histogram_png(labels: np.ndarray, scores: np.ndarray, threshold: float | None,
+                  title: str) -> bytes:
+    """Histograms of normal and defective test scores, with the threshold as a line."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = np.histogram_bin_edges(scores, bins=30)
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="defective")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
+    ax.set(xlabel="anomaly score", ylabel="test images", title=title)
+    ax.legend()
+    return figure_png(fig)
+
+
+def read_events(log_dir: str) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[bytes]]]:
+    """Scalars (tag -> [(step, value)]) and encoded PNG images (tag -> [png]) of event files."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    images: dict[str, list[bytes]] = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if value.HasField("simple_value"):
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+                elif plugin == "scalars":
+                    scalars.setdefault(value.tag, []).append(
+                        (event.step, float(tf.make_ndarray(value.tensor))))
+                elif plugin == "images":
+                    # [width, height, png, png, ...]
+                    images.setdefault(value.tag, []).extend(
+                        bytes(b) for b in tf.make_ndarray(value.tensor).ravel()[2:])
+    return scalars, images
+
+
+def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes | None:
+    """Loss, accuracy and learning rate against the step; None if none was logged."""
+    tags = [t for t in CURVES if t in scalars]
+    if not tags:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False,
+                             layout="constrained")
+    for ax, tag in zip(axes[0], tags):
+        steps, values = zip(*sorted(scalars[tag]))
+        ax.plot(steps, values)
+        ax.set(xlabel="step", title=tag.split("/")[-1])
+    fig.suptitle(title)
+    return figure_png(fig)
+
+
+def accuracy_png(rows: list[dict], classes: list[str], chance: float, title: str) -> bytes:
+    """Proxy-task training accuracy (window means) against the step, overall and per class,
+    with chance and the "not learning" line."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.2), layout="constrained")
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["accuracy"] for r in rows], "k-", lw=2, label="all")
+    for i, name in enumerate(classes):
+        ax.plot(steps, [r["accuracy_per_class"][i] for r in rows], lw=1, label=name)
+    ax.axhline(chance, color="grey", ls=":", label="chance")
+    ax.axhline(chance + learning.MARGIN, color="#e0a800", ls="--", lw=1, label="not learning below")
+    ax.set(xlabel="step", ylabel="training accuracy", ylim=(0, 1.02), title=title)
+    ax.legend(fontsize="small", loc="lower right")
+    return figure_png(fig)
+
+
+def training_section(model_dir: str, categories: list[str]) -> str:
+    """Near the top of the report: did each category's proxy task learn? A warning naming the
+    runs that did not, and the training accuracy per class of every category."""
+    parts, plots, flagged = ['<h2 id="training">Proxy task: training accuracy</h2>'], [], []
+    for category in categories:
+        cdir = os.path.join(model_dir, category)
+        result = files.read_json(os.path.join(cdir, "results.json"))
+        verdict = result.get("learning")
+        if verdict and not verdict["learned"]:
+            flagged.append(f"{html.escape(category)} ({learning.figures(verdict)})")
+        path = os.path.join(cdir, learning.CURVE_FILE)
+        if tf.io.gfile.exists(path):
+            curve = files.read_json(path)
+            if curve["rows"]:
+                plots.append(img_tag(accuracy_png(curve["rows"], curve["classes"],
+                                                  learning.chance(len(curve["classes"])),
+                                                  f"{category}: proxy task"),
+                                     "training accuracy per class"))
+    if flagged:
+        parts.append('<p class="warning"><b>Proxy task not learned</b> by ' + "; ".join(flagged)
+                     + ": training accuracy within a few points of chance after a quarter of "
+                     "the steps. The AUROCs of these runs do not measure the method.</p>")
+    if not plots:
+        return "" if not flagged else "\n".join(parts)
+    parts.append('<div class="plots">' + "".join(plots) + "</div>")
+    return "\n".join(parts)
+
+
+def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
+    """Heatmap PNGs of a category (bounded, spread over the defects) and its grid images."""
+    root = os.path.join(category_dir, "heatmaps")
+    grids = sorted(tf.io.gfile.glob(os.path.join(root, "*.png")))
+    folders = [d for d in sorted(tf.io.gfile.glob(os.path.join(root, "*")))
+               if tf.io.gfile.isdir(d)]
+    per_defect = [sorted(tf.io.gfile.glob(os.path.join(d, "*.png"))) for d in folders]
+    chosen: list[str] = []
+    for i in range(max((len(p) for p in per_defect), default=0)):
+        chosen += [p[i] for p in per_defect if i < len(p)]
+    return chosen[:MAX_HEATMAPS], grids
+
+
+def _read(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def _threshold(category_dir: str, result: dict) -> float | None:
+    """The category's decision threshold, from results.json or threshold.json."""
+    threshold = result.get("threshold")
+    if threshold is None and tf.io.gfile.exists(os.path.join(category_dir, "threshold.json")):
+        threshold = files.read_json(os.path.join(category_dir, "threshold.json")).get("threshold")
+    if isinstance(threshold, dict):
+        threshold = threshold.get("value")
+    return None if threshold is None else float(threshold)
+
+
+def markdown_to_html(text: str) -> str:
+    """The headings and pipe tables of results.md as HTML (nothing else is needed)."""
+    out: list[str] = []
+    rows: list[str] = []
+
+    def flush():
+        if rows:
+            out.append("<table>" + "".join(rows) + "</table>")
+            rows.clear()
+
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= set("-: ") for c in cells):
+                continue
+            tag = "th" if not rows else "td"
+            rows.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        flush()
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 1, 6)
+            out.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
+        elif line:
+            out.append(f"<p>{_inline(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Escapes text and renders **bold** and *italic*."""
+    import re
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+
+
+def _categories(model_dir: str) -> list[str]:
+    """Categories of the run that have results."""
+    return sorted(os.path.basename(os.path.dirname(p))
+                  for p in tf.io.gfile.glob(os.path.join(model_dir, "*", "results.json")))
+
+
+def category_section(model_dir: str, category: str) -> str:
+    """The plots and galleries of one category."""
+    cdir = os.path.join(model_dir, category)
+    result = files.read_json(os.path.join(cdir, "results.json"))
+    parts = [f'<h2 id="{html.escape(category)}">{html.escape(category)}</h2>']
+    summary = {k: result[k] for k in ("auroc", "pixel_auroc", "aupro", "gradcam_layer",
+                                      "pixel_auroc_not_reported", "num_train",
+                                      "num_test_normal", "num_test_anomalous", "train_steps")
+               if k in result}
+    summary["threshold"] = _threshold(cdir, result)
+    parts.append("<table>" + "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in summary.items()) + "</table>")
+    plots = []
+    scores_csv = os.path.join(cdir, "scores.csv")
+    if tf.io.gfile.exists(scores_csv):
+        _, labels, scores = evaluate.read_scores(scores_csv)
+        plots.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
+        plots.append(img_tag(histogram_png(labels, scores, summary["threshold"],
+                                        f"{category}: test scores"), "score histogram"))
+    scalars, images = read_events(os.path.join(cdir, "logs", "train"))
+    curves = curves_png(scalars, f"{category}: training")
+    if curves:
+        plots.append(img_tag(curves, "training curves"))
+    parts.append('<h3>Scores and training</h3><div class="plots">' + "".join(plots) + "</div>")
+    views = [(tag, png) for tag in sorted(images) for png in images[tag]][:MAX_VIEWS]
+    if views:
+        parts.append("<h3>Augmented training views</h3><div class=\"gallery\">" + "".join(
+            _caption(img_tag(png, tag), tag) for tag, png in views) + "</div>")
+    heatmaps, grids = _heatmap_files(cdir)
+    if heatmaps or grids:
+        parts.append("<h3>Heatmaps</h3><div class=\"gallery\">" + "".join(
+            _caption(img_tag(_read(p), p), os.path.relpath(p, os.path.join(cdir, "heatmaps")))
+            for p in heatmaps) + "</div>")
+        parts += [f'<div class="plots">{img_tag(_read(p), "heatmap grid")}</div>' for p in grids]
+    return "\n".join(parts)
+
+
+def _caption(img: str, caption: str) -> str:
+    return f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_report(model_dir: str, out_path: str | None = None) -> str:
+    """Writes the HTML report of a run (default <model_dir>/report.html); returns its path."""
+    pyplot()  # fail early and clearly without matplotlib
+    out_path = out_path or os.path.join(model_dir, "report.html")
+    categories = _categories(model_dir)
+    body = [f"<h1>CutPaste report: {html.escape(os.path.basename(os.path.normpath(model_dir)))}"
+            "</h1>", '<h2 id="results">Results against the paper</h2>']
+    results_md = os.path.join(model_dir, "results.md")
+    if tf.io.gfile.exists(results_md):
+        with tf.io.gfile.GFile(results_md, "r") as f:
+            body.append(markdown_to_html(f.read()))
+    body.append(training_section(model_dir, categories))
+    body.append("<p>" + " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>'
+                                   for c in categories) + "</p>")
+    body += [category_section(model_dir, c) for c in categories]
+    config_path = os.path.join(model_dir, "config.json")
+    if tf.io.gfile.exists(config_path):
+        config = json.dumps(files.read_json(config_path), indent=2, sort_keys=True)
+        body.append('<h2 id="settings">Settings</h2>'
+                    f"<pre>{html.escape(config, quote=False)}</pre>")
+    hw = json.dumps(hardware(), indent=2)
+    body.append('<h2 id="hardware">Hardware (of this report)</h2>'
+                f"<pre>{html.escape(hw, quote=False)}</pre>")
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>CutPaste report</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    files.write_text(out_path, page)
+    return out_path

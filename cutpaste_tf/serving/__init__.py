@@ -1,0 +1,1 @@
+"""Serving: the SavedModel scorers (image and patch) and TFLite conversion."""

@@ -1,0 +1,1 @@
+"""Training: the CutPaste step and loop, the learning check, gradient diagnostics."""

@@ -1,0 +1,75 @@
+"""Evaluation: features of un-augmented images, the density fit, AUROC per defect, the CSV."""
+
+import csv
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cutpaste_tf import data
+from cutpaste_tf.config import DensityConfig
+from cutpaste_tf.data import CategoryData
+from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.models import build_cutpaste_model
+
+TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+
+
+def _category():
+    return CategoryData(
+        name="toy", kind="object", aligned=False, train_files=("t0",),
+        test_files=("g0", "g1", "a0", "a1", "b0"), test_labels=(0, 0, 1, 1, 1),
+        test_defects=("good", "good", "a", "a", "b"), mask_files=(None,) * 5)
+
+
+def test_evaluate_overall_and_per_defect_auroc():
+    scores = np.array([0.1, 0.4, 0.9, 0.3, 0.5])
+    result = evaluate.evaluate(scores, _category())
+    # Overall: pairs (anomalous > normal): a0 beats both, a1 beats 1 of 2, b0 beats both -> 5/6.
+    assert result["auroc"] == pytest.approx(5 / 6)
+    assert result["auroc_per_defect"] == {"a": pytest.approx(3 / 4), "b": pytest.approx(1.0)}
+    assert result["num_test_normal"] == 2 and result["num_test_anomalous"] == 3
+    assert result["num_test_per_defect"] == {"a": 2, "b": 1}
+
+
+def test_evaluate_rejects_non_finite_scores_naming_images():
+    with pytest.raises(ValueError, match="non-finite scores.*a0"):
+        evaluate.evaluate(np.array([0.1, 0.2, np.nan, 0.3, 0.4]), _category())
+
+
+def test_write_scores_csv(tmp_path):
+    path = tmp_path / "scores.csv"
+    evaluate.write_scores(str(path), _category(), np.array([0.1, 0.2, 0.3, 0.4, 0.123456789]))
+    rows = list(csv.DictReader(path.open()))
+    assert [r["path"] for r in rows] == ["g0", "g1", "a0", "a1", "b0"]
+    assert rows[4]["defect"] == "b" and rows[4]["label"] == "1"
+    assert float(rows[4]["score"]) == pytest.approx(0.123456789, rel=1e-8)
+
+
+def test_density_is_fit_on_unaugmented_training_features():
+    washer = data.index_mvtec(TESTDATA, "washer")
+    subset = CategoryData(**{**washer.__dict__, "train_files": washer.train_files[:12]})
+    tf.keras.utils.set_random_seed(0)
+    model = build_cutpaste_model(3, head_widths=(32,), input_shape=(32, 32, 3))
+    estimator = evaluate.fit_density(model, subset, (32, 32), DensityConfig(), batch_size=5)
+    features = evaluate.embed(model, subset.train_files, (32, 32), "pooled", batch_size=7)
+    assert features.shape == (12, 512)
+    normed = features / np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose(estimator.mean.numpy(), normed.mean(axis=0), atol=1e-5)
+    # Scores of files equal scores of their features.
+    scores = evaluate.score_images(model, estimator, subset.test_files[:3], (32, 32), "pooled")
+    direct = estimator.score(tf.constant(evaluate.embed(model, subset.test_files[:3], (32, 32),
+                                                        "pooled"))).numpy()
+    np.testing.assert_allclose(scores, direct, rtol=1e-5)
+
+
+def test_embedding_feature_and_kde_option():
+    washer = data.index_mvtec(TESTDATA, "washer")
+    subset = CategoryData(**{**washer.__dict__, "train_files": washer.train_files[:8]})
+    tf.keras.utils.set_random_seed(0)
+    model = build_cutpaste_model(3, head_widths=(16,), input_shape=(32, 32, 3))
+    kde = evaluate.fit_density(model, subset, (32, 32),
+                               DensityConfig(kind="kde", feature="embedding", kde_gamma=3.0))
+    assert kde.kind == "kde" and float(kde.gamma.numpy()) == pytest.approx(3.0)
+    assert kde.train_features.shape == (8, 16)

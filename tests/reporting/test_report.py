@@ -1,0 +1,190 @@
+"""The HTML report: built from a small synthetic run, parsed, every embedded image decoded.
+
+Always: the HTML parses, holds every section, embeds only PNGs that decode, and names no external
+resource. Also, where a Chromium binary is on the PATH: headless Chromium renders it to a
+screenshot without console errors (no Chromium is installed on the development machine, so
+there only the parse-and-decode checks run).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html.parser
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cutpaste_tf.reporting import report
+from cutpaste_tf.training import learning
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CATEGORIES = {"washer": "object", "fabric": "texture"}
+
+
+def _png(seed: int, size: int = 32) -> bytes:
+    image = np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8)
+    return tf.io.encode_png(image).numpy()
+
+
+def _write_category(model_dir: str, name: str, seed: int) -> None:
+    """The files launch.train leaves for one category, with made-up values."""
+    cdir = os.path.join(model_dir, name)
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(cdir, "heatmaps"))
+    labels = [0] * 10 + [1] * 20
+    scores = np.concatenate([rng.normal(5, 1, 10), rng.normal(8, 2, 20)])
+    with open(os.path.join(cdir, "scores.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "defect", "score"])
+        for i, (label, score) in enumerate(zip(labels, scores)):
+            writer.writerow([f"x/{i:03d}.png", label, "cut" if label else "good", f"{score:.6f}"])
+    threshold = {"method": "out_of_fold_quantile", "quantile": 0.95, "value": 6.5}
+    learned = name != "fabric"  # fabric is the run that did not learn its proxy task
+    accuracies = [0.4, 0.6, 0.8] if learned else [0.34, 0.35, 0.36]
+    rows = [{"step": 10 * (i + 1), "accuracy": a, "accuracy_per_class": [a, a, a]}
+            for i, a in enumerate(accuracies)]
+    learning.write_curve(cdir, rows, ["normal", "cutpaste", "scar"])
+    with open(os.path.join(cdir, "results.json"), "w") as f:
+        json.dump({"category": name, "auroc": 0.9, "pixel_auroc": 0.8, "aupro": 0.5,
+                   "threshold": threshold,
+                   "learning": learning.check(rows, 30, 3)}, f)
+    for defect in ("cut", "hole"):
+        os.makedirs(os.path.join(cdir, "heatmaps", defect))
+        for i in range(10):  # more than MAX_HEATMAPS in all
+            with open(os.path.join(cdir, "heatmaps", defect, f"{i:03d}.png"), "wb") as f:
+                f.write(_png(seed + i))
+    with open(os.path.join(cdir, "heatmaps", f"{name}_grid.png"), "wb") as f:
+        f.write(_png(seed, 64))
+    writer = tf.summary.create_file_writer(os.path.join(cdir, "logs", "train"))
+    with writer.as_default():
+        for step in range(1, 6):
+            tf.summary.scalar("train/loss", 1.0 / step, step=step)
+            tf.summary.scalar("train/accuracy", 0.5 + step / 20, step=step)
+            tf.summary.scalar("train/learning_rate", 0.03 / step, step=step)
+        views = tf.random.stateless_uniform([3, 16, 16, 3], [seed, 0])
+        tf.summary.image("views/0_normal", views, step=0, max_outputs=3)
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    for seed, name in enumerate(CATEGORIES):
+        _write_category(model_dir, name, seed)
+    with open(os.path.join(model_dir, "results.md"), "w") as f:
+        f.write("### Image AUROC (%)\n\n| Category | Ours | Paper |\n| --- | ---: | ---: |\n"
+                "| washer | 90.0 | — |\n| **average** | 90.0 | 96.1 |\n")
+    with open(os.path.join(model_dir, "results.json"), "w") as f:
+        json.dump({"categories": {}}, f)
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump({"train": {"task": "3way", "seed": 0}}, f)
+    return model_dir
+
+
+class _Page(html.parser.HTMLParser):
+    """Collects headings, image sources and links of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sources: list[str] = []
+        self.links: list[str] = []
+        self.ids: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if "src" in attrs:
+            self.sources.append(attrs["src"])
+        if "href" in attrs:
+            self.links.append(attrs["href"])
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+
+
+def _parse(path: str) -> tuple[str, _Page]:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    page = _Page()
+    page.feed(text)
+    page.close()
+    return text, page
+
+
+def test_report_is_self_contained_and_every_image_decodes(model_dir):
+    path = report.write_report(model_dir)
+    assert path == os.path.join(model_dir, "report.html")
+    text, page = _parse(path)
+    assert {"results", "washer", "fabric", "settings", "hardware"} <= set(page.ids)
+    for section in ("Results against the paper", "Scores and training",
+                    "Augmented training views", "Heatmaps", "Settings", "Hardware"):
+        assert section in text
+    assert "<table>" in text and "<b>average</b>" in text and '"task": "3way"' in text
+    assert all(link.startswith("#") for link in page.links), page.links
+    assert "<script" not in text and "url(" not in text
+    assert page.sources and all(s.startswith("data:image/png;base64,") for s in page.sources)
+    # per category: proxy-task accuracy, ROC, histogram, curves, 3 views, MAX_HEATMAPS
+    # heatmaps, 1 grid
+    assert len(page.sources) == len(CATEGORIES) * (1 + 3 + 3 + report.MAX_HEATMAPS + 1)
+    for source in page.sources:
+        image = tf.io.decode_png(base64.b64decode(source.split(",", 1)[1], validate=True))
+        assert image.shape[0] > 0 and image.shape[1] > 0
+
+
+def test_report_shows_the_proxy_task_near_the_top_and_warns_about_a_run_that_did_not_learn(
+        model_dir):
+    text, _ = _parse(report.write_report(model_dir))
+    training = text.index('id="training"')
+    assert training < text.index('id="fabric"') and training < text.index('id="washer"')
+    banner = text[text.index('class="warning"'):]
+    banner = banner[:banner.index("</p>")]
+    assert "Proxy task not learned" in banner and "fabric" in banner and "washer" not in banner
+    assert "0.340 at step 10" in banner
+
+
+def test_heatmaps_are_spread_over_the_defects(model_dir):
+    chosen, grids = report._heatmap_files(os.path.join(model_dir, "washer"))
+    assert len(chosen) == report.MAX_HEATMAPS and len(grids) == 1
+    assert {os.path.basename(os.path.dirname(p)) for p in chosen} == {"cut", "hole"}
+
+
+def test_training_curves_and_views_come_from_the_event_files(model_dir):
+    scalars, images = report.read_events(os.path.join(model_dir, "washer", "logs", "train"))
+    assert [step for step, _ in scalars["train/loss"]] == [1, 2, 3, 4, 5]
+    assert scalars["train/loss"][1][1] == pytest.approx(0.5)
+    assert len(images["views/0_normal"]) == 3
+
+
+def test_launcher_writes_the_report_where_asked(model_dir, tmp_path):
+    out = str(tmp_path / "custom.html")
+    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-m", "launch.report", f"--model_dir={model_dir}",
+                             f"--report_path={out}"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Report: {out}" in result.stdout and os.path.exists(out)
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")
+                         or shutil.which("google-chrome")),
+                    reason="no Chromium binary on the PATH; the parse-and-decode test covers "
+                    "the report without it")
+def test_report_renders_in_headless_chromium(model_dir, tmp_path):
+    browser = (shutil.which("chromium") or shutil.which("chromium-browser")
+               or shutil.which("google-chrome"))
+    path = report.write_report(model_dir, str(tmp_path / "report.html"))
+    shot = tmp_path / "shot.png"
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
+                             "--window-size=1280,2000", f"file://{path}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CONSOLE" not in result.stderr and "Uncaught" not in result.stderr, result.stderr
+    assert tf.io.decode_png(shot.read_bytes()).shape[0] > 0
