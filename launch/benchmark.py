@@ -150,12 +150,12 @@ def _dense_figures(config, steps: int) -> dict:
 
     from cutpaste_tf.localization import dense
     from cutpaste_tf.localization import density as dense_density
-    from cutpaste_tf.pipeline import patch_runner as loc_runner
+    from cutpaste_tf.pipeline import build
     from cutpaste_tf.serving.patch_scorer import PatchScorer
 
     loc, size = config.localization, config.train.image_size
     per_location = bool(loc.per_location)  # auto counts as shared here; say true to time it
-    model = loc_runner.build_patch_model(config)
+    model = build.build_patch_model(config)
     grid = dense.grid_size(size, loc.patch_size, loc.stride)
     embedder = dense.DenseEmbedder(model, size, loc.patch_size, loc.stride,
                                    config.density.feature, loc.chunk_size)

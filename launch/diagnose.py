@@ -22,10 +22,9 @@ from absl import app
 
 from cutpaste_tf import files
 from cutpaste_tf.data import train_dataset
-from cutpaste_tf.pipeline import runner
+from cutpaste_tf.pipeline import build, inputs
 from cutpaste_tf.training import diagnostics
 from launch import flags as flag_defs
-from launch.train import resolve_categories
 
 FLAGS = flag_defs.FLAGS
 flag_defs.flags.DEFINE_list("heads", ["512", "512x8"], "Projection heads to probe: widths "
@@ -57,7 +56,7 @@ def main(argv: list[str]) -> None:
         heads = [(text, parse_head(text)) for text in FLAGS.heads]
         if FLAGS.probe_batches < 2:
             raise ValueError(f"--probe_batches must be at least 2, got {FLAGS.probe_batches}")
-        data = resolve_categories()[0]
+        data = inputs.resolve_categories(flag_defs.input_spec())[0]
     except ValueError as e:  # DataError too
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -68,7 +67,7 @@ def main(argv: list[str]) -> None:
     for text, widths in heads:
         probed = dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                        head_widths=widths))
-        model = runner.build_model(probed)
+        model = build.build_model(probed)
         line = {"category": data.name, "task": tcfg.task, "image_size": list(tcfg.image_size),
                 "head": text, **diagnostics.gradient_coherence(model, batches, tcfg.seed)}
         print(json.dumps(line), flush=True)

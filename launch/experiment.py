@@ -25,13 +25,11 @@ from cutpaste_tf import config as config_lib
 from cutpaste_tf import files
 from cutpaste_tf.analysis import experiment
 from cutpaste_tf.evaluation import evaluate
-from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import runner
+from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
 from cutpaste_tf.reporting import experiment_report, experiment_tables
 from cutpaste_tf.training import train
 from launch import distribute
 from launch import flags as flag_defs
-from launch import train as train_launcher
 
 FLAGS = flag_defs.FLAGS
 
@@ -81,23 +79,19 @@ def build_settings() -> list[experiment.Setting]:
     return settings
 
 
-def check_inputs(runs: list[experiment.Run], categories: list) -> None:
-    """Dataset (once per image size), hold-out sizes and batch splits of every run."""
+def check_inputs(runs: list[experiment.Run], categories: list,
+                 spec: inputs.InputSpec) -> None:
+    """Dataset (once per image size) and hold-out sizes of every run."""
     for size in sorted({r.config.train.image_size for r in runs}):
-        train_launcher.validate_categories(categories, size)
-    for run in runs:
-        for data in categories:
-            try:
-                threshold_lib.split_holdout(data.train_files, run.config.threshold.val_fraction,
-                                            run.config.train.seed, given=data.val_files)
-            except ValueError as e:
-                raise ValueError(f"category {data.name!r}: --{e}") from None
+        inputs.validate_categories(categories, spec, size)
+    for r in runs:
+        inputs.check_holdout(categories, r.config)
 
 
 def export_dir(run: experiment.Run) -> "str | None":
     if FLAGS.export_dir and FLAGS.export_dir.lower() == "none":
         return None
-    return os.path.join(run.model_dir, "export")
+    return rundir.default_export_dir(run.model_dir)
 
 
 def main(argv: list[str]) -> None:
@@ -117,14 +111,15 @@ def main(argv: list[str]) -> None:
         runs = experiment.plan(settings, seeds, FLAGS.experiment_dir)
         strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
         for setting in settings:
-            runner.check_batch(setting.config, strategy.num_replicas_in_sync)
-        categories = train_launcher.resolve_categories()
-        check_inputs(runs, categories)
-        validation = train_launcher.labelled_validation(categories)
+            build.check_batch(setting.config, strategy.num_replicas_in_sync)
+        spec = flag_defs.input_spec()
+        categories = inputs.resolve_categories(spec)
+        check_inputs(runs, categories, spec)
+        validation = inputs.labelled_validation(categories, spec)
         chief = train.is_chief(strategy)
         if chief:
             for run in runs:
-                runner.check_model_dir(run.model_dir, run.config, overwrite=FLAGS.overwrite)
+                rundir.check_model_dir(run.model_dir, run.config, overwrite=FLAGS.overwrite)
     except ValueError as e:  # DataError is a ValueError too.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -134,13 +129,8 @@ def main(argv: list[str]) -> None:
     print(f"Experiment {FLAGS.experiment_dir}: {len(settings)} setting(s) x {len(seeds)} seed(s) "
           f"x {len(categories)} categories = {total} models; {total - len(todo)} finished, "
           f"{len(todo)} to run")
-    for run in runs if chief else []:  # flags.txt: launch.train --flagfile= redoes the run
-        overrides = [f"--task={run.setting.task}", f"--seed={run.seed}",
-                     f"--model_dir={run.model_dir}"]
-        if run.setting.flag:
-            overrides.append(f"--{run.setting.flag}={run.setting.value.replace(':', ',')}")
-        files.write_text(os.path.join(run.model_dir, "flags.txt"),
-                         base_flags + "\n".join(overrides) + "\n")
+    if chief:
+        write_flagfiles(runs, base_flags)
     for run, data in todo:
         print(f"== {run.setting.name}, seed {run.seed}, {data.name}")
         try:
@@ -152,10 +142,25 @@ def main(argv: list[str]) -> None:
             sys.exit(1)
     if not chief:
         return
-    names = [data.name for data in categories]
+    write_tables(settings, runs, [data.name for data in categories], seeds)
+
+def write_flagfiles(runs: list[experiment.Run], base_flags: str) -> None:
+    """Each run's flags.txt: ``launch.train --flagfile=`` on it redoes the run."""
+    for run in runs:
+        overrides = [f"--task={run.setting.task}", f"--seed={run.seed}",
+                     f"--model_dir={run.model_dir}"]
+        if run.setting.flag:
+            overrides.append(f"--{run.setting.flag}={run.setting.value.replace(':', ',')}")
+        files.write_text(os.path.join(run.model_dir, rundir.FLAGS_FILE),
+                         base_flags + "\n".join(overrides) + "\n")
+
+
+def write_tables(settings: list[experiment.Setting], runs: list[experiment.Run],
+                 names: list[str], seeds: list[int]) -> None:
+    """Each run's summary, then the experiment's tables and report; prints where they are."""
     for run in runs:
         if any(experiment.is_finished(run, n) for n in names):
-            runner.summarize_run(run.model_dir, run.config.train.task)
+            summary.summarize_run(run.model_dir, run.config.train.task)
     summaries = [{"name": s.name,
                   **experiment.summarize_setting(s, runs, names, FLAGS.experiment_dir)}
                  for s in settings]
@@ -164,7 +169,8 @@ def main(argv: list[str]) -> None:
         sweep = {"flag": settings[0].flag,
                  "values": list(dict.fromkeys(s.value for s in settings))}
     print(experiment_tables.write(FLAGS.experiment_dir, summaries, seeds, sweep))
-    print(f"Tables: {os.path.join(FLAGS.experiment_dir, 'results.md')} and results.json; "
+    print(f"Tables: {os.path.join(FLAGS.experiment_dir, rundir.RESULTS_TABLE)} and "
+          f"{rundir.RESULTS_FILE}; "
           f"each run: {os.path.join(FLAGS.experiment_dir, '<setting>', 'seed_<k>')}")
     try:
         print(f"Report: {experiment_report.write_experiment_report(FLAGS.experiment_dir)}")

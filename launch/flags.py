@@ -6,6 +6,7 @@ Defaults are the paper's settings (Appendix A.1-A.2) for the 3-way task; the fil
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import app, flags, logging
@@ -21,6 +22,7 @@ from cutpaste_tf.config import (
     ThresholdConfig,
     TrainConfig,
 )
+from cutpaste_tf.pipeline.inputs import InputSpec
 
 FLAGS = flags.FLAGS
 
@@ -337,6 +339,15 @@ def localization_config() -> LocalizationConfig:
     except ValueError as e:
         raise ValueError(f"localisation flags (--train_patch_size, --dense_patch_size, "
                          f"--stride, --upsample_sigma, --dense_chunk): {e}") from None
+
+
+def input_spec() -> InputSpec:
+    """The dataset, image-check and labelled-validation flags (launch.train, launch.experiment)."""
+    values = {f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(InputSpec)
+              if f.name != "categories"}
+    return InputSpec(categories=tuple(FLAGS.category),
+                     **{n: tuple(v) if isinstance(v, list) else v for n, v in values.items()})
+
 
 # Analyses of a trained run: synthetic anomalies (launch.synthetic), t-SNE (launch.tsne).
 flags.DEFINE_string("natural_dir", None, "launch.synthetic: folder of images whose patches fill "

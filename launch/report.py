@@ -13,6 +13,7 @@ import sys
 
 from absl import app
 
+from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import experiment_report, report
 from launch import flags as flag_defs
 
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> None:
             sys.exit(1)
         print(f"Report: {path}")
         return
-    if not FLAGS.model_dir or not os.path.exists(os.path.join(FLAGS.model_dir, "results.json")):
+    if not FLAGS.model_dir or not os.path.exists(os.path.join(FLAGS.model_dir, rundir.RESULTS_FILE)):
         print(f"error: --model_dir={FLAGS.model_dir} holds no results.json of a finished run",
               file=sys.stderr)
         sys.exit(1)

@@ -25,7 +25,8 @@ from cutpaste_tf.analysis import synthetic_benchmark as bench
 from cutpaste_tf.config import RunConfig, SyntheticConfig
 from cutpaste_tf.data import index, layouts
 from cutpaste_tf.ops import synthetic
-from cutpaste_tf.pipeline import trained
+from cutpaste_tf.pipeline import rundir, trained
+from cutpaste_tf.reporting import tables
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -43,8 +44,8 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
                          f"layout of --dataset ({', '.join(layouts.LAYOUTS)})")
     if FLAGS.synthetic_copies < 1:
         raise ValueError(f"--synthetic_copies must be at least 1, got {FLAGS.synthetic_copies}")
-    config = trained.load_run_config(FLAGS.model_dir)
-    done = trained.trained_categories(FLAGS.model_dir)
+    config = rundir.load_run_config(FLAGS.model_dir)
+    done = rundir.trained_categories(FLAGS.model_dir)
     names = done if FLAGS.category in (["all"], []) else list(FLAGS.category)
     missing = [c for c in names if c not in done]
     if missing or not names:
@@ -103,8 +104,8 @@ def main(argv: list[str]) -> None:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    table = bench.markdown_table({n: r["auroc"] for n, r in sorted(results.items())},
-                                 f"Synthetic anomalies, AUROC (%), {config.train.task} model")
+    table = tables.table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
+                                   f"Synthetic anomalies, AUROC (%), {config.train.task} model")
     files.write_json(path, {"task": config.train.task, "kinds": list(bench.KINDS),
                             "categories": results})
     files.write_text(os.path.join(FLAGS.model_dir, TABLE), table + "\n")

@@ -19,7 +19,7 @@ from absl import app
 from cutpaste_tf import files
 from cutpaste_tf.analysis import tsne
 from cutpaste_tf.data import layouts
-from cutpaste_tf.pipeline import trained
+from cutpaste_tf.pipeline import rundir, trained
 from cutpaste_tf.reporting import report
 from launch import flags as flag_defs
 
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
                              f"{','.join(FLAGS.category) or 'none'}")
         if FLAGS.tsne_perplexity <= 0:
             raise ValueError(f"--tsne_perplexity must be positive, got {FLAGS.tsne_perplexity}")
-        config = trained.load_run_config(FLAGS.model_dir)
+        config = rundir.load_run_config(FLAGS.model_dir)
         name = FLAGS.category[0]
         model, _ = trained.load_trained(FLAGS.model_dir, name, config)
         data = layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, name, FLAGS.category_kind)

@@ -19,7 +19,8 @@ sys.path.insert(0, ROOT)
 
 from cutpaste_tf import data as data_lib  # noqa: E402
 from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from cutpaste_tf.pipeline import runner
+from cutpaste_tf.pipeline import build
+from cutpaste_tf.training import step as step_lib  # noqa: E402
 from cutpaste_tf.training import train  # noqa: E402
 
 
@@ -47,9 +48,9 @@ def _equivalence(strategy) -> float:
     for strat in (tf.distribute.get_strategy(), strategy):
         with strat.scope():
             net = model()
-            opt = train.make_optimizer(config)
+            opt = step_lib.make_optimizer(config)
             opt.build(net.trainable_variables)
-        step = train.make_train_step(net, opt, config, strat)
+        step = step_lib.make_train_step(net, opt, config, strat)
         ds = tf.data.Dataset.from_tensors((views, labels)).repeat()
         batches = iter(strat.experimental_distribute_dataset(ds))
         for _ in range(2):
@@ -74,8 +75,8 @@ def main(mode: str, out_dir: str) -> None:
                           steps_per_epoch=3, checkpoint_every=3, log_every=1))
     data = data_lib.index_mvtec(os.path.join(ROOT, "testdata"), "washer")
     with strategy.scope():
-        model = runner.build_model(config)
-    batches = runner.training_batches(data, config, strategy)
+        model = build.build_model(config)
+    batches = build.training_batches(data, config, strategy)
     last = train.train(model, batches, config.train, os.path.join(out_dir, "model"),
                        verbose=False, strategy=strategy)
     # Each variable's per-replica copies (a MirroredVariable's .values; one copy otherwise).

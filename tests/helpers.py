@@ -1,7 +1,23 @@
-"""Helpers shared by the tests: position-coded images, a small copy of testdata, and the
-paper's text."""
+"""Helpers shared by the tests: position-coded images, a small copy of testdata, and launchers
+run as a user runs them (a fresh ``python -m launch.<name>``)."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
 
 import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The environment of a launcher run in a fresh process: on the CPU, without TensorFlow's C++ logs.
+CPU_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+# The quickstart (configs/quickstart.flags, binary CutPaste) on the washer category, shrunk to
+# seconds: 32x32 images, 3 steps, one checkpoint, a 16-wide head, 15 of the 60 training images
+# held out for the threshold. tests/conftest.py's tiny_run is one run of it.
+TINY_TRAIN = ["--flagfile=configs/quickstart.flags", "--category=washer", "--image_size=32",
+              "--batch_size=6", "--epochs=1", "--steps_per_epoch=3", "--checkpoint_every=3",
+              "--log_every=1", "--head_widths=16", "--progress=false", "--val_fraction=0.25"]
 
 
 def coord_images(batch: int, height: int, width: int) -> np.ndarray:
@@ -17,10 +33,7 @@ def coord_images(batch: int, height: int, width: int) -> np.ndarray:
 def copy_washer(tmp_path, scratch: int):
     """A copy of testdata's washer under ``tmp_path/data``: 3 train and 2 good test images, and
     the first ``scratch`` scratch images with their masks; returns the data root."""
-    import pathlib
-    import shutil
-
-    source = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "washer"
+    source = ROOT / "testdata" / "washer"
     base = tmp_path / "data" / "washer"
     copies = [f"train/good/00{i}.png" for i in range(3)] + [f"test/good/00{i}.png" for i in range(2)]
     copies += [f"test/scratch/00{i}.png" for i in range(scratch)]
@@ -31,17 +44,17 @@ def copy_washer(tmp_path, scratch: int):
     return tmp_path / "data"
 
 
-def paper_text() -> str:
-    """The paper's text (``shared/paper/cutpaste_cvpr2021.txt`` beside or inside the checkout),
-    or skip the calling test, saying why: the paper is not shipped with the package."""
-    import pathlib
+def run_module(module: str, *args: str, timeout: float = 600,
+               env: "dict[str, str] | None" = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in a fresh process from the repository root, on the CPU,
+    with its output captured; ``timeout`` only guards against a hang."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                          env={**CPU_ENV, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
-    import pytest
 
-    root = pathlib.Path(__file__).resolve().parents[1]
-    for base in (root / "shared", root.parent / "shared"):
-        path = base / "paper" / "cutpaste_cvpr2021.txt"
-        if path.exists():
-            return path.read_text(encoding="utf-8")
-    pytest.skip("paper text (shared/paper/cutpaste_cvpr2021.txt) not found beside the checkout; "
-                "the published numbers in cutpaste_tf/reporting/paper.py are checked only where it is")
+def train_run(model_dir: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m launch.train <args> --model_dir=<model_dir>``, which must succeed."""
+    result = run_module("launch.train", *args, f"--model_dir={model_dir}", timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result

@@ -10,7 +10,7 @@ it, so that each can also be inspected, reported or exported alone::
 
 A (run, category) pair is finished when ``<run>/<category>/results.json`` exists (it is written
 last by :func:`cutpaste_tf.pipeline.runner.run_category`) in a model dir whose config is this run's
-(:func:`cutpaste_tf.pipeline.runner.check_model_dir` refuses any other); unfinished ones resume from their
+(:func:`cutpaste_tf.pipeline.rundir.check_model_dir` refuses any other); unfinished ones resume from their
 last checkpoint.
 
 Statistics: per category, mean ± s.e. (sample standard deviation / sqrt(n)) over the seeds. For
@@ -34,6 +34,7 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.evaluation import evaluate, metrics
+from cutpaste_tf.pipeline import rundir
 
 GROUPS: tuple[str, ...] = ("texture", "object", "all")
 # Flags an experiment sets itself, or that choose data and outputs rather than a training setting.
@@ -117,7 +118,7 @@ def plan(settings: Sequence[Setting], seeds: Sequence[int], experiment_dir: str)
 
 def is_finished(run: Run, category: str) -> bool:
     """Whether ``category`` of ``run`` has its results (its config is checked elsewhere)."""
-    return tf.io.gfile.exists(os.path.join(run.model_dir, category, "results.json"))
+    return tf.io.gfile.exists(os.path.join(run.model_dir, category, rundir.RESULTS_FILE))
 
 
 def _stat(values: Sequence[float]) -> dict:
@@ -209,11 +210,11 @@ def ensemble_auroc(model_dirs: Sequence[str], category: str) -> float:
     members, stats, labels = [], [], {}
     for model_dir in model_dirs:
         out = os.path.join(model_dir, category)
-        record = files.read_json(os.path.join(out, "results.json")).get("train_score_stats")
+        record = files.read_json(os.path.join(out, rundir.RESULTS_FILE)).get("train_score_stats")
         if record is None:
             raise EnsembleUnavailable(f"{out}/results.json has no train_score_stats (a patch "
                                       "model, or written by an older version)")
-        scores, member_labels = read_scores(os.path.join(out, "scores.csv"))
+        scores, member_labels = read_scores(os.path.join(out, rundir.SCORES_FILE))
         if labels and member_labels != labels:
             raise EnsembleUnavailable(f"{out}/scores.csv labels differ from the other runs'")
         labels = member_labels
@@ -231,7 +232,7 @@ def collect(runs: Sequence[Run], categories: Sequence[str]) -> tuple[dict, dict]
     for run in runs:
         for category in categories:
             if is_finished(run, category):
-                result = files.read_json(os.path.join(run.model_dir, category, "results.json"))
+                result = files.read_json(os.path.join(run.model_dir, category, rundir.RESULTS_FILE))
                 per_seed.setdefault(category, {})[run.seed] = float(result["auroc"])
                 kinds[category] = result["kind"]
     return per_seed, kinds
@@ -243,7 +244,7 @@ def not_learned(runs: Sequence[Run], categories: Sequence[str]) -> list[dict]:
     for run in runs:
         for category in categories:
             if is_finished(run, category):
-                result = files.read_json(os.path.join(run.model_dir, category, "results.json"))
+                result = files.read_json(os.path.join(run.model_dir, category, rundir.RESULTS_FILE))
                 verdict = result.get("learning")
                 if verdict and not verdict["learned"]:
                     found.append({"seed": run.seed, "category": category, **verdict})

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import density as density_lib
 from cutpaste_tf.config import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
-from cutpaste_tf.density import gaussian as density_lib
 from cutpaste_tf.evaluation import evaluate, metrics
 from cutpaste_tf.ops import synthetic
 from cutpaste_tf.reporting import paper
@@ -106,25 +106,6 @@ def averages(aurocs: dict[str, float]) -> dict[str, float]:
     if len(table6) == len(paper.TABLE6_KINDS):
         out["table6"] = float(np.mean(table6))
     return out
-
-
-def markdown_table(per_category: dict[str, dict[str, float]], title: str) -> str:
-    """Our AUROC (%) per category and kind, their mean, and the paper's Table 6 rows."""
-    kinds = [k for k in KINDS if any(k in r for r in per_category.values())]
-    head = "| | " + " | ".join(kinds) + " | Avg (Table 6 kinds) |"
-    lines = [f"### {title}", "", head, "|---" * (len(kinds) + 2) + "|"]
-
-    def row(name, values, avg):
-        cells = [f"{100 * values[k]:.1f}" if k in values else "–" for k in kinds]
-        return f"| {name} | " + " | ".join(cells) + f" | {avg} |"
-
-    for category, values in per_category.items():
-        avg = averages(values).get("table6")
-        lines.append(row(category, values, "–" if avg is None else f"{100 * avg:.1f}"))
-    for method, values in paper.TABLE6.items():
-        lines.append(row(f"paper, {method} (MVTec AD)", {k: v / 100 for k, v in values.items()},
-                         f"{values['average']:.1f}"))
-    return "\n".join(lines)
 
 
 def example_grid(normal: np.ndarray, sources: Optional[np.ndarray],

@@ -1,1 +1,1 @@
-"""Speed: the benchmark sections and the one-shot accelerator check."""
+"""Speed: the benchmark sections, the one-shot accelerator check and the machine it runs on."""

@@ -3,7 +3,8 @@
 :func:`run_check` measures, in this order, each part guarded so that a failure records its
 error string and the other parts still run:
 
-- ``environment``: devices, TensorFlow version, whether XLA compiles and bfloat16 runs here;
+- ``environment``: devices, TensorFlow version, whether XLA compiles and bfloat16 runs here
+  (:func:`cutpaste_tf.benchmark.environment.environment`);
 - ``serving``: the SavedModel's latency for one image against the bare network
   (:func:`cutpaste_tf.benchmark.speed.serving`);
 - ``throughput``: training views/s (:func:`cutpaste_tf.benchmark.speed.training`) for every combination of
@@ -36,9 +37,9 @@ import tensorflow as tf
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
 from cutpaste_tf.benchmark import speed
+from cutpaste_tf.benchmark.environment import bf16_skip_reason, environment
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.pipeline import runner
-from cutpaste_tf.reporting.report import hardware
 
 SCHEMA_VERSION = 1
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -129,73 +130,6 @@ def with_combination(config: RunConfig, precision: str, jit: bool, on_device: bo
         config.train, precision=precision, jit_compile=jit, augment_on_device=on_device))
 
 
-def _probe(fn: Callable[[], Any]) -> dict:
-    try:
-        fn()
-        return {"available": True}
-    except Exception as e:  # an unavailable feature, recorded
-        return {"available": False, "error": f"{type(e).__name__}: {e}"[:1000]}
-
-
-def _xla_probe() -> None:
-    x = tf.random.uniform([64, 64])
-    y = tf.function(lambda a: tf.nn.relu(a @ a), jit_compile=True)(x)
-    np.testing.assert_allclose(y.numpy(), tf.nn.relu(x @ x).numpy(), rtol=1e-3, atol=1e-3)
-
-
-def _bf16_probe() -> None:
-    images = tf.cast(tf.random.uniform([2, 16, 16, 8]), tf.bfloat16)
-    kernel = tf.cast(tf.random.uniform([3, 3, 8, 8]), tf.bfloat16)
-    out = tf.nn.conv2d(images, kernel, 1, "SAME")
-    if out.dtype != tf.bfloat16 or not np.all(np.isfinite(tf.cast(out, tf.float32).numpy())):
-        raise RuntimeError("a bfloat16 convolution gave no finite bfloat16 result")
-
-
-def _cpu_has_native_bf16() -> Optional[bool]:
-    """Whether the CPU lists bfloat16 instructions (AVX512_BF16 or AMX), None if unknown."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def environment() -> dict:
-    """Devices, versions, and whether XLA and bfloat16 work on this machine."""
-    gpus = []
-    for device in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(device)
-        capability = details.get("compute_capability")
-        gpus.append({"name": details.get("device_name", device.name),
-                     "compute_capability": list(capability) if capability else None})
-    bf16 = _probe(_bf16_probe)
-    if gpus:
-        capabilities = [g["compute_capability"] for g in gpus if g["compute_capability"]]
-        bf16["native"] = bool(capabilities) and all(c[0] >= 8 for c in capabilities)
-    else:
-        bf16["native"] = _cpu_has_native_bf16()
-    return {"hardware": hardware(),
-            "devices": [d.name for d in tf.config.list_physical_devices()],
-            "gpus": gpus, "tensorflow": tf.__version__, "keras": _keras_version(),
-            "built_with_cuda": tf.test.is_built_with_cuda(),
-            "xla": _probe(_xla_probe), "bfloat16": bf16}
-
-
-def _keras_version() -> str:
-    import keras
-    return keras.__version__
-
-
-def bf16_skip_reason(env: dict) -> Optional[str]:
-    """Why mixed_bfloat16 is not measured here, or None."""
-    bf16 = env.get("bfloat16") or {}
-    if not bf16.get("available", False):
-        return f"bfloat16 does not run on this machine: {bf16.get('error', 'probe failed')}"
-    if env.get("gpus") and not bf16.get("native"):
-        return ("the GPU has no native bfloat16 (compute capability below 8.0): it would be "
-                "emulated and slow")
-    return None
 
 
 def measure_throughput(config: RunConfig, category: data_lib.CategoryData, steps: int,
@@ -310,27 +244,10 @@ def run_check(base: RunConfig, data_dir: str, category: str, output: str, mode: 
         raise ValueError(f"unknown combinations {unknown}; choose from {list(COMBINATION_NAMES)}")
     mode, size, shrunk_reason = choose_size(mode)
     config = sized_config(base, size)
-    tcfg = config.train
-    report: dict = {
-        "schema_version": SCHEMA_VERSION, "complete": False, "started_utc": _now(),
-        "mode": mode, "mode_reason": shrunk_reason or "a GPU is present (or full size requested)",
-        "settings": {"task": tcfg.task, "image_size": list(tcfg.image_size),
-                     "batch_size": tcfg.batch_size, "timed_steps": size.steps,
-                     "serve_rounds": max(size.serve_steps, 20), "budget_s": budget_s,
-                     "train_seconds": train_seconds, "data_dir": data_dir,
-                     "category": category, "combinations": wanted},
-        "shrunk": ({part: shrunk_reason for part in ("serving", "throughput", "training_run")}
-                   if shrunk_reason else {}),
-    }
-
-    def save(part: str) -> None:
-        summarize(report)
-        report["seconds"] = round(time.monotonic() - start, 1)
-        files.write_json(output, plain(report))
-        if verbose:
-            print(f"[accelerator_check] {part} done after {report['seconds']} s -> {output}",
-                  flush=True)
-
+    report = new_report(config, size, mode, shrunk_reason, {
+        "budget_s": budget_s, "train_seconds": train_seconds, "data_dir": data_dir,
+        "category": category, "combinations": wanted})
+    save = _saver(report, output, start, verbose)
     save("start")
     report["environment"] = guarded(environment)
     save("environment")
@@ -341,27 +258,64 @@ def run_check(base: RunConfig, data_dir: str, category: str, output: str, mode: 
     image = cat.test_files[0] if cat and cat.test_files else None
     report["serving"] = guarded(lambda: speed.serving(config, size.serve_steps, image))
     save("serving")
-
-    no_data = None if cat else f"no training images: {data.get('error')}"
-    reserve = train_seconds + TRAIN_OVERHEAD_S if size.train_steps is None else 0.0
-    deadline = start + budget_s - reserve
-    if no_data:
-        report["throughput"] = {name: skipped(no_data) for name in COMBINATION_NAMES}
-    else:
-        report["throughput"] = measure_throughput(config, cat, size.steps, wanted,
-                                                  bf16_skip_reason(report["environment"]),
-                                                  deadline)
-    save("throughput")
-
-    if no_data:
-        report["training_run"] = skipped(no_data)
-    else:
-        report["training_run"] = _training_part(config, cat, size, report["throughput"],
-                                                train_seconds, start + budget_s)
+    _timed_parts(report, config, size, cat, wanted, start + budget_s, train_seconds, save)
     report["complete"] = True
     report["finished_utc"] = _now()
     save("training run")
     return report
+
+
+def new_report(config: RunConfig, size: CheckSize, mode: str, shrunk_reason: Optional[str],
+               settings: dict) -> dict:
+    """The report before any part has run: the mode, what is measured (``settings`` adds the
+    run's budget, data and combinations) and which parts are shrunk, and why."""
+    tcfg = config.train
+    return {
+        "schema_version": SCHEMA_VERSION, "complete": False, "started_utc": _now(),
+        "mode": mode, "mode_reason": shrunk_reason or "a GPU is present (or full size requested)",
+        "settings": {"task": tcfg.task, "image_size": list(tcfg.image_size),
+                     "batch_size": tcfg.batch_size, "timed_steps": size.steps,
+                     "serve_rounds": max(size.serve_steps, 20), **settings},
+        "shrunk": ({part: shrunk_reason for part in ("serving", "throughput", "training_run")}
+                   if shrunk_reason else {}),
+    }
+
+
+def _saver(report: dict, output: str, start: float, verbose: bool) -> Callable[[str], None]:
+    """``save(part)``: the report, summarised and timed, written to ``output`` atomically."""
+    def save(part: str) -> None:
+        summarize(report)
+        report["seconds"] = round(time.monotonic() - start, 1)
+        files.write_json(output, plain(report))
+        if verbose:
+            print(f"[accelerator_check] {part} done after {report['seconds']} s -> {output}",
+                  flush=True)
+
+    return save
+
+
+def _timed_parts(report: dict, config: RunConfig, size: CheckSize,
+                 category: Optional[data_lib.CategoryData], wanted: Sequence[str], end: float,
+                 train_seconds: float, save: Callable[[str], None]) -> None:
+    """The throughput of each combination, then the training run, both skipped without data;
+    the combinations stop in time to leave the training run its share of the budget (``end``,
+    in ``time.monotonic()`` seconds)."""
+    no_data = None if category else f"no training images: {report['data'].get('error')}"
+    reserve = train_seconds + TRAIN_OVERHEAD_S if size.train_steps is None else 0.0
+    if no_data:
+        report["throughput"] = {name: skipped(no_data) for name in COMBINATION_NAMES}
+    else:
+        report["throughput"] = measure_throughput(config, category, size.steps, wanted,
+                                                  bf16_skip_reason(report["environment"]),
+                                                  end - reserve)
+    save("throughput")
+    if no_data:
+        report["training_run"] = skipped(no_data)
+    else:
+        report["training_run"] = _training_part(config, category, size, report["throughput"],
+                                                train_seconds, end)
+
+
 
 
 def _training_part(config: RunConfig, category: data_lib.CategoryData, size: CheckSize,
@@ -388,4 +342,5 @@ def _training_part(config: RunConfig, category: data_lib.CategoryData, size: Che
 
 def default_data_dir() -> str:
     """The ``testdata/`` folder shipped beside the package."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "testdata")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(os.path.dirname(package), "testdata")

@@ -17,16 +17,17 @@ import tempfile
 import time
 from typing import Callable, Mapping, Optional, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import density as density_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, decode, preprocess
 from cutpaste_tf.data.pipeline import resize_uint8
-from cutpaste_tf.density import gaussian as density_lib
-from cutpaste_tf.pipeline import runner
+from cutpaste_tf.pipeline import build
 from cutpaste_tf.serving import savedmodel
-from cutpaste_tf.training import train
+from cutpaste_tf.training import step as step_lib
 
 
 def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
@@ -63,11 +64,11 @@ def training(config: RunConfig, category: CategoryData, steps: int) -> dict:
     augments, so its figure includes the augmentation; without, it does not.
     """
     tcfg = config.train
-    model = runner.build_model(config, tcfg.precision)
-    optimizer = train.make_optimizer(tcfg)
+    model = build.build_model(config, tcfg.precision)
+    optimizer = step_lib.make_optimizer(tcfg)
     optimizer.build(model.trainable_variables)
-    step = train.make_train_step(model, optimizer, tcfg)
-    batches = runner.training_batches(category, config, tf.distribute.get_strategy())
+    step = step_lib.make_train_step(model, optimizer, tcfg)
+    batches = build.training_batches(category, config, tf.distribute.get_strategy())
     constant = next(batches)
     seconds_constant = seconds_per_call(lambda: float(step(*constant)["loss"]), steps)
     seconds_pipeline = seconds_per_call(lambda: float(step(*next(batches))["loss"]), steps)
@@ -104,15 +105,11 @@ def serving(config: RunConfig, steps: int, image_path: Optional[str] = None) -> 
     """
     size = tuple(config.train.image_size)
     feature = config.density.feature
-    model = runner.build_model(config)
+    model = build.build_model(config)
     encoded = serving_image(size, image_path)
     image = preprocess(decode(encoded), size)[None]  # what the bare network gets
-    dim = int(model(image, training=False)[feature].shape[-1])
-    features = np.random.default_rng(0).normal(size=(64, dim)).astype(np.float32)
-    density = density_lib.fit_density("gde", features)
+    density, bare = _bare_network(model, image, feature)
     scorer = savedmodel.AnomalyScorer(model, density, size, feature)
-    bare = tf.function(lambda x: density.score(
-        tf.cast(model(x, training=False)[feature], tf.float32)))
     with tempfile.TemporaryDirectory() as tmp:
         loaded = savedmodel.load(savedmodel.export(scorer, tmp, "bench"))
         by_bytes = loaded.signatures["serving_default"]
@@ -125,6 +122,30 @@ def serving(config: RunConfig, steps: int, image_path: Optional[str] = None) -> 
         served = float(by_bytes(image_bytes=encoded[None])["score"][0])
         many = tf.random.uniform([32, *size, 3])
         seconds = seconds_per_call(lambda: by_float(images=many)["score"].numpy(), steps)
+    return {
+        **_latencies(times),
+        "serving_score_abs_diff": float(abs(served - float(bare(image)[0]))),
+        "serving_rounds": int(len(times["bare"])),
+        "serving_image": image_path or "synthetic",
+        "serving_batch32_images_per_s": round(32 / seconds, 1),
+    }
+
+
+def _bare_network(model: keras.Model, image: tf.Tensor, feature: str
+                  ) -> tuple[density_lib.Density, Callable[[tf.Tensor], tf.Tensor]]:
+    """A Gaussian density on random features of the model's size (the cost does not depend on
+    its fit), and the bare network: model and density score in one ``tf.function``."""
+    dim = int(model(image, training=False)[feature].shape[-1])
+    features = np.random.default_rng(0).normal(size=(64, dim)).astype(np.float32)
+    density = density_lib.fit_density("gde", features)
+    bare = tf.function(lambda x: density.score(
+        tf.cast(model(x, training=False)[feature], tf.float32)))
+    return density, bare
+
+
+def _latencies(times: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Median and 95th-percentile latencies (ms) of the timed calls, and the serving paths'
+    medians over the bare network's."""
     p50 = {name: float(np.percentile(t, 50)) for name, t in times.items()}
     return {
         "serving_latency_ms_p50": round(1000 * p50["float"], 2),
@@ -135,8 +156,4 @@ def serving(config: RunConfig, steps: int, image_path: Optional[str] = None) -> 
         "bare_latency_ms_p50": round(1000 * p50["bare"], 2),
         "serving_bytes_over_bare": round(p50["bytes"] / p50["bare"], 3),
         "serving_float_over_bare": round(p50["float"] / p50["bare"], 3),
-        "serving_score_abs_diff": float(abs(served - float(bare(image)[0]))),
-        "serving_rounds": int(len(times["bare"])),
-        "serving_image": image_path or "synthetic",
-        "serving_batch32_images_per_s": round(32 / seconds, 1),
     }

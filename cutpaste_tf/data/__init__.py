@@ -16,7 +16,6 @@ from cutpaste_tf.data.pipeline import (
                                     decode,
                                     eval_dataset,
                                     load_image,
-                                    load_mask,
                                     preprocess,
                                     train_dataset,
 )
@@ -31,6 +30,6 @@ __all__ = [
     "CategoryData", "DataError", "ImageHeader", "LAYOUTS", "ValidationReport", "augment_batch",
     "category_info", "decode", "eval_dataset", "index_folders", "index_layout", "index_mvtec",
     "layout_categories", "list_images",
-    "load_image", "load_mask", "mvtec_categories", "preprocess", "read_header", "train_dataset",
+    "load_image", "mvtec_categories", "preprocess", "read_header", "train_dataset",
     "validate_category",
 ]

@@ -201,7 +201,31 @@ def index_visa(root: str, category: str, kind: str = "object") -> CategoryData:
         tuple(t[2] for t in tests)), os.path.join(root, VISA_SPLIT))
 
 
-# --------------------------------------------------------------------------- BTAD
+# --------------------------------------------------------------------------- BTAD, MVTec LOCO AD
+def _index_folders(layout: str, unit: str, root: str, category: str, kind: str, normal: str,
+                   mask_of: Callable[[str, str, str], MaskEntry],
+                   validation: bool = False) -> CategoryData:
+    """One category: ``train/<normal>``, ``validation/<normal>`` (``val_files``, if
+    ``validation``), ``test/<normal>`` and ``test/<defect>``; ``mask_of(category folder, defect,
+    image)`` finds a mask; messages call a category ``unit`` ("product", "category")."""
+    folder, base = os.path.join(root, category), f"<root>/<{unit}>"
+    if not tf.io.gfile.isdir(folder):
+        raise _unknown(layout, category, root, _categories_with(
+            root, layout, f"{base}/train/{normal}", "train", normal))
+    ignored: list[str] = []
+    train = _folder_images(os.path.join(folder, "train", normal), layout,
+                           f"{base}/train/{normal}", "training", ignored)
+    val = _folder_images(os.path.join(folder, "validation", normal), layout,
+                         f"{base}/validation/{normal}", "validation", ignored) if validation else []
+    test_root = os.path.join(folder, "test")
+    _require(os.path.join(test_root, normal), layout, f"{base}/test/{normal}")
+    files, labels, defects, masks = _test_split(
+        test_root, normal, lambda defect, path: mask_of(folder, defect, path), ignored)
+    return index._checked(CategoryData(category, kind, False, tuple(train), tuple(files),
+                                       tuple(labels), tuple(defects), tuple(masks),
+                                       tuple(ignored), val_files=tuple(val)), test_root)
+
+
 def btad_categories(root: str) -> list[str]:
     """BTAD product folders: those with a ``train/ok`` folder."""
     return _categories_with(root, "btad", "<root>/<product>/train/ok", "train", "ok")
@@ -209,36 +233,25 @@ def btad_categories(root: str) -> list[str]:
 
 def index_btad(root: str, category: str, kind: str = "object") -> CategoryData:
     """Indexes one BTAD product: ``ok`` is normal, every other test folder a defect type."""
-    folder = os.path.join(root, category)
-    if not tf.io.gfile.isdir(folder):
-        raise _unknown("btad", category, root, btad_categories(root))
-    ignored: list[str] = []
-    train = _folder_images(os.path.join(folder, "train", "ok"), "btad",
-                           "<root>/<product>/train/ok", "training", ignored)
-    test_root = os.path.join(folder, "test")
-    _require(os.path.join(test_root, "ok"), "btad", "<root>/<product>/test/ok")
     found: dict[str, dict[str, str]] = {}  # defect -> {stem: mask}, read once per folder
 
-    def mask_of(defect: str, path: str) -> MaskEntry:
+    def mask_of(folder: str, defect: str, path: str) -> MaskEntry:
         if defect not in found:
             found[defect] = _stems(os.path.join(folder, "ground_truth", defect))
         return found[defect].get(os.path.splitext(os.path.basename(path))[0])
 
-    files, labels, defects, masks = _test_split(test_root, "ok", mask_of, ignored)
-    return index._checked(CategoryData(category, kind, False, tuple(train), tuple(files),
-                                       tuple(labels), tuple(defects), tuple(masks),
-                                       tuple(ignored)), test_root)
+    return _index_folders("btad", "product", root, category, kind, "ok", mask_of)
 
 
-# --------------------------------------------------------------------------- MVTec LOCO AD
 def loco_categories(root: str) -> list[str]:
     """MVTec LOCO AD category folders: those with a ``train/good`` folder."""
     return _categories_with(root, "mvtec_loco", "<root>/<category>/train/good", "train", "good")
 
 
-def _loco_mask(folder: str) -> MaskEntry:
-    """The masks of one defective image: a path, a tuple of several, or None if none."""
-    found = tuple(_masks_in(folder))
+def _loco_mask(folder: str, defect: str, path: str) -> MaskEntry:
+    """The masks in ``ground_truth/<defect>/<image stem>/``: a path, several, or None."""
+    found = tuple(_masks_in(os.path.join(folder, "ground_truth", defect,
+                                         os.path.splitext(os.path.basename(path))[0])))
     if not found:
         return None
     return found[0] if len(found) == 1 else found
@@ -246,23 +259,8 @@ def _loco_mask(folder: str) -> MaskEntry:
 
 def index_mvtec_loco(root: str, category: str, kind: str = "object") -> CategoryData:
     """Indexes one MVTec LOCO AD category; ``validation/good`` becomes ``val_files``."""
-    folder = os.path.join(root, category)
-    if not tf.io.gfile.isdir(folder):
-        raise _unknown("mvtec_loco", category, root, loco_categories(root))
-    ignored: list[str] = []
-    train = _folder_images(os.path.join(folder, "train", "good"), "mvtec_loco",
-                           "<root>/<category>/train/good", "training", ignored)
-    val = _folder_images(os.path.join(folder, "validation", "good"), "mvtec_loco",
-                         "<root>/<category>/validation/good", "validation", ignored)
-    test_root = os.path.join(folder, "test")
-    _require(os.path.join(test_root, "good"), "mvtec_loco", "<root>/<category>/test/good")
-    files, labels, defects, masks = _test_split(
-        test_root, "good", lambda defect, path: _loco_mask(os.path.join(
-            folder, "ground_truth", defect, os.path.splitext(os.path.basename(path))[0])),
-        ignored)
-    return index._checked(CategoryData(category, kind, False, tuple(train), tuple(files),
-                                       tuple(labels), tuple(defects), tuple(masks),
-                                       tuple(ignored), val_files=tuple(val)), test_root)
+    return _index_folders("mvtec_loco", "category", root, category, kind, "good", _loco_mask,
+                          validation=True)
 
 
 # --------------------------------------------------------------------------- KolektorSDD2
@@ -270,11 +268,6 @@ def kolektor_categories(root: str) -> list[str]:
     """KolektorSDD2 is one category."""
     _require(os.path.join(root, "train"), "kolektorsdd2", "<root>/train")
     return [KOLEKTOR_NAME]
-
-
-def _mask_is_empty(path: str) -> bool:
-    """Whether a mask marks no pixel, read by the one mask reader (any format it takes)."""
-    return not bool(masks.read_file(path).values.any())
 
 
 def _kolektor_split(root: str, split: str) -> list[tuple[str, str, bool]]:
@@ -292,7 +285,8 @@ def _kolektor_split(root: str, split: str) -> list[tuple[str, str, bool]]:
         if mask_name not in names:
             raise _missing("kolektorsdd2", f"<root>/{split}/<id>{KOLEKTOR_MASK_SUFFIX} beside "
                            f"every <root>/{split}/<id>.png", mask)
-        out.append((os.path.join(folder, name), mask, _mask_is_empty(mask)))
+        # Empty: no pixel marked, read by the one mask reader (any format it takes).
+        out.append((os.path.join(folder, name), mask, not masks.read_file(mask).values.any()))
     if not out:
         raise DataError(f"--dataset=kolektorsdd2 expects <root>/{split}/<id>.png images; "
                         f"{folder} holds none")

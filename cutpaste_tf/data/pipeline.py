@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf.config import TASK_VIEWS, AugmentConfig
-from cutpaste_tf.data import masks
 from cutpaste_tf.ops import patches, tasks
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -81,17 +80,6 @@ def load_image_uint8(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
 def load_image(path: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
     """Reads, decodes and preprocesses one image file."""
     return to_float(load_image_uint8(path, image_size))
-
-
-def load_mask(path, image_size: Sequence[int],
-              threshold: float = masks.DEFAULT_THRESHOLD) -> tf.Tensor:
-    """A ground-truth mask as float32 {0, 1} [H, W] at ``image_size`` (nearest), read eagerly
-    by :func:`cutpaste_tf.data.masks.read_mask`: ``path`` is a path (str or string tensor) or
-    several paths merged by OR."""
-    if isinstance(path, tf.Tensor):
-        path = path.numpy()
-        path = path.decode() if isinstance(path, bytes) else tuple(p.decode() for p in path)
-    return tf.constant(masks.read_mask(path, image_size, threshold), tf.float32)
 
 
 def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, batch_size: int,

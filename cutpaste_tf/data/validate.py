@@ -137,15 +137,30 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
         raise ValueError(f"min_size and max_pixels must be positive, got {min_size}, {max_pixels}")
     mask_lib.check_threshold(mask_threshold)
     report = ValidationReport(data.name, ignored_files=data.ignored_files)
-    problems: list[str] = []
     images = list(dict.fromkeys(data.train_files + data.val_files + data.test_files))
     entries = {image: mask_lib.mask_paths(entry)
                for image, entry in zip(data.test_files, data.mask_files)
                if mask_lib.mask_paths(entry)}
     mask_files = list(dict.fromkeys(path for files in entries.values() for path in files))
+    headers, problems = _read_headers(images + mask_files, max_pixels)
+    problems += _check_images(images, headers, min_size, image_size, report)
+    problems += _check_masks(data, entries, headers, report)
+    if decode:
+        problems += _decode_all(data, images, entries, headers, mask_threshold,
+                                workers or min(16, os.cpu_count() or 1), report)
+    report.num_images, report.num_masks = len(images), len(mask_files)
+    if problems:
+        raise DataError(format_problems(data.name, problems))
+    return report
 
+
+def _read_headers(paths: Sequence[str], max_pixels: int
+                  ) -> tuple[dict[str, ImageHeader], list[str]]:
+    """The headers of the files that can be decoded, and what is wrong with the others
+    (unreadable, over ``max_pixels``, empty)."""
     headers: dict[str, ImageHeader] = {}
-    for path in images + mask_files:
+    problems: list[str] = []
+    for path in paths:
         try:
             header = read_header(path)
         except DataError as e:
@@ -159,7 +174,14 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
             problems.append(f"{path}: header says {header.width}x{header.height}, an empty image")
             continue
         headers[path] = header
+    return headers, problems
 
+
+def _check_images(images: Sequence[str], headers: dict[str, ImageHeader], min_size: int,
+                  image_size: Optional[Sequence[int]], report: ValidationReport) -> list[str]:
+    """Images under ``min_size`` (a problem; no longer decoded); counts the conversions to
+    8-bit RGB and the images smaller than ``image_size`` in ``report``."""
+    problems = []
     for path in images:
         header = headers.get(path)
         if header is None:
@@ -174,33 +196,34 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
         if image_size is not None and (header.height < image_size[0]
                                        or header.width < image_size[1]):
             report.upscaled += 1
+    return problems
 
-    problems += _check_masks(data, entries, headers, report)
 
-    if decode:
-        labels = dict(zip(data.test_files, data.test_labels))
-        jobs = [(image, files) for image, files in entries.items()
-                if all(path in headers for path in files)]
-        workers = workers or min(16, os.cpu_count() or 1)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for problem in pool.map(lambda p: _decode_problem(p, headers[p]),
-                                    [p for p in images if p in headers]):
-                if problem:
-                    problems.append(problem)
-            for (image, files), (bad, notes, empty, full) in zip(jobs, pool.map(
-                    lambda job: _read_masks(job[0], job[1], headers, mask_threshold), jobs)):
-                problems += bad
-                for phrase in notes:
-                    report.mask_conversions[phrase] = report.mask_conversions.get(phrase, 0) + 1
-                if empty and labels.get(image):
-                    report.empty_masks.append(" + ".join(files))
-                if full:
-                    report.full_masks.append(" + ".join(files))
-
-    report.num_images, report.num_masks = len(images), len(mask_files)
-    if problems:
-        raise DataError(format_problems(data.name, problems))
-    return report
+def _decode_all(data: CategoryData, images: Sequence[str], entries: dict[str, tuple[str, ...]],
+                headers: dict[str, ImageHeader], threshold: float, workers: int,
+                report: ValidationReport) -> list[str]:
+    """Decodes every image, and reads every image's masks, once (on ``workers`` threads):
+    what is wrong with them; the masks' conversions and all-zero or all-defect masks go to
+    ``report``."""
+    problems = []
+    labels = dict(zip(data.test_files, data.test_labels))
+    jobs = [(image, files) for image, files in entries.items()
+            if all(path in headers for path in files)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for problem in pool.map(lambda p: _decode_problem(p, headers[p]),
+                                [p for p in images if p in headers]):
+            if problem:
+                problems.append(problem)
+        for (image, files), (bad, notes, empty, full) in zip(jobs, pool.map(
+                lambda job: _read_masks(job[0], job[1], headers, threshold), jobs)):
+            problems += bad
+            for phrase in notes:
+                report.mask_conversions[phrase] = report.mask_conversions.get(phrase, 0) + 1
+            if empty and labels.get(image):
+                report.empty_masks.append(" + ".join(files))
+            if full:
+                report.full_masks.append(" + ".join(files))
+    return problems
 
 
 def _check_masks(data: CategoryData, entries: dict[str, tuple[str, ...]],

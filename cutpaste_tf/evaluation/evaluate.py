@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import density as density_lib
 from cutpaste_tf import files
 from cutpaste_tf.config import DensityConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
-from cutpaste_tf.density import gaussian as density_lib
 from cutpaste_tf.evaluation import metrics
 
 

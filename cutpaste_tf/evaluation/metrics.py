@@ -1,8 +1,10 @@
-"""AUROC, seed statistics and paper-style result tables (Table 1 of the CutPaste paper).
+"""AUROC, seed statistics (the paper's mean ± standard error and group averages) and the pixel
+metrics of localisation (pixel AUROC, AU-PRO). The Markdown result tables built from them are in
+:mod:`cutpaste_tf.reporting.tables`.
 
 Conventions: labels are 1 for anomalous and 0 for normal, and a higher score means more anomalous.
-Per-category results passed to ``summarize`` / ``markdown_table`` are AUROCs as fractions in [0, 1]
-(what ``auroc`` returns): one float per category, or a sequence with one value per seed.
+Per-category results passed to ``summarize`` are AUROCs as fractions in [0, 1] (what ``auroc``
+returns): one float per category, or a sequence with one value per seed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from cutpaste_tf.reporting import paper
+from cutpaste_tf.data.mvtec import MVTEC_KINDS
 
 KIND_GROUPS: tuple[str, ...] = ("texture", "object")
 
@@ -67,7 +69,7 @@ def average_of_mean_and_stderr(stats: Sequence[tuple[float, float | None]]
     return mean, (None if any(se is None for se in errors) else float(np.mean(errors)))
 
 
-def _as_values(result: float | Sequence[float]) -> list[float]:
+def as_values(result: float | Sequence[float]) -> list[float]:
     """One category's result as a list of per-seed values."""
     if isinstance(result, (int, float, np.floating, np.integer)):
         return [float(result)]
@@ -105,13 +107,13 @@ def summarize(
     """
     if not per_category:
         raise ValueError("summarize: no categories")
-    kinds = paper.MVTEC_KINDS if kinds is None else kinds
+    kinds = MVTEC_KINDS if kinds is None else kinds
     per_cat: dict[str, MeanSe] = {}
     counts: dict[str, int] = {}
     groups: dict[str, list[str]] = {g: [] for g in KIND_GROUPS}
     for category, result in per_category.items():
         try:
-            values = _as_values(result)
+            values = as_values(result)
         except ValueError as e:
             raise ValueError(f"summarize: category {category!r}: {e}") from None
         per_cat[category] = mean_and_stderr(values)
@@ -124,92 +126,6 @@ def summarize(
         if cats:
             averages[group] = average_of_mean_and_stderr([per_cat[c] for c in cats])
     return {"per_category": per_cat, "num_values": counts, "averages": averages}
-
-
-def display_name(category: str) -> str:
-    """A category name as the paper prints it ("metal_nut" -> "metal nut")."""
-    return category.replace("_", " ")
-
-
-def format_ours(mean_se: MeanSe, with_se: bool) -> str:
-    """Our AUROC (a fraction) as a percentage with one decimal, "mean ± se" when several seeds."""
-    mean, se = mean_se
-    return f"{100 * mean:.1f} ± {100 * se:.1f}" if with_se else f"{100 * mean:.1f}"
-
-
-def format_paper(value: MeanSe | list[float] | float | None) -> str:
-    """A paper number (already in percent; one value or a (mean, se) pair), or an em dash
-    when the paper has none."""
-    if value is None:
-        return "—"
-    if isinstance(value, (tuple, list)):
-        return f"{value[0]:.1f} ± {value[1]:.1f}"
-    return f"{value:.1f}"
-
-
-def order_categories(categories: Sequence[str]) -> list[str]:
-    """MVTec categories in the paper's order first, then any others in the order given."""
-    known = [c for c in paper.MVTEC_CATEGORIES if c in categories]
-    return known + [c for c in categories if c not in paper.MVTEC_KINDS]
-
-
-def markdown_table(
-    per_category: Mapping[str, float | Sequence[float]],
-    kinds: Mapping[str, str] | None,
-    task: str,
-    title: str | None = None,
-    flagged: Sequence[str] = (),
-) -> str:
-    """A Markdown table laid out like the paper's Table 1, our AUROC (%) beside the paper's.
-
-    Categories in ``flagged`` (runs whose proxy task did not learn) are marked with ⚠.
-
-    Rows: a texture block and its average, an object block and its average, then the overall
-    average; blocks without categories are left out. ``task`` picks the paper column (a key of
-    ``paper.TABLE1`` or "pixel" for Table 2). A paper average is shown only when the block holds
-    exactly the paper's categories of that group, since otherwise the two numbers average over
-    different sets; "—" marks missing paper numbers.
-    """
-    paper_cats, paper_avgs = paper.paper_results(task)
-    for category, result in per_category.items():
-        values = _as_values(result)
-        if any(not (0.0 <= v <= 1.0) for v in values):
-            raise ValueError(
-                f"markdown_table: {category!r} has values outside [0, 1] {values}; "
-                "pass AUROC fractions (the table converts to percent)"
-            )
-    summary = summarize(per_category, kinds)
-    kinds = paper.MVTEC_KINDS if kinds is None else kinds
-    per_cat, counts, averages = summary["per_category"], summary["num_values"], summary["averages"]
-
-    lines: list[str] = []
-    if title:
-        lines += [f"### {title}", ""]
-    lines += [
-        f"| Category | Ours (AUROC %) | Paper {paper.TASK_LABELS[task]} |",
-        "| --- | ---: | ---: |",
-    ]
-
-    def avg_row(label: str, cats: list[str], group: str, paper_set: tuple[str, ...]) -> str:
-        with_se = any(counts[c] > 1 for c in cats)
-        theirs = paper_avgs.get(group) if set(cats) == set(paper_set) else None
-        return f"| **{label}** | {format_ours(averages[group], with_se)} | {format_paper(theirs)} |"
-
-    paper_sets = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS}
-    for group in KIND_GROUPS:
-        cats = order_categories([c for c in per_category if kinds[c] == group])
-        if not cats:
-            continue
-        lines.append(f"| *{group}* | | |")
-        for c in cats:
-            theirs = paper_cats.get(c)
-            lines.append(
-                f"| {display_name(c)}{' ⚠' if c in flagged else ''} | "
-                f"{format_ours(per_cat[c], counts[c] > 1)} | {format_paper(theirs)} |"
-            )
-        lines.append(avg_row(f"{group} average", cats, group, paper_sets[group]))
-    lines.append(avg_row("average", list(per_category), "all", paper.MVTEC_CATEGORIES))
-    return "\n".join(lines) + "\n"
 
 
 # =============================================================================================
@@ -297,39 +213,3 @@ def aupro(maps, masks, max_fpr: float = 0.3) -> float:
         y = np.r_[y, pro[end - 1] + t * (pro[end] - pro[end - 1])]
     area = float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
     return area / max_fpr
-
-
-def localization_table(pixel_aurocs: Mapping[str, float], aupros: Mapping[str, float],
-                       kinds: Mapping[str, str] | None, title: str | None = None) -> str:
-    """Table-2-style Markdown: our pixel AUROC beside the paper's, and our AU-PRO (0.3)."""
-    kinds = paper.MVTEC_KINDS if kinds is None else kinds
-    ours = summarize(pixel_aurocs, kinds)
-    pros = summarize(aupros, kinds) if aupros else None
-    lines = [f"### {title}", ""] if title else []
-    lines += ["| Category | Pixel AUROC % | Paper (Table 2) | AU-PRO (FPR ≤ 0.3) % |",
-              "| --- | ---: | ---: | ---: |"]
-
-    def pro(key, group=False):
-        if pros is None:
-            return "—"
-        table = pros["averages"] if group else pros["per_category"]
-        return format_ours(table[key], False) if key in table else "—"
-
-    sets = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS,
-            "all": paper.MVTEC_CATEGORIES}
-    for group in KIND_GROUPS:
-        cats = order_categories([c for c in pixel_aurocs if kinds[c] == group])
-        if not cats:
-            continue
-        lines.append(f"| *{group}* | | | |")
-        for c in cats:
-            lines.append(f"| {display_name(c)} | {format_ours(ours['per_category'][c], False)} | "
-                         f"{format_paper(paper.TABLE2_PIXEL.get(c))} | {pro(c)} |")
-        theirs = paper.TABLE2_PIXEL_AVERAGES[group] if set(cats) == set(sets[group]) else None
-        lines.append(f"| **{group} average** | {format_ours(ours['averages'][group], False)} | "
-                     f"{format_paper(theirs)} | {pro(group, True)} |")
-    theirs = (paper.TABLE2_PIXEL_AVERAGES["all"]
-              if set(pixel_aurocs) == set(sets["all"]) else None)
-    lines.append(f"| **average** | {format_ours(ours['averages']['all'], False)} | "
-                 f"{format_paper(theirs)} | {pro('all', True)} |")
-    return "\n".join(lines) + "\n"

@@ -148,6 +148,41 @@ def f1_threshold(scores: Sequence[float], labels: Sequence[int]) -> Threshold:
                      note=f"F1 {best_f1:.4f} on the labelled validation images")
 
 
+def record(normal: Threshold, normal_scores: Sequence[float], normal_files: Sequence[str],
+           final: Threshold, labelled: Optional[tuple[Sequence[str], Sequence[int],
+                                                       Sequence[float]]] = None) -> dict:
+    """What a category's ``threshold.json`` holds, for image and patch models alike.
+
+    ``normal`` is the threshold set from ``normal_scores`` (of ``normal_files``, or of the
+    training images when there are none); ``final`` is the one in use (``normal``, or the F1
+    threshold of the ``labelled`` (files, labels, scores) validation set). The normal scores
+    are kept so that a new quantile can be taken later (:func:`from_record`).
+    """
+    out = {"normal_method": normal.method, "normal_threshold": normal.to_dict(),
+           "normal_scores": np.asarray(normal_scores).tolist(),
+           "normal_files": list(normal_files)}
+    if labelled is not None:
+        paths, labels, scores = labelled
+        out.update(labelled_files=list(paths), labelled_labels=[int(v) for v in labels],
+                   labelled_scores=np.asarray(scores).tolist())
+    out["threshold"] = final.to_dict()
+    return out
+
+
+def from_record(record: dict, value: Optional[float] = None,
+                quantile: Optional[float] = None) -> Threshold:
+    """A threshold for a trained category, given its ``threshold.json`` ``record``: ``value``
+    if given (a manual one), else the ``quantile`` of the stored normal scores if given, else
+    the stored threshold."""
+    if value is not None:
+        return Threshold(float(value), "manual", note="set with launch.export --threshold")
+    if quantile is not None:
+        if not record.get("normal_scores"):
+            raise ValueError("threshold.json holds no normal scores to take a quantile of")
+        return quantile_threshold(record["normal_scores"], quantile, record["normal_method"])
+    return Threshold(**record["threshold"])
+
+
 def decision_metrics(scores: Sequence[float], labels: Sequence[int], value: float) -> dict:
     """False-positive rate, recall, precision and F1 of ``score > value`` (for reporting only)."""
     s = np.asarray(scores, dtype=np.float64)

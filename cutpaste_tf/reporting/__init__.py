@@ -1,1 +1,2 @@
-"""Reporting: the HTML report, experiment tables and the paper's published numbers."""
+"""Reporting: the paper-style result tables (tables.py), experiment tables, the HTML report and
+the paper's published numbers."""

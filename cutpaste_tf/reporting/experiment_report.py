@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from cutpaste_tf import files
 from cutpaste_tf.analysis import experiment
+from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import report
 
 
@@ -39,14 +40,14 @@ def _curves(experiment_dir: str, setting: dict, category: str) -> dict:
     """Per seed (labels, scores) of one category, and the ensemble's when it was computed."""
     curves, members, stats, labels = {}, [], [], {}
     for seed, rel in sorted(setting["runs"].items(), key=lambda kv: int(kv[0])):
-        path = os.path.join(experiment_dir, rel, category, "scores.csv")
+        path = os.path.join(experiment_dir, rel, category, rundir.SCORES_FILE)
         if not tf.io.gfile.exists(path):
             continue
         scores, labels = experiment.read_scores(path)
         paths = sorted(scores)
         curves[f"seed {seed}"] = (np.array([labels[p] for p in paths]),
                                   np.array([scores[p] for p in paths]))
-        record = files.read_json(os.path.join(experiment_dir, rel, category, "results.json"))
+        record = files.read_json(os.path.join(experiment_dir, rel, category, rundir.RESULTS_FILE))
         if "train_score_stats" in record:
             members.append(scores)
             stats.append((record["train_score_stats"]["mean"], record["train_score_stats"]["std"]))
@@ -62,17 +63,17 @@ def _curves(experiment_dir: str, setting: dict, category: str) -> dict:
 def write_experiment_report(experiment_dir: str, out_path: str | None = None) -> str:
     """Writes ``<experiment_dir>/report.html`` (or ``out_path``); returns its path."""
     report.pyplot()  # fail early and clearly without matplotlib
-    summary_path = os.path.join(experiment_dir, "results.json")
+    summary_path = os.path.join(experiment_dir, rundir.RESULTS_FILE)
     if not tf.io.gfile.exists(summary_path):
         raise ValueError(f"{experiment_dir!r} holds no results.json of a launch.experiment run")
     summary = files.read_json(summary_path)
     if "settings" not in summary:
         raise ValueError(f"{summary_path} is not an experiment's results.json (no 'settings'); "
                          "for one run use --model_dir")
-    out_path = out_path or os.path.join(experiment_dir, "report.html")
+    out_path = out_path or os.path.join(experiment_dir, rundir.REPORT_FILE)
     name = os.path.basename(os.path.normpath(experiment_dir))
     body = [f"<h1>CutPaste experiment: {html.escape(name)}</h1>"]
-    with tf.io.gfile.GFile(os.path.join(experiment_dir, "results.md")) as f:
+    with tf.io.gfile.GFile(os.path.join(experiment_dir, rundir.RESULTS_TABLE)) as f:
         body.append(report.markdown_to_html(f.read()))
     for setting in summary["settings"]:
         body.append(f"<h2>{html.escape(setting['name'])}</h2>")

@@ -14,12 +14,10 @@ from typing import Mapping, Optional, Sequence
 
 from cutpaste_tf import files
 from cutpaste_tf.analysis.experiment import GROUPS
-from cutpaste_tf.evaluation import metrics
-from cutpaste_tf.reporting import paper
+from cutpaste_tf.pipeline import rundir
+from cutpaste_tf.reporting import paper, tables
 from cutpaste_tf.training import learning
 
-PAPER_GROUPS = {"texture": paper.MVTEC_TEXTURES, "object": paper.MVTEC_OBJECTS,
-                "all": paper.MVTEC_CATEGORIES}
 AVERAGING = ("per category: mean ± standard error (sample std / sqrt(n)) over seeds; texture / "
              "object / all: as in the paper (Sec. 4.1), the mean of the categories' means ± the "
              "mean of their standard errors; \"s.e. of the average\" columns: each seed's "
@@ -46,7 +44,7 @@ def paper_numbers(setting: Mapping, kinds: Mapping[str, str]) -> dict:
         except ValueError:
             averages = {}
     comparable = {g for g in GROUPS
-                  if set(c for c in kinds if g == "all" or kinds[c] == g) == set(PAPER_GROUPS[g])}
+                  if tables.same_as_paper((c for c in kinds if g == "all" or kinds[c] == g), g)}
     return {"per_category": {c: per_category[c] for c in kinds if c in per_category},
             "averages": {g: v for g, v in averages.items() if g in comparable},
             "ensemble": {c: ensemble[c] for c in kinds if c in ensemble},
@@ -101,7 +99,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
                                                .get(c)) + _mark(s, c, g))
         if with_paper:
             header.append(f"{_label(s)} (paper)")
-            getters.append(lambda c, g, s=s: metrics.format_paper(
+            getters.append(lambda c, g, s=s: tables.format_paper(
                 (s["paper"]["averages"] if g else s["paper"]["per_category"]).get(c)))
         if _several_seeds(s):
             header.append(f"{_label(s)}: {SE_OF_AVERAGE} (ours)")
@@ -114,7 +112,7 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
             (s["ensemble"]["averages"] if g else s["ensemble"]["per_category"]).get(c)))
         if with_paper and s["task"] == "3way" and s["flag"] is None:
             header.append("Ensemble of 5, CutPaste (3-way) (paper)")
-            getters.append(lambda c, g, s=s: metrics.format_paper(
+            getters.append(lambda c, g, s=s: tables.format_paper(
                 (s["paper"]["ensemble_averages"] if g else s["paper"]["ensemble"]).get(c)))
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     blank = " |" * (len(header) - 1)
@@ -122,12 +120,10 @@ def table1(settings: Sequence[Mapping], kinds: Mapping[str, str], with_paper: bo
     def row(label: str, key: str, group: bool) -> str:
         return f"| {label} | " + " | ".join(get(key, group) for get in getters) + " |"
 
-    for group in metrics.KIND_GROUPS:
-        cats = metrics.order_categories([c for c in kinds if kinds[c] == group])
-        if cats:
-            lines.append(f"| *{group}* |{blank}")
-            lines += [row(metrics.display_name(c), c, False) for c in cats]
-            lines.append(row(f"**{group} average**", group, True))
+    for group, cats in tables.group_blocks(kinds, kinds):
+        lines.append(f"| *{group}* |{blank}")
+        lines += [row(tables.display_name(c), c, False) for c in cats]
+        lines.append(row(f"**{group} average**", group, True))
     lines.append(row("**average**", "all", True))
     return "\n".join(lines) + "\n"
 
@@ -142,7 +138,7 @@ def sweep_table(settings: Sequence[Mapping]) -> str:
         lines.append(f"| {group} (ours) | " + " | ".join(_ours(s["averages"].get(group))
                                                          for s in settings) + " |")
         lines.append(f"| {group} (paper) | " + " | ".join(
-            metrics.format_paper(s["paper"]["averages"].get(group)) for s in settings) + " |")
+            tables.format_paper(s["paper"]["averages"].get(group)) for s in settings) + " |")
         if any(_several_seeds(s) for s in settings):
             lines.append(f"| {group}: {SE_OF_AVERAGE} (ours) | " + " | ".join(
                 _se_of_average(s["averages"].get(group)) for s in settings) + " |")
@@ -188,6 +184,6 @@ def write(experiment_dir: str, settings: Sequence[Mapping], seeds: Sequence[int]
     summary = {"seeds": list(seeds), "sweep": sweep, "kinds": kinds, "averaging": AVERAGING,
                "settings": settings}
     text = markdown(summary)
-    files.write_json(os.path.join(experiment_dir, "results.json"), summary)
-    files.write_text(os.path.join(experiment_dir, "results.md"), text)
+    files.write_json(os.path.join(experiment_dir, rundir.RESULTS_FILE), summary)
+    files.write_text(os.path.join(experiment_dir, rundir.RESULTS_TABLE), text)
     return text

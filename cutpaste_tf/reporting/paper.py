@@ -1,7 +1,8 @@
 """Published numbers from the CutPaste paper (Li et al., CVPR 2021), for comparison tables.
 
 All values are AUROC in percent, transcribed from the paper text (shared/paper/cutpaste_cvpr2021.txt);
-``tests/evaluation/test_metrics.py`` re-parses the paper's table lines and checks every number here against them.
+``tests/reporting/test_paper.py`` re-parses the paper's table lines (kept verbatim in
+``tests/reporting/paper_tables.txt``) and checks every number here against them.
 
 Table 1 (image-level detection, 5 seeds, mean and standard error) has these proxy-task columns:
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from cutpaste_tf import files
 from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.training import learning
 
 MAX_HEATMAPS = 12  # per category
@@ -161,7 +162,7 @@ def training_section(model_dir: str, categories: list[str]) -> str:
     parts, plots, flagged = ['<h2 id="training">Proxy task: training accuracy</h2>'], [], []
     for category in categories:
         cdir = os.path.join(model_dir, category)
-        result = files.read_json(os.path.join(cdir, "results.json"))
+        result = files.read_json(os.path.join(cdir, rundir.RESULTS_FILE))
         verdict = result.get("learning")
         if verdict and not verdict["learned"]:
             flagged.append(f"{html.escape(category)} ({learning.figures(verdict)})")
@@ -185,7 +186,7 @@ def training_section(model_dir: str, categories: list[str]) -> str:
 
 def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
     """Heatmap PNGs of a category (bounded, spread over the defects) and its grid images."""
-    root = os.path.join(category_dir, "heatmaps")
+    root = os.path.join(category_dir, rundir.HEATMAP_DIR)
     grids = sorted(tf.io.gfile.glob(os.path.join(root, "*.png")))
     folders = [d for d in sorted(tf.io.gfile.glob(os.path.join(root, "*")))
                if tf.io.gfile.isdir(d)]
@@ -204,8 +205,8 @@ def _read(path: str) -> bytes:
 def _threshold(category_dir: str, result: dict) -> float | None:
     """The category's decision threshold, from results.json or threshold.json."""
     threshold = result.get("threshold")
-    if threshold is None and tf.io.gfile.exists(os.path.join(category_dir, "threshold.json")):
-        threshold = files.read_json(os.path.join(category_dir, "threshold.json")).get("threshold")
+    if threshold is None and tf.io.gfile.exists(os.path.join(category_dir, rundir.THRESHOLD_FILE)):
+        threshold = files.read_json(os.path.join(category_dir, rundir.THRESHOLD_FILE)).get("threshold")
     if isinstance(threshold, dict):
         threshold = threshold.get("value")
     return None if threshold is None else float(threshold)
@@ -251,13 +252,13 @@ def _inline(text: str) -> str:
 def _categories(model_dir: str) -> list[str]:
     """Categories of the run that have results."""
     return sorted(os.path.basename(os.path.dirname(p))
-                  for p in tf.io.gfile.glob(os.path.join(model_dir, "*", "results.json")))
+                  for p in tf.io.gfile.glob(os.path.join(model_dir, "*", rundir.RESULTS_FILE)))
 
 
 def category_section(model_dir: str, category: str) -> str:
     """The plots and galleries of one category."""
     cdir = os.path.join(model_dir, category)
-    result = files.read_json(os.path.join(cdir, "results.json"))
+    result = files.read_json(os.path.join(cdir, rundir.RESULTS_FILE))
     parts = [f'<h2 id="{html.escape(category)}">{html.escape(category)}</h2>']
     summary = {k: result[k] for k in ("auroc", "pixel_auroc", "aupro", "gradcam_layer",
                                       "pixel_auroc_not_reported", "num_train",
@@ -268,13 +269,13 @@ def category_section(model_dir: str, category: str) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
         for k, v in summary.items()) + "</table>")
     plots = []
-    scores_csv = os.path.join(cdir, "scores.csv")
+    scores_csv = os.path.join(cdir, rundir.SCORES_FILE)
     if tf.io.gfile.exists(scores_csv):
         _, labels, scores = evaluate.read_scores(scores_csv)
         plots.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
         plots.append(img_tag(histogram_png(labels, scores, summary["threshold"],
                                         f"{category}: test scores"), "score histogram"))
-    scalars, images = read_events(os.path.join(cdir, "logs", "train"))
+    scalars, images = read_events(os.path.join(cdir, rundir.LOG_DIR))
     curves = curves_png(scalars, f"{category}: training")
     if curves:
         plots.append(img_tag(curves, "training curves"))
@@ -286,7 +287,7 @@ def category_section(model_dir: str, category: str) -> str:
     heatmaps, grids = _heatmap_files(cdir)
     if heatmaps or grids:
         parts.append("<h3>Heatmaps</h3><div class=\"gallery\">" + "".join(
-            _caption(img_tag(_read(p), p), os.path.relpath(p, os.path.join(cdir, "heatmaps")))
+            _caption(img_tag(_read(p), p), os.path.relpath(p, os.path.join(cdir, rundir.HEATMAP_DIR)))
             for p in heatmaps) + "</div>")
         parts += [f'<div class="plots">{img_tag(_read(p), "heatmap grid")}</div>' for p in grids]
     return "\n".join(parts)
@@ -303,11 +304,11 @@ def _fmt(value) -> str:
 def write_report(model_dir: str, out_path: str | None = None) -> str:
     """Writes the HTML report of a run (default <model_dir>/report.html); returns its path."""
     pyplot()  # fail early and clearly without matplotlib
-    out_path = out_path or os.path.join(model_dir, "report.html")
+    out_path = out_path or os.path.join(model_dir, rundir.REPORT_FILE)
     categories = _categories(model_dir)
     body = [f"<h1>CutPaste report: {html.escape(os.path.basename(os.path.normpath(model_dir)))}"
             "</h1>", '<h2 id="results">Results against the paper</h2>']
-    results_md = os.path.join(model_dir, "results.md")
+    results_md = os.path.join(model_dir, rundir.RESULTS_TABLE)
     if tf.io.gfile.exists(results_md):
         with tf.io.gfile.GFile(results_md, "r") as f:
             body.append(markdown_to_html(f.read()))
@@ -315,7 +316,7 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
     body.append("<p>" + " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>'
                                    for c in categories) + "</p>")
     body += [category_section(model_dir, c) for c in categories]
-    config_path = os.path.join(model_dir, "config.json")
+    config_path = os.path.join(model_dir, rundir.CONFIG_FILE)
     if tf.io.gfile.exists(config_path):
         config = json.dumps(files.read_json(config_path), indent=2, sort_keys=True)
         body.append('<h2 id="settings">Settings</h2>'

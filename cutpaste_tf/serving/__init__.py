@@ -1,1 +1,2 @@
-"""Serving: the SavedModel scorers (image and patch) and TFLite conversion."""
+"""Serving: the SavedModel scorers (image and patch), TFLite conversion, and scoring image files
+with an export (predictions.py, what launch.predict runs)."""

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from cutpaste_tf import __version__, files
 from cutpaste_tf.data import decode, preprocess
+from cutpaste_tf.pipeline import rundir
 
 METADATA_FILE = "cutpaste.json"  # in assets.extra/, which TF Serving ignores
 SIGNATURES = ("serving_default", "serve_uint8", "serve_float")
@@ -218,7 +219,7 @@ def resolve(model: str, category: Optional[str] = None) -> str:
     numbers = versions(model)
     if numbers:
         return os.path.join(model, str(numbers[-1]))
-    root = os.path.join(model, "export")
+    root = rundir.default_export_dir(model)
     if not tf.io.gfile.isdir(root):
         raise FileNotFoundError(
             f"{model!r} is neither an export (no saved_model.pb), a folder of export versions, "

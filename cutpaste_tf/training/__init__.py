@@ -1,1 +1,2 @@
-"""Training: the CutPaste step and loop, the learning check, gradient diagnostics."""
+"""Training: one CutPaste step (step.py), the loop with checkpoints (train.py), the learning
+check, gradient diagnostics."""

@@ -16,8 +16,9 @@ from typing import Mapping, Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf import files
+from cutpaste_tf.pipeline import rundir
 
-CURVE_FILE = "train_curve.json"
+CURVE_FILE = rundir.TRAIN_CURVE_FILE
 # "Within a few points of chance": a 3-way run at 0.38 after a quarter of its steps, or a
 # binary one at 0.55, is marked.
 MARGIN = 0.05

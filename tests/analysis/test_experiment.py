@@ -5,11 +5,9 @@ import json
 import math
 import os
 import pathlib
-import re
 
 import numpy as np
 import pytest
-from helpers import paper_text
 
 from cutpaste_tf.analysis import experiment
 from cutpaste_tf.reporting import experiment_tables, paper
@@ -204,15 +202,15 @@ def test_sweep_syntax_errors(text, message):
 
 
 @pytest.fixture
-def parsed_flags():
+def parsed_flags(parse_flags):
+    """parsed_flags(*args): launch.experiment's settings for TINY + args."""
     from launch import experiment as launcher
 
     def parse(*args):
-        launcher.FLAGS(["experiment", *TINY, *args])
+        parse_flags(*TINY, *args)
         return launcher.build_settings()
 
-    yield parse
-    launcher.FLAGS.unparse_flags()
+    return parse
 
 
 @pytest.mark.parametrize("sweep, field, expected", [
@@ -250,23 +248,6 @@ def test_unknown_task_is_named(parsed_flags):
         parsed_flags("--tasks=cutpaste,rotate")
 
 
-def test_tables_7_and_8_match_the_paper_text():
-    lines = paper_text().split("Table 7: Detection AUCs")[1].split("A.5.")[0].splitlines()
-    rows = [re.findall(r"(\d+\.\d)±(\d\.\d)", line) for line in lines
-            if line.startswith(("texture ", "object ", "all "))]
-    assert len(rows) == 6
-    columns = [("learning_rate", v) for v in (0.1, 0.03, 0.01, 0.003)] + [
-        ("epochs", v) for v in (128, 192, 256, 320, 384)]
-    columns8 = [("patch_jitter", v) for v in (0.0, 0.1, 0.2, 0.3)] + [
-        ("area_ratio", v) for v in (0.1, 0.15, 0.2, 0.3)]
-    for table_rows, cols in ((rows[:3], columns), (rows[3:], columns8)):
-        for group, row in zip(("texture", "object", "all"), table_rows):
-            assert len(row) == len(cols)
-            for (flag, value), (mean, se) in zip(cols, row):
-                assert paper.ablation_result(flag, value)[group] == (float(mean), float(se))
-    assert paper.ablation_result("learning_rate", 0.5) is None
-
-
 def test_sweep_table_shows_the_papers_averages_for_the_full_mvtec_set():
     kinds = dict(paper.MVTEC_KINDS)
     per_seed = {c: {0: 0.9, 1: 0.95} for c in kinds}
@@ -287,7 +268,8 @@ def test_sweep_table_shows_the_papers_averages_for_the_full_mvtec_set():
 
 # ------------------------------------------------------------------------------- end to end
 
-def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monkeypatch):
+def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monkeypatch,
+                                                                   parse_flags):
     from cutpaste_tf.pipeline import runner
     from launch import experiment as launcher
 
@@ -298,26 +280,22 @@ def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monk
                         calls.append((model_dir, config.train.seed))
                         or original(data, config, model_dir, *a, **k))
     exp_dir = tmp_path / "exp"
-    argv = ["experiment", *TINY, "--tasks=cutpaste,scar", "--seeds=2", "--translate=0",
-            "--jitter=0,0,0,0", "--decode_check=false",  # less to trace: a faster test
-            f"--experiment_dir={exp_dir}"]
-    try:
-        launcher.FLAGS(argv)
-        launcher.main(argv[:1])
-        assert sorted(calls) == sorted((str(exp_dir / t / f"seed_{s}"), s)
-                                       for t in ("cutpaste", "scar") for s in (0, 1))
-        mtimes = {p: p.stat().st_mtime_ns for p in exp_dir.rglob("checkpoints/*")}
-        assert mtimes
-        calls.clear()
-        launcher.main(argv[:1])
-        assert calls == []  # the rerun trains and evaluates nothing
-        # A run whose category has no results yet (killed after training) is run again, alone;
-        # it resumes from its last checkpoint, so it does not train again either.
-        (exp_dir / "scar" / "seed_1" / "washer" / "results.json").unlink()
-        launcher.main(argv[:1])
-        assert calls == [(str(exp_dir / "scar" / "seed_1"), 1)]
-    finally:
-        launcher.FLAGS.unparse_flags()
+    parse_flags(*TINY, "--tasks=cutpaste,scar", "--seeds=2", "--translate=0",
+                "--jitter=0,0,0,0", "--decode_check=false",  # less to trace: a faster test
+                f"--experiment_dir={exp_dir}")
+    launcher.main(["experiment"])
+    assert sorted(calls) == sorted((str(exp_dir / t / f"seed_{s}"), s)
+                                   for t in ("cutpaste", "scar") for s in (0, 1))
+    mtimes = {p: p.stat().st_mtime_ns for p in exp_dir.rglob("checkpoints/*")}
+    assert mtimes
+    calls.clear()
+    launcher.main(["experiment"])
+    assert calls == []  # the rerun trains and evaluates nothing
+    # A run whose category has no results yet (killed after training) is run again, alone;
+    # it resumes from its last checkpoint, so it does not train again either.
+    (exp_dir / "scar" / "seed_1" / "washer" / "results.json").unlink()
+    launcher.main(["experiment"])
+    assert calls == [(str(exp_dir / "scar" / "seed_1"), 1)]
     assert {p: p.stat().st_mtime_ns for p in exp_dir.rglob("checkpoints/*")} == mtimes
 
     summary = json.loads((exp_dir / "results.json").read_text())
@@ -398,17 +376,10 @@ def test_table1_puts_the_papers_numbers_and_ensemble_beside_ours_for_all_of_mvte
     (["--category=bottle"], "'bottle' not found in data directory"),
 ])
 def test_launcher_exits_2_with_the_error_before_writing_anything(tmp_path, capsys, args,
-                                                                 message):
+                                                                 message, run_launcher):
     from launch import experiment as launcher
 
     exp_dir = tmp_path / "exp"
-    argv = ["experiment", *TINY, f"--experiment_dir={exp_dir}", *args]
-    try:
-        launcher.FLAGS(argv)
-        with pytest.raises(SystemExit) as e:
-            launcher.main(argv[:1])
-    finally:
-        launcher.FLAGS.unparse_flags()
-    assert e.value.code == 2
+    assert run_launcher(launcher, *TINY, f"--experiment_dir={exp_dir}", *args) == 2
     assert message in capsys.readouterr().err
     assert not exp_dir.exists()

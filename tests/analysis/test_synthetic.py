@@ -7,22 +7,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import pathlib
-import subprocess
-import sys
 
-import analysis_fixture  # a tiny model dir (tests/analysis_fixture.py)
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import paper_text
+from helpers import ROOT
 
 from cutpaste_tf.analysis import synthetic_benchmark as bench
 from cutpaste_tf.config import SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.ops import synthetic
-from cutpaste_tf.reporting import paper
+from cutpaste_tf.reporting import paper, tables
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 N_SEEDS = 1000
 HEART_FILL = 0.718  # area of the heart curve / its bounding box, from a 3001^2 grid
 DIGITS = synthetic.digit_templates(32, limit=50)
@@ -204,19 +199,8 @@ def test_bad_kinds_and_missing_inputs_are_named():
         bench.split_kind("square_blue")
 
 
-def test_paper_table6_matches_the_paper_text():
-    # Table 6's "Avg" is the mean of its seven columns.
-    assert abs(np.mean([paper.TABLE6["cutpaste"][k] for k in paper.TABLE6_KINDS]) - 98.3) < 0.06
-    lines = paper_text().splitlines()
-    header = lines.index("Dataset MNIST Square Ellipse Heart Square† Ellipse† Heart† Avg")
-    rows = [ln for ln in lines[header + 1:header + 5] if ln.strip()]
-    for method, line in zip(("cutout", "cutpaste"), rows):
-        values = [float(v) for v in line.split()[1:]]
-        assert values == list(paper.TABLE6[method].values()), method
-
-
-def test_synthetic_auroc_on_a_tiny_model():
-    model, estimator, config = analysis_fixture.tiny_model_and_density()
+def test_synthetic_auroc_on_a_tiny_model(tiny_run):
+    model, estimator = tiny_run.model_and_density
     rng = np.random.default_rng(2)
     normal = rng.uniform(0.4, 0.6, size=(6, 32, 32, 3)).astype(np.float32)
     sources = rng.uniform(size=(4, 32, 32, 3)).astype(np.float32)
@@ -234,7 +218,7 @@ def test_synthetic_auroc_on_a_tiny_model():
                                                           sources))
     avg = bench.averages(result)
     assert abs(avg["table6"] - np.mean([result[k] for k in paper.TABLE6_KINDS])) < 1e-12
-    table = bench.markdown_table({"washer": result}, "t")
+    table = tables.table6_markdown({"washer": result}, "t")
     assert "| paper, cutpaste (MVTec AD) | 96.1 |" in table and "| washer |" in table
     with pytest.raises(ValueError, match="natural fills need source images"):
         bench.synthetic_auroc(model, estimator, normal, "pooled", None, DIGITS)
@@ -242,16 +226,14 @@ def test_synthetic_auroc_on_a_tiny_model():
     assert tf.io.decode_png(png).shape == (9 * 36, 2 * 36, 3)
 
 
-def _run(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", "launch.synthetic", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+def test_launcher_end_to_end_on_testdata(tiny_run, tmp_path, run_launcher, capsys):
+    from launch import synthetic as launcher
 
-
-def test_launcher_end_to_end_on_testdata():
-    model_dir = analysis_fixture.shared_model_dir()
-    result = _run(f"--model_dir={model_dir}", "--data_dir=testdata", "--category=washer")
-    assert result.returncode == 0, result.stderr[-3000:]
+    model_dir = tiny_run.copy(tmp_path)
+    status = run_launcher(launcher, f"--model_dir={model_dir}", "--data_dir=testdata",
+                          "--category=washer")
+    out, err = capsys.readouterr()
+    assert status == 0, err[-3000:]
     saved = json.loads((model_dir / "synthetic.json").read_text())
     washer = saved["categories"]["washer"]
     assert set(washer["auroc"]) == set(bench.KINDS) and washer["num_normal"] == 12
@@ -259,28 +241,26 @@ def test_launcher_end_to_end_on_testdata():
     assert washer["natural_sources"] and all("/fabric/train/good/" in p
                                              for p in washer["natural_sources"])
     assert "| washer |" in (model_dir / "synthetic.md").read_text()
-    assert "heart_natural" in result.stdout and "paper, cutpaste" in result.stdout
+    assert "heart_natural" in out and "paper, cutpaste" in out
     png = (model_dir / "washer" / "synthetic_examples.png").read_bytes()
     assert tf.io.decode_png(png).shape[0] == 9 * 36
 
 
-def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tmp_path):
-    from absl.testing import flagsaver
-
+def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tiny_run, tmp_path,
+                                                                       parse_flags):
     from launch import synthetic as launcher
     single = tmp_path / "single"
     (single / "washer").mkdir(parents=True)
     for part in ("train", "test"):
         os.symlink(ROOT / "testdata" / "washer" / part, single / "washer" / part)
-    model_dir = analysis_fixture.shared_model_dir()
-    launcher.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(model_dir=str(model_dir), data_dir=str(single),
-                             category=["washer"]):
-        with pytest.raises(ValueError, match="pass --natural_dir"):
-            launcher.plan()
-        with flagsaver.flagsaver(natural_dir=str(ROOT / "testdata" / "fabric" / "train" / "good")):
-            _, work = launcher.plan()
-            assert work[0][0].name == "washer" and len(work[0][1]) > 0
-        with flagsaver.flagsaver(category=["fabric"]):
-            with pytest.raises(ValueError, match="no trained model for fabric"):
-                launcher.plan()
+    args = [f"--model_dir={tiny_run.model_dir}", f"--data_dir={single}"]
+    parse_flags(*args, "--category=washer")
+    with pytest.raises(ValueError, match="pass --natural_dir"):
+        launcher.plan()
+    parse_flags(*args, "--category=washer",
+                f"--natural_dir={ROOT / 'testdata' / 'fabric' / 'train' / 'good'}")
+    _, work = launcher.plan()
+    assert work[0][0].name == "washer" and len(work[0][1]) > 0
+    parse_flags(*args, "--category=fabric")
+    with pytest.raises(ValueError, match="no trained model for fabric"):
+        launcher.plan()

@@ -1,23 +1,22 @@
 """Tests for cutpaste_tf.analysis.tsne and launch.tsne (Figure 3): the embedded sets, the 2-D map and
-the PNG, on a tiny untrained model and the testdata washer category."""
+the PNG, on the tests' tiny trained run (tests/conftest.py) and the testdata washer category."""
 
 from __future__ import annotations
 
 import json
 
-import analysis_fixture  # a tiny model dir (tests/analysis_fixture.py)
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl.testing import flagsaver
+from helpers import ROOT
 
 from cutpaste_tf.analysis import tsne
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.data import index
 
 
-def test_embedding_sets_have_the_right_sizes_labels_and_norms():
-    model, _, _ = analysis_fixture.tiny_model_and_density()
+def test_embedding_sets_have_the_right_sizes_labels_and_norms(tiny_run):
+    model, _ = tiny_run.model_and_density
     rng = np.random.default_rng(0)
     normal, anomalous, train = (rng.uniform(size=(n, 32, 32, 3)).astype(np.float32)
                                 for n in (5, 3, 4))
@@ -52,15 +51,12 @@ def test_tsne_is_seeded_and_clips_perplexity_for_small_sets():
     assert tf.io.decode_png(png).shape[-1] in (3, 4)
 
 
-def test_launcher_writes_the_png_and_the_points(capsys):
+def test_launcher_writes_the_png_and_the_points(tiny_run, tmp_path, run_launcher, capsys):
     from launch import tsne as launcher
-    model_dir = analysis_fixture.shared_model_dir()
-    data = index.index_mvtec(str(analysis_fixture.ROOT / "testdata"), "washer")
-    launcher.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(model_dir=str(model_dir), data_dir=str(analysis_fixture.ROOT /
-                                                                     "testdata"),
-                             category=["washer"], tsne_perplexity=5.0, seed=0):
-        launcher.main(["tsne"])
+    model_dir = tiny_run.copy(tmp_path)
+    data = index.index_mvtec(str(ROOT / "testdata"), "washer")
+    assert run_launcher(launcher, f"--model_dir={model_dir}", f"--data_dir={ROOT / 'testdata'}",
+                        "--category=washer", "--tsne_perplexity=5", "--seed=0") == 0
     png = (model_dir / "washer" / "tsne.png").read_bytes()
     image = tf.io.decode_png(png)
     assert image.shape[0] > 100 and image.shape[1] > 100
@@ -69,8 +65,6 @@ def test_launcher_writes_the_png_and_the_points(capsys):
     assert saved["counts"] == {"normal": 12, "anomaly": 24, "cutpaste": n_train, "scar": n_train}
     assert len(saved["points"]) == len(saved["labels"]) == 36 + 2 * n_train
     assert "tsne.png" in capsys.readouterr().out
-    with flagsaver.flagsaver(model_dir=str(model_dir), data_dir="testdata", category=["all"]):
-        with pytest.raises(SystemExit) as exit_info:
-            launcher.main(["tsne"])
-    assert exit_info.value.code == 2
+    assert run_launcher(launcher, f"--model_dir={model_dir}", "--data_dir=testdata",
+                        "--category=all") == 2
     assert "--category takes exactly one category" in capsys.readouterr().err

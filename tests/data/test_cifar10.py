@@ -11,7 +11,6 @@ import tarfile
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import paper_text
 
 from cutpaste_tf.data import DataError, cifar10, decode
 
@@ -229,50 +228,28 @@ def test_a_prepared_folder_is_reused_and_a_foreign_one_refused(prepared, tmp_pat
         cifar10.prepare(str(tmp_path / "mine"), str(root / "cifar-10-python.tar.gz"))
 
 
-def test_launch_train_resolves_the_config_to_one_class_problems(prepared):
+def test_launch_train_resolves_the_config_to_one_class_problems(prepared, parse_flags):
     """configs/cifar10.flags + launch.train's dataset dispatch, in process (a full training run
     is left to tests/launch/test_launch.py's MVTec runs: the pipeline after indexing is shared)."""
-    from launch import train as launcher
+    from cutpaste_tf.pipeline import inputs
+    from launch import flags as flag_defs
 
     root, _ = prepared
-    flags = launcher.FLAGS
-    try:
-        flags(["train", "--flagfile=configs/cifar10.flags", f"--data_dir={root / 'data'}",
-               "--category=ship,cat"])
-        assert flag_image_size() == (32, 32)
-        categories = launcher.resolve_categories()
-        launcher.validate_categories(categories, (32, 32))
-    finally:
-        flags.unparse_flags()
+    parse_flags("--flagfile=configs/cifar10.flags", f"--data_dir={root / 'data'}",
+                "--category=ship,cat")
+    assert flag_defs.image_size() == (32, 32)
+    spec = flag_defs.input_spec()
+    categories = inputs.resolve_categories(spec)
+    inputs.validate_categories(categories, spec, (32, 32))
     assert [c.name for c in categories] == ["ship", "cat"]
     assert sum(categories[0].test_labels) == 9 * PER_CLASS_TEST
 
 
-def flag_image_size():
+def test_launch_train_asks_for_the_source_of_an_unprepared_folder(tmp_path, parse_flags):
+    from cutpaste_tf.pipeline import inputs
     from launch import flags as flag_defs
-    return flag_defs.image_size()
 
-
-def test_launch_train_asks_for_the_source_of_an_unprepared_folder(tmp_path):
-    from launch import train as launcher
-
-    flags = launcher.FLAGS
-    try:
-        flags(["train", "--flagfile=configs/cifar10.flags", f"--data_dir={tmp_path / 'new'}"])
-        with pytest.raises(ValueError, match=r"is not prepared yet; give --source="):
-            launcher.resolve_categories()
-    finally:
-        flags.unparse_flags()
+    parse_flags("--flagfile=configs/cifar10.flags", f"--data_dir={tmp_path / 'new'}")
+    with pytest.raises(ValueError, match=r"is not prepared yet; give --source="):
+        inputs.resolve_categories(flag_defs.input_spec())
     assert not (tmp_path / "new").exists()
-
-
-def test_paper_cifar10_numbers_match_section_5_4():
-    from cutpaste_tf.reporting import paper
-
-    text = paper_text()
-    section = " ".join(text[text.index("5.4. Application to Semantic"):
-                            text.index("6. Conclusion")].split())
-    assert "Cutout results in 60.2 AUC" in section
-    assert "CutPaste achieves 69.4 AUC" in section
-    assert "rotation prediction (91.3 AUC)" in section
-    assert paper.CIFAR10_MEAN_AUROC == {"cutout": 60.2, "cutpaste": 69.4, "rotation": 91.3}

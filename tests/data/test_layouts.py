@@ -212,35 +212,18 @@ def test_unknown_layout_and_kind():
 
 
 # ------------------------------------------------------------------------------- launchers
-def _launch(module, argv):
-    """Runs a launcher's main in this process (cheaper than a fresh TensorFlow per run)."""
-    flags = module.FLAGS
-    try:
-        flags(["prog", *argv])
-        module.main(["prog"])
-    finally:
-        flags.unparse_flags()
+def test_resolve_categories_all_and_the_kind_flag(roots, parse_flags):
+    from cutpaste_tf.pipeline import inputs
+    from launch import flags as flag_defs
 
-
-def test_resolve_categories_all_and_the_kind_flag(roots, monkeypatch):
-    from launch import train as launcher
-
-    monkeypatch.chdir(ROOT)
-    flags = launcher.FLAGS
-    try:
-        flags(["train", "--dataset=mvtec_loco", f"--data_dir={roots['mvtec_loco']}",
-               "--category=all", "--category_kind=texture"])
-        got = launcher.resolve_categories()
-    finally:
-        flags.unparse_flags()
+    parse_flags("--dataset=mvtec_loco", f"--data_dir={roots['mvtec_loco']}", "--category=all",
+                "--category_kind=texture")
+    got = inputs.resolve_categories(flag_defs.input_spec())
     assert [(c.name, c.kind) for c in got] == [("breakfast_box", "texture"),
                                                ("juice_bottle", "texture")]
-    try:
-        flags(["train", "--dataset=btad"])
-        with pytest.raises(ValueError, match=r"--data_dir is required \(the root of the BTAD"):
-            launcher.resolve_categories()
-    finally:
-        flags.unparse_flags()
+    parse_flags("--dataset=btad")
+    with pytest.raises(ValueError, match=r"--data_dir is required \(the root of the BTAD"):
+        inputs.resolve_categories(flag_defs.input_spec())
 
 
 @pytest.mark.parametrize("layout, category, images", [
@@ -249,15 +232,17 @@ def test_resolve_categories_all_and_the_kind_flag(roots, monkeypatch):
     ("mvtec_loco", "breakfast_box", "breakfast_box/test"),
     ("kolektorsdd2", "kolektorsdd2", "test/*[0-9].png"),  # the images, not the _GT.png masks
 ])
-def test_train_and_predict(roots, tmp_path, monkeypatch, capsys, layout, category, images):
+def test_train_and_predict(roots, tmp_path, monkeypatch, capsys, run_launcher, layout, category,
+                           images):
     from launch import predict as predict_launcher
     from launch import train as train_launcher
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(train_launcher, "print_report", lambda model_dir: None)
     model_dir = tmp_path / "model"
-    _launch(train_launcher, [*TINY, f"--dataset={layout}", f"--data_dir={roots[layout]}",
-                             f"--category={category}", f"--model_dir={model_dir}"])
+    assert run_launcher(train_launcher, *TINY, f"--dataset={layout}",
+                        f"--data_dir={roots[layout]}", f"--category={category}",
+                        f"--model_dir={model_dir}") == 0
     out = capsys.readouterr().out
     results = json.loads((model_dir / "results.json").read_text())["categories"][category]
     assert 0.0 <= results["auroc"] <= 1.0
@@ -274,10 +259,10 @@ def test_train_and_predict(roots, tmp_path, monkeypatch, capsys, layout, categor
     else:
         assert (results["num_validation"], results["num_train"]) == (1, 4)
     prediction_dir = tmp_path / "predictions"
-    _launch(predict_launcher, [f"--model={model_dir}", f"--category={category}",
-                               f"--images={os.path.join(roots[layout], images)}",
-                               f"--output_dir={prediction_dir}", "--noheatmaps",
-                               "--progress=false"])
+    assert run_launcher(predict_launcher, f"--model={model_dir}", f"--category={category}",
+                        f"--images={os.path.join(roots[layout], images)}",
+                        f"--output_dir={prediction_dir}", "--noheatmaps",
+                        "--progress=false") == 0
     report = json.loads((prediction_dir / "predictions.json").read_text())
     scored = [r["path"] for r in report["predictions"]]
     assert len(scored) == {"visa": 2, "btad": 4, "mvtec_loco": 6, "kolektorsdd2": 4}[layout]

@@ -16,7 +16,7 @@ from cutpaste_tf import config as config_lib
 from cutpaste_tf import data
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import DataError, masks, validate
-from cutpaste_tf.pipeline import runner
+from cutpaste_tf.pipeline import rundir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "testdata"
@@ -157,8 +157,8 @@ def test_several_files_are_merged_by_or_and_resized_nearest(tmp_path):
     small = masks.read_mask([str(tmp_path / "a.png"), str(tmp_path / "b.png")], (20, 30))
     np.testing.assert_array_equal(small, masks.resize_nearest(merged, (20, 30)))
     np.testing.assert_array_equal(small, merged[1::2, 1::2])  # TF: half-pixel centres
-    one = data.load_mask(str(tmp_path / "b.png"), (20, 30)).numpy()
-    assert one.dtype == np.float32 and one.sum() == 50
+    one = masks.read_mask(str(tmp_path / "b.png"), (20, 30))
+    assert one.dtype == bool and one.sum() == 50
 
 
 def test_unreadable_masks_fail_naming_the_file(tmp_path):
@@ -284,10 +284,10 @@ def test_several_mask_files_per_image(washer):
     report = validate.validate_category(several)
     assert report.notes() == ["[washer] 1 image(s) with several mask files, merged by logical OR"]
     assert report.num_masks == 9
-    from cutpaste_tf.pipeline import patch_runner as localization_runner
+    from cutpaste_tf.pipeline import localize
 
-    got, usable = localization_runner.load_masks(several, (112, 144))
-    want, _ = localization_runner.load_masks(indexed, (112, 144))
+    got, usable = localize.load_masks(several, (112, 144))
+    want, _ = localize.load_masks(indexed, (112, 144))
     i = entries.index(next(e for e in entries if isinstance(e, tuple)))
     np.testing.assert_array_equal(got[i], want[i] | (extra > 0))
     assert usable.all()
@@ -303,13 +303,13 @@ def test_mask_threshold_in_the_config_and_old_model_dirs(tmp_path):
     old = json.loads(config_lib.to_json(RunConfig()))
     del old["mask_threshold"]
     assert config_lib.from_dict(RunConfig, old).mask_threshold == 0.5
-    runner.check_model_dir(str(tmp_path), RunConfig())
+    rundir.check_model_dir(str(tmp_path), RunConfig())
     stored = json.loads((tmp_path / "config.json").read_text())
     del stored["mask_threshold"]  # a model dir written before the field existed
     (tmp_path / "config.json").write_text(json.dumps(stored))
-    runner.check_model_dir(str(tmp_path), RunConfig())
+    rundir.check_model_dir(str(tmp_path), RunConfig())
     with pytest.raises(ValueError, match="mask_threshold"):
-        runner.check_model_dir(str(tmp_path), RunConfig(mask_threshold=0.3))
+        rundir.check_model_dir(str(tmp_path), RunConfig(mask_threshold=0.3))
 
 
 # ------------------------------------------------------------------------------------------
@@ -341,33 +341,32 @@ def variants(tmp_path_factory):
 
 
 @pytest.mark.parametrize("category", ["washer", "fabric"])
-def test_pixel_auroc_does_not_depend_on_how_masks_are_saved(variants, category, tmp_path):
-    import analysis_fixture  # the tiny model the analysis tests share (tests/)
+def test_pixel_auroc_does_not_depend_on_how_masks_are_saved(variants, category, tmp_path,
+                                                            tiny_run):
+    from cutpaste_tf.pipeline import localize
 
-    from cutpaste_tf.pipeline import patch_runner as localization_runner
-
-    model, density, config = analysis_fixture.tiny_model_and_density()
-    config = dataclasses.replace(config, localization=dataclasses.replace(
-        config.localization, pictures=False))
+    model, density = tiny_run.model_and_density
+    config = dataclasses.replace(tiny_run.config, localization=dataclasses.replace(
+        tiny_run.config.localization, pictures=False))
     original = data.index_mvtec(str(TESTDATA), category)
-    want = localization_runner.gradcam_results(model, density, original, config, str(tmp_path))
+    want = localize.gradcam_results(model, density, original, config, str(tmp_path))
     # A sharper probe than an untrained model's maps: the masks themselves, blurred, at the
     # native size, where every wrongly read edge pixel would move the AUROC.
     native = cv2.imread(original.test_files[0]).shape[:2]
-    clean, _ = localization_runner.load_masks(original, native)
+    clean, _ = localize.load_masks(original, native)
     rng = np.random.default_rng(0)
     sharp = np.stack([cv2.GaussianBlur(m.astype(np.float32), (0, 0), 4) for m in clean])
     sharp += rng.normal(0, 0.05, sharp.shape)
-    want_sharp = localization_runner.pixel_results(sharp, original, native)["pixel_auroc"]
+    want_sharp = localize.pixel_results(sharp, original, native)["pixel_auroc"]
     for name, root in variants.items():
         indexed = data.index_mvtec(str(root), category)
         report = validate.validate_category(indexed)
         assert report.warnings() == [] and report.num_masks == 24, name
         assert len(report.notes()) == 1, report.notes()  # one line: 24 masks of one kind
         assert report.notes()[0].startswith(f"[{category}] 24 "), report.notes()
-        got = localization_runner.gradcam_results(model, density, indexed, config, str(tmp_path))
+        got = localize.gradcam_results(model, density, indexed, config, str(tmp_path))
         assert got["pixel_auroc"] == pytest.approx(want["pixel_auroc"], abs=0.005), name
         assert got["aupro"] == pytest.approx(want["aupro"], abs=0.01), name
-        got_sharp = localization_runner.pixel_results(sharp, indexed, native)["pixel_auroc"]
+        got_sharp = localize.pixel_results(sharp, indexed, native)["pixel_auroc"]
         assert got_sharp == pytest.approx(want_sharp, abs=0.005), name
     assert want_sharp > 0.9

@@ -10,8 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import ROOT
 
-TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
+TESTDATA = ROOT / "testdata"
 
 EXPECTED = {
     "fabric": {"size": (128, 128), "defects": {"hole", "stain", "cut"}},

@@ -1,4 +1,6 @@
-"""Tests for cutpaste_tf.density.gaussian against NumPy / scikit-learn references."""
+"""cutpaste_tf.density.gaussian (the GDE) against NumPy / scikit-learn references, and the
+package's fit_density / save_density / load_density for both estimators (the KDE itself:
+test_kde.py)."""
 
 from __future__ import annotations
 
@@ -7,28 +9,17 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from density_samples import features, l2n
 from sklearn.covariance import LedoitWolf
 
-from cutpaste_tf.density import gaussian as dens
-
-
-def _features(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """Correlated, non-centred random features like a network's pooled outputs."""
-    rng = np.random.default_rng(seed)
-    mix = rng.normal(size=(d, d)) / np.sqrt(d)
-    return (rng.normal(size=(n, d)) @ mix + rng.uniform(0.5, 2.0, size=d)).astype(np.float32)
-
-
-def _l2n(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from cutpaste_tf import density as dens
 
 
 def _gde_reference(train: np.ndarray, test: np.ndarray, normalize: bool) -> np.ndarray:
     """Mahalanobis distance with np.linalg.inv of scikit-learn's Ledoit-Wolf covariance."""
     tr, te = train.astype(np.float64), test.astype(np.float64)
     if normalize:
-        tr, te = _l2n(tr), _l2n(te)
+        tr, te = l2n(tr), l2n(te)
     lw = LedoitWolf().fit(tr)
     prec = np.linalg.inv(lw.covariance_)
     d = te - lw.location_
@@ -37,35 +28,35 @@ def _gde_reference(train: np.ndarray, test: np.ndarray, normalize: bool) -> np.n
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_gde_matches_numpy_reference(normalize):
-    train, test = _features(200, 16, seed=1), _features(50, 16, seed=2)
+    train, test = features(200, 16, seed=1), features(50, 16, seed=2)
     gde = dens.GaussianDensity(dim=16, normalize=normalize).fit(train)
     got = gde.score(tf.constant(test)).numpy()
     np.testing.assert_allclose(got, _gde_reference(train, test, normalize), rtol=1e-4)
     np.testing.assert_allclose(gde.mean.numpy(), LedoitWolf().fit(
-        _l2n(train) if normalize else train.astype(np.float64)).location_, rtol=1e-5, atol=1e-7)
+        l2n(train) if normalize else train.astype(np.float64)).location_, rtol=1e-5, atol=1e-7)
 
 
 def test_gde_normalisation_changes_scores():
-    train, test = _features(100, 8, seed=3), _features(10, 8, seed=4)
+    train, test = features(100, 8, seed=3), features(10, 8, seed=4)
     a = dens.GaussianDensity(8, normalize=True).fit(train).score(test).numpy()
     b = dens.GaussianDensity(8, normalize=False).fit(train).score(test).numpy()
     assert not np.allclose(a, b)
 
 
 def test_gde_fewer_samples_than_dims():
-    train = _features(5, 64, seed=5)
+    train = features(5, 64, seed=5)
     gde = dens.GaussianDensity(64).fit(train)
     assert np.all(np.isfinite(gde.precision.numpy()))
-    scores = gde.score(_features(7, 64, seed=6)).numpy()
+    scores = gde.score(features(7, 64, seed=6)).numpy()
     assert scores.shape == (7,) and np.all(np.isfinite(scores))
-    np.testing.assert_allclose(scores, _gde_reference(train, _features(7, 64, seed=6), True), rtol=1e-4)
+    np.testing.assert_allclose(scores, _gde_reference(train, features(7, 64, seed=6), True), rtol=1e-4)
 
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_gde_constant_feature_column(normalize):
-    train = _features(30, 12, seed=7)
+    train = features(30, 12, seed=7)
     train[:, 3] = 0.5
-    test = _features(10, 12, seed=8)
+    test = features(10, 12, seed=8)
     gde = dens.GaussianDensity(12, normalize=normalize).fit(train)
     scores = gde.score(test).numpy()
     assert np.all(np.isfinite(scores))
@@ -73,9 +64,9 @@ def test_gde_constant_feature_column(normalize):
 
 
 def test_gde_ranks_far_point_above_training_like_points():
-    train = _features(300, 10, seed=9)
+    train = features(300, 10, seed=9)
     gde = dens.GaussianDensity(10, normalize=False).fit(train)
-    inliers = _features(20, 10, seed=10)
+    inliers = features(20, 10, seed=10)
     far = inliers[:1] + 25.0 * np.eye(10, dtype=np.float32)[:1]
     s_in = gde.score(inliers).numpy()
     s_far = gde.score(far).numpy()
@@ -83,7 +74,7 @@ def test_gde_ranks_far_point_above_training_like_points():
 
 
 def test_gde_accepts_float16_and_float64_inputs():
-    train, test = _features(50, 6, seed=11), _features(4, 6, seed=12)
+    train, test = features(50, 6, seed=11), features(4, 6, seed=12)
     gde = dens.GaussianDensity(6).fit(train)
     ref = gde.score(test).numpy()
     for dtype in (tf.float16, tf.float64):
@@ -94,7 +85,7 @@ def test_gde_accepts_float16_and_float64_inputs():
 
 @pytest.mark.parametrize("kind", ["gde", "kde"])
 def test_score_under_xla_and_tf_function(kind):
-    train, test = _features(40, 8, seed=13), _features(9, 8, seed=14)
+    train, test = features(40, 8, seed=13), features(9, 8, seed=14)
     model = dens.fit_density(kind, train)
     eager = model.score(test).numpy()
     xla = tf.function(lambda x: model.score(x), jit_compile=True)(tf.constant(test)).numpy()
@@ -105,43 +96,9 @@ def test_score_under_xla_and_tf_function(kind):
     np.testing.assert_allclose(served, eager, rtol=1e-6)
 
 
-def _kde_reference(train, test, gamma, normalize=True):
-    tr, te = train.astype(np.float64), test.astype(np.float64)
-    if normalize:
-        tr, te = _l2n(tr), _l2n(te)
-    d2 = ((te[:, None, :] - tr[None, :, :]) ** 2).sum(-1)
-    return -np.log(np.mean(np.exp(-gamma * d2), axis=1))
-
-
-def test_kde_matches_numpy_reference_and_gamma_rule():
-    train, test = _features(60, 8, seed=15), _features(12, 8, seed=16)
-    kde = dens.GaussianKDE(num_train=60, dim=8).fit(train)
-    expected_gamma = 10.0 / (np.var(_l2n(train)) * 8)
-    np.testing.assert_allclose(kde.gamma.numpy(), expected_gamma, rtol=1e-6)
-    np.testing.assert_allclose(
-        kde.score(test).numpy(), _kde_reference(train, test, expected_gamma), rtol=1e-4, atol=1e-4
-    )
-
-
-def test_kde_fixed_gamma_without_normalisation():
-    train, test = _features(30, 5, seed=17), _features(6, 5, seed=18)
-    kde = dens.GaussianKDE(num_train=30, dim=5, normalize=False, gamma=0.3).fit(train)
-    assert kde.gamma.numpy() == pytest.approx(0.3)
-    np.testing.assert_allclose(
-        kde.score(test).numpy(), _kde_reference(train, test, 0.3, normalize=False), rtol=1e-4, atol=1e-4
-    )
-
-
-def test_kde_far_points_do_not_underflow():
-    train = _features(30, 5, seed=19)
-    kde = dens.GaussianKDE(30, 5, normalize=False, gamma=1.0).fit(train)
-    score = kde.score(train[:1] + 100.0).numpy()
-    assert np.isfinite(score[0]) and score[0] > 1000.0
-
-
 @pytest.mark.parametrize("kind", ["gde", "kde"])
 def test_save_load_round_trip(tmp_path, kind):
-    train, test = _features(40, 8, seed=20), _features(9, 8, seed=21)
+    train, test = features(40, 8, seed=20), features(9, 8, seed=21)
     model = dens.fit_density(kind, train, normalize=False)
     path = str(tmp_path / f"{kind}.npz")
     dens.save_density(model, path)
@@ -155,14 +112,14 @@ def test_save_load_round_trip(tmp_path, kind):
 
 def test_save_overwrites_existing_file(tmp_path):
     path = str(tmp_path / "d.npz")
-    dens.save_density(dens.fit_density("gde", _features(20, 4, seed=22)), path)
-    second = dens.fit_density("gde", _features(20, 4, seed=23))
+    dens.save_density(dens.fit_density("gde", features(20, 4, seed=22)), path)
+    second = dens.fit_density("gde", features(20, 4, seed=23))
     dens.save_density(second, path)
     np.testing.assert_array_equal(dens.load_density(path).mean.numpy(), second.mean.numpy())
 
 
 def test_savedmodel_scores_by_itself(tmp_path):
-    train, test = _features(40, 8, seed=24), _features(5, 8, seed=25)
+    train, test = features(40, 8, seed=24), features(5, 8, seed=25)
     gde = dens.fit_density("gde", train)
     tf.saved_model.save(gde, str(tmp_path / "sm"))
     restored = tf.saved_model.load(str(tmp_path / "sm"))
@@ -171,7 +128,7 @@ def test_savedmodel_scores_by_itself(tmp_path):
 
 def test_load_truncated_file_names_file(tmp_path):
     path = str(tmp_path / "broken.npz")
-    dens.save_density(dens.fit_density("gde", _features(20, 4)), path)
+    dens.save_density(dens.fit_density("gde", features(20, 4)), path)
     with open(path, "rb") as f:
         data = f.read()
     with open(path, "wb") as f:
@@ -190,7 +147,7 @@ def test_load_missing_and_unknown_kind(tmp_path):
 
 
 def test_nan_features_rejected_with_row_count():
-    x = _features(10, 4)
+    x = features(10, 4)
     x[2, 1] = np.nan
     x[5, 0] = np.inf
     with pytest.raises(ValueError, match="2 of 10 feature rows contain NaN or Inf"):
@@ -201,28 +158,28 @@ def test_nan_features_rejected_with_row_count():
 
 def test_input_validation():
     with pytest.raises(ValueError, match="at least 2 samples"):
-        dens.GaussianDensity(4).fit(_features(1, 4))
+        dens.GaussianDensity(4).fit(features(1, 4))
     with pytest.raises(ValueError, match="dim 5, expected 4"):
-        dens.GaussianDensity(4).fit(_features(10, 5))
-    gde = dens.GaussianDensity(4).fit(_features(10, 4))
+        dens.GaussianDensity(4).fit(features(10, 5))
+    gde = dens.GaussianDensity(4).fit(features(10, 4))
     with pytest.raises(ValueError, match="dim 3, expected 4"):
-        gde.score(_features(2, 3))
+        gde.score(features(2, 3))
     with pytest.raises(ValueError, match="choices: gde, kde"):
-        dens.fit_density("gmm", _features(10, 4))
+        dens.fit_density("gmm", features(10, 4))
     with pytest.raises(ValueError, match="holds 10"):
-        dens.GaussianKDE(10, 4).fit(_features(12, 4))
+        dens.GaussianKDE(10, 4).fit(features(12, 4))
 
 
 def test_gde_five_images_of_512_dims_stays_invertible():
     # Five normal images, 512-d features: the sample covariance has rank 4; Ledoit-Wolf
     # shrinkage towards a scaled identity keeps it positive definite.
-    train = _features(5, 512, seed=30)
+    train = features(5, 512, seed=30)
     gde = dens.GaussianDensity(512).fit(train)
     precision = gde.precision.numpy().astype(np.float64)
     assert np.all(np.isfinite(precision))
     np.testing.assert_allclose(precision, precision.T, rtol=1e-4, atol=1e-4)
     assert np.linalg.eigvalsh(precision).min() > 0
-    test = _features(7, 512, seed=31)
+    test = features(7, 512, seed=31)
     scores = gde.score(test).numpy()
     assert scores.shape == (7,) and np.all(np.isfinite(scores))
     np.testing.assert_allclose(scores, _gde_reference(train, test, True), rtol=1e-3)
@@ -231,10 +188,10 @@ def test_gde_five_images_of_512_dims_stays_invertible():
 
 def test_gde_mostly_constant_feature_columns():
     # Dead ReLU units give pooled features that are 0 for every image.
-    train = _features(20, 64, seed=32)
+    train = features(20, 64, seed=32)
     train[:, 10:] = 0.0
     gde = dens.GaussianDensity(64).fit(train)
-    assert np.all(np.isfinite(gde.score(_features(5, 64, seed=33)).numpy()))
+    assert np.all(np.isfinite(gde.score(features(5, 64, seed=33)).numpy()))
 
 
 @pytest.mark.parametrize("value", [0.0, 0.3])

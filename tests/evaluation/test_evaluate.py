@@ -47,11 +47,17 @@ def test_write_scores_csv(tmp_path):
     assert float(rows[4]["score"]) == pytest.approx(0.123456789, rel=1e-8)
 
 
-def test_density_is_fit_on_unaugmented_training_features():
+def _washer_and_model(num_train: int, head_width: int):
+    """Testdata's washer with its first ``num_train`` training images, and a seeded, untrained
+    32x32 3-class model."""
     washer = data.index_mvtec(TESTDATA, "washer")
-    subset = CategoryData(**{**washer.__dict__, "train_files": washer.train_files[:12]})
+    subset = CategoryData(**{**washer.__dict__, "train_files": washer.train_files[:num_train]})
     tf.keras.utils.set_random_seed(0)
-    model = build_cutpaste_model(3, head_widths=(32,), input_shape=(32, 32, 3))
+    return subset, build_cutpaste_model(3, head_widths=(head_width,), input_shape=(32, 32, 3))
+
+
+def test_density_is_fit_on_unaugmented_training_features():
+    subset, model = _washer_and_model(12, 32)
     estimator = evaluate.fit_density(model, subset, (32, 32), DensityConfig(), batch_size=5)
     features = evaluate.embed(model, subset.train_files, (32, 32), "pooled", batch_size=7)
     assert features.shape == (12, 512)
@@ -65,10 +71,7 @@ def test_density_is_fit_on_unaugmented_training_features():
 
 
 def test_embedding_feature_and_kde_option():
-    washer = data.index_mvtec(TESTDATA, "washer")
-    subset = CategoryData(**{**washer.__dict__, "train_files": washer.train_files[:8]})
-    tf.keras.utils.set_random_seed(0)
-    model = build_cutpaste_model(3, head_widths=(16,), input_shape=(32, 32, 3))
+    subset, model = _washer_and_model(8, 16)
     kde = evaluate.fit_density(model, subset, (32, 32),
                                DensityConfig(kind="kde", feature="embedding", kde_gamma=3.0))
     assert kde.kind == "kde" and float(kde.gamma.numpy()) == pytest.approx(3.0)

@@ -61,12 +61,3 @@ def test_pixel_metrics_refuse_bad_input():
         metrics.aupro(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="NaN"):
         metrics.pixel_auroc(np.full((1, 2, 2), np.nan), np.eye(2)[None])
-
-
-def test_localization_table_lists_paper_numbers_for_mvtec_categories():
-    table = metrics.localization_table({"carpet": 0.97, "fabric": 0.95}, {"carpet": 0.9,
-                                                                           "fabric": 0.8},
-                                       {"carpet": "texture", "fabric": "texture"})
-    assert "| carpet | 97.0 | 98.3 ± 0.0 | 90.0 |" in table
-    assert "| fabric | 95.0 | — | 80.0 |" in table
-    assert "| **average** | 96.0 | — | 85.0 |" in table

@@ -109,7 +109,7 @@ def test_f1_threshold_and_decision_metrics():
 
 
 def test_runner_sets_out_of_fold_and_labelled_thresholds():
-    """The two paths of runner.set_threshold not taken by the launcher test (which holds out)."""
+    """The two paths of image.set_threshold not taken by the launcher test (which holds out)."""
     import pathlib
 
     import tensorflow as tf
@@ -117,27 +117,27 @@ def test_runner_sets_out_of_fold_and_labelled_thresholds():
     from cutpaste_tf import data
     from cutpaste_tf.config import ModelConfig, RunConfig, ThresholdConfig, TrainConfig
     from cutpaste_tf.evaluation import evaluate
-    from cutpaste_tf.pipeline import runner
+    from cutpaste_tf.pipeline import build, image
 
     config = RunConfig(model=ModelConfig(head_widths=()),
                        train=TrainConfig(task="cutpaste", image_size=(32, 32), batch_size=4),
                        threshold=ThresholdConfig(quantile=0.8, folds=4))
     features = np.random.default_rng(5).standard_normal((30, 8)).astype(np.float32)
     estimator = evaluate.fit_features(features, config.density)
-    cut, record = runner.set_threshold(None, estimator, features, (), None, config)
+    cut, record = image.set_threshold(None, estimator, features, (), None, config)
     assert cut.method == "out_of_fold_quantile" and cut.num_images == 30
     assert cut.value == th.quantile_threshold(record["normal_scores"], 0.8).value
     in_sample = estimator.score(tf.constant(features)).numpy()
     assert np.mean(record["normal_scores"]) > np.mean(in_sample)  # held-out folds score higher
 
     washer = data.index_mvtec(str(pathlib.Path(__file__).parents[2] / "testdata"), "washer")
-    model = runner.build_model(config)
+    model = build.build_model(config)
     train = evaluate.embed(model, washer.train_files[:20], (32, 32), "pooled")
     estimator = evaluate.fit_features(train, config.density)
     files = washer.test_files[:4] + washer.test_files[-4:]
     labels = washer.test_labels[:4] + washer.test_labels[-4:]
-    cut, record = runner.set_threshold(model, estimator, train, washer.train_files[20:30],
-                                       (files, labels), config)
+    cut, record = image.set_threshold(model, estimator, train, washer.train_files[20:30],
+                                      (files, labels), config)
     assert cut.method == "labelled_f1" and record["labelled_labels"] == list(labels)
     assert record["normal_threshold"]["method"] == "validation_quantile"
     assert len(record["normal_scores"]) == 10

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig
-from cutpaste_tf.pipeline import runner
-from cutpaste_tf.training import train
+from cutpaste_tf.pipeline import build
+from cutpaste_tf.training import step as step_lib
 from launch import distribute
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -97,9 +97,9 @@ def test_strategy_names(monkeypatch):
 
 def test_batch_must_split_over_replicas():
     config = RunConfig(train=TrainConfig(task="3way", batch_size=96))
-    runner.check_batch(config, 8)  # 12 views (4 images x 3) per replica
+    build.check_batch(config, 8)  # 12 views (4 images x 3) per replica
     with pytest.raises(ValueError, match="--batch_size=96 does not split over 5 replicas"):
-        runner.check_batch(config, 5)
+        build.check_batch(config, 5)
 
 
 def _config(**train_kwargs):
@@ -111,11 +111,11 @@ def _config(**train_kwargs):
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_step_keeps_float32_variables_and_outputs(precision):
     config = _config(precision=precision)
-    model = runner.build_model(config, precision)
+    model = build.build_model(config, precision)
     assert tf.keras.config.dtype_policy().name == "float32"  # the global policy is restored
     assert model.get_layer("classifier").compute_dtype == precision.split("_")[1]
     assert all(v.dtype == "float32" for v in model.variables)
-    optimizer = train.make_optimizer(config.train)
+    optimizer = step_lib.make_optimizer(config.train)
     optimizer.build(model.trainable_variables)
     assert isinstance(optimizer, tf.keras.optimizers.LossScaleOptimizer) == (
         precision == "mixed_float16")
@@ -123,7 +123,7 @@ def test_mixed_precision_step_keeps_float32_variables_and_outputs(precision):
     views = tf.constant(rng.random((6, 32, 32, 3), dtype=np.float32))
     labels = tf.constant([0, 0, 1, 1, 2, 2], tf.int32)
     before = [v.numpy().copy() for v in model.trainable_variables]
-    step = train.make_train_step(model, optimizer, config.train)
+    step = step_lib.make_train_step(model, optimizer, config.train)
     # Under float16 the dynamic loss scale starts high and halves on each overflowing step
     # (whose update is skipped); within a few steps updates must go through.
     for _ in range(12):
@@ -144,12 +144,12 @@ def test_on_device_augmentation_matches_the_pipeline():
     results = []
     for on_device in (False, True):
         config = _config(augment_on_device=on_device)
-        model = runner.build_model(config)
-        optimizer = train.make_optimizer(config.train)
+        model = build.build_model(config)
+        optimizer = step_lib.make_optimizer(config.train)
         optimizer.build(model.trainable_variables)
-        batches = runner.training_batches(data, config, tf.distribute.get_strategy(), 0)
+        batches = build.training_batches(data, config, tf.distribute.get_strategy(), 0)
         first = next(batches)
         assert first[0].dtype == (tf.uint8 if on_device else tf.float32)
-        step = train.make_train_step(model, optimizer, config.train)
+        step = step_lib.make_train_step(model, optimizer, config.train)
         results.append(float(step(*first)["xent"]))
     assert results[0] == pytest.approx(results[1], rel=1e-5)

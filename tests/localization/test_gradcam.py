@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf.density import gaussian as density_lib
+from cutpaste_tf import density as density_lib
 from cutpaste_tf.localization import gradcam
 from cutpaste_tf.models import build_cutpaste_model
 

@@ -17,7 +17,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from cutpaste_tf.config import TrainConfig
 from cutpaste_tf.models import build_cutpaste_model, efficientnet
 from cutpaste_tf.models.cutpaste_net import backbone_of
-from cutpaste_tf.training import train
+from cutpaste_tf.training import step as step_lib
 
 SIZE = (32, 32)
 CONFIG = TrainConfig(task="cutpaste", image_size=SIZE, batch_size=2, head_epochs=1, epochs=1,
@@ -141,7 +141,7 @@ def test_weight_sources_fail_clearly(monkeypatch, tmp_path):
 def test_two_stage_schedule_is_one_cosine_cycle_per_stage():
     config = TrainConfig(head_epochs=2, epochs=4, steps_per_epoch=10, head_learning_rate=0.03,
                          learning_rate=1e-4)
-    lr = train.make_schedule(config)
+    lr = step_lib.make_schedule(config)
     assert config.total_steps == 60 and config.head_steps == 20
     assert float(lr(0)) == pytest.approx(0.03)
     assert float(lr(10)) == pytest.approx(0.015, rel=1e-5)
@@ -149,7 +149,7 @@ def test_two_stage_schedule_is_one_cosine_cycle_per_stage():
     assert float(lr(20)) == pytest.approx(1e-4)
     assert float(lr(40)) == pytest.approx(5e-5, rel=1e-5)
     assert float(lr(60)) == pytest.approx(0.0, abs=1e-12)
-    assert [train.stage_of(s, config) for s in (0, 19, 20, 59)] == ["head"] * 2 + ["full"] * 2
+    assert [step_lib.stage_of(s, config) for s in (0, 19, 20, 59)] == ["head"] * 2 + ["full"] * 2
 
 
 def _split(model):
@@ -170,7 +170,7 @@ def _changed(before, after) -> set[str]:
 def test_stage_one_trains_only_the_head_and_stage_two_keeps_batch_norm(model):
     kernels, bn, head = _split(model)
     trainable = [v.path for v in model.trainable_variables]
-    optimizer = train.make_optimizer(CONFIG)
+    optimizer = step_lib.make_optimizer(CONFIG)
     optimizer.build(model.trainable_variables)
     batches = _batches()
 
@@ -180,21 +180,21 @@ def test_stage_one_trains_only_the_head_and_stage_two_keeps_batch_norm(model):
         _two_stage_steps(model, optimizer, batches, kernels, bn, head)
     finally:
         tf.config.run_functions_eagerly(False)
-    train.set_stage(model, None, CONFIG)
+    step_lib.set_stage(model, None, CONFIG)
     assert [v.path for v in model.trainable_variables] == trainable  # all trainable again
 
 
 def _two_stage_steps(model, optimizer, batches, kernels, bn, head):
     everything = kernels + bn + head
     start = _values(everything)
-    train.set_stage(model, train.stage_of(0, CONFIG), CONFIG)
-    train.make_train_step(model, optimizer, CONFIG)(*next(batches))
+    step_lib.set_stage(model, step_lib.stage_of(0, CONFIG), CONFIG)
+    step_lib.make_train_step(model, optimizer, CONFIG)(*next(batches))
     after_head = _values(everything)
     changed = _changed(start, after_head)
     assert changed and changed <= {v.path for v in head}
 
-    train.set_stage(model, train.stage_of(CONFIG.head_steps, CONFIG), CONFIG)
-    train.make_train_step(model, optimizer, CONFIG)(*next(batches))
+    step_lib.set_stage(model, step_lib.stage_of(CONFIG.head_steps, CONFIG), CONFIG)
+    step_lib.make_train_step(model, optimizer, CONFIG)(*next(batches))
     changed = _changed(after_head, _values(everything))
     assert changed & {v.path for v in kernels}  # the backbone trained ...
     assert not changed & {v.path for v in bn}  # ... its batch norm (stats, scale) did not

@@ -8,6 +8,7 @@ Eager TensorFlow is slow per call, so ``max_examples`` stays small and there is 
 """
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -58,28 +59,20 @@ def _changed_fraction(out, floats):
     return changed.reshape(changed.shape[0], -1).mean(axis=1).max()
 
 
+@pytest.mark.parametrize("op, canvas_size", [
+    (cutpaste.cutpaste, cutpaste.cutpaste_canvas_size),
+    (cutpaste.scar, cutpaste.scar_canvas_size),
+], ids=["cutpaste", "scar"])
 @SETTINGS
 @given(batches())
-def test_cutpaste_properties(example):
+def test_patch_op_properties(op, canvas_size, example):
     images, floats, seed = example
-    out = _check_range(cutpaste.cutpaste(images, seed), floats.shape)
+    out = _check_range(op(images, seed), floats.shape)
     _, h, w, _ = floats.shape
-    canvas_h, canvas_w = cutpaste.cutpaste_canvas_size(h, w)
+    canvas_h, canvas_w = canvas_size(h, w)
     assert _changed_fraction(out, floats) <= canvas_h * canvas_w / (h * w) + 1e-9
-    same = cutpaste.cutpaste(tf.constant(floats), seed).numpy()
+    same = op(tf.constant(floats), seed).numpy()
     np.testing.assert_allclose(out, same, atol=1e-6)  # uint8 == its float copy
-
-
-@SETTINGS
-@given(batches())
-def test_scar_properties(example):
-    images, floats, seed = example
-    out = _check_range(cutpaste.scar(images, seed), floats.shape)
-    _, h, w, _ = floats.shape
-    size_y, size_x = cutpaste.scar_canvas_size(h, w)
-    assert _changed_fraction(out, floats) <= size_y * size_x / (h * w) + 1e-9
-    same = cutpaste.scar(tf.constant(floats), seed).numpy()
-    np.testing.assert_allclose(out, same, atol=1e-6)
 
 
 @SETTINGS

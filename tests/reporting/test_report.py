@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ import tensorflow as tf
 from cutpaste_tf.reporting import report
 from cutpaste_tf.training import learning
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CATEGORIES = {"washer": "object", "fabric": "texture"}
 
 
@@ -162,14 +160,16 @@ def test_training_curves_and_views_come_from_the_event_files(model_dir):
     assert len(images["views/0_normal"]) == 3
 
 
-def test_launcher_writes_the_report_where_asked(model_dir, tmp_path):
+def test_launcher_writes_the_report_where_asked(model_dir, tmp_path, run_launcher, capsys):
+    from launch import report as launcher
+
     out = str(tmp_path / "custom.html")
-    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, "-m", "launch.report", f"--model_dir={model_dir}",
-                             f"--report_path={out}"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Report: {out}" in result.stdout and os.path.exists(out)
+    status = run_launcher(launcher, f"--model_dir={model_dir}", f"--report_path={out}")
+    printed, err = capsys.readouterr()
+    assert status == 0, err[-3000:]
+    assert f"Report: {out}" in printed and os.path.exists(out)
+    assert run_launcher(launcher, f"--model_dir={tmp_path}") == 1  # no finished run there
+    assert "holds no results.json of a finished run" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")

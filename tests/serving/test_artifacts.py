@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import density, files
 from cutpaste_tf.config import TrainConfig
-from cutpaste_tf.density import gaussian as density
 from cutpaste_tf.models import build_cutpaste_model
 from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import train
@@ -55,7 +54,7 @@ def test_density_killed_mid_write_leaves_the_previous_file(tmp_path):
     density.save_density(previous, path)
     _run_and_get_killed(_DIE_HALFWAY + """
 import numpy as np
-from cutpaste_tf.density import gaussian as density
+from cutpaste_tf import density
 new = density.fit_density("gde", np.random.default_rng(1).normal(size=(30, 64)) + 5.0)
 tf.io.gfile.GFile.write = _half_then_die
 density.save_density(new, sys.argv[1])

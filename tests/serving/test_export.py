@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import CPU_ENV
 
 from cutpaste_tf import data
 from cutpaste_tf.config import DensityConfig
@@ -22,7 +23,6 @@ from cutpaste_tf.serving import savedmodel, tflite
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TESTDATA = str(ROOT / "testdata")
 SIZE = (48, 64)
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def _stand_in_map(images):
@@ -96,7 +96,7 @@ for name in ("serving_default", "serve_uint8", "serve_float"):
 print("SCORES" + json.dumps(out))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=ENV, timeout=300)
+                            env=CPU_ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(l for l in result.stdout.splitlines() if l.startswith("SCORES"))
     served = json.loads(line[len("SCORES"):])
@@ -141,7 +141,7 @@ def _cli(*args):
     cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable),
                                                           "saved_model_cli")
     assert os.path.exists(cli), "saved_model_cli is installed with tensorflow"
-    return subprocess.run([cli, *args], capture_output=True, text=True, timeout=300, env=ENV)
+    return subprocess.run([cli, *args], capture_output=True, text=True, timeout=300, env=CPU_ENV)
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
@@ -168,7 +168,10 @@ def test_saved_model_cli_run_scores_a_png(exported, tmp_path):
     assert float(match.group(1)) == pytest.approx(scores[1], abs=1e-3)  # printed to ~8 digits
 
 
-def test_predict_names_a_corrupt_image_and_scores_the_rest(exported, tmp_path):
+def test_predict_names_a_corrupt_image_and_scores_the_rest(exported, tmp_path, run_launcher,
+                                                           capsys):
+    from launch import predict as launcher
+
     path, scores, paths, threshold = exported
     images = tmp_path / "images"
     (images / "sub").mkdir(parents=True)
@@ -179,13 +182,12 @@ def test_predict_names_a_corrupt_image_and_scores_the_rest(exported, tmp_path):
         names.append(str(target))
     (images / "broken.png").write_bytes(b"not an image")
     out_dir = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "launch.predict", f"--model={os.path.dirname(path)}",
-         f"--images={images}", f"--output_dir={out_dir}", "--predict_batch_size=2",
-         "--progress=false"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "broken.png: cannot decode: Unknown image file format" in result.stderr
-    assert "Scored 4 of 5 images" in result.stdout
+    status = run_launcher(launcher, f"--model={os.path.dirname(path)}", f"--images={images}",
+                          f"--output_dir={out_dir}", "--predict_batch_size=2", "--progress=false")
+    out, err = capsys.readouterr()
+    assert status == 1, out[-2000:] + err[-3000:]
+    assert "broken.png: cannot decode: Unknown image file format" in err
+    assert "Scored 4 of 5 images" in out
     report = json.loads((out_dir / "predictions.json").read_text())
     assert report["summary"]["failed"] == 1 and report["summary"]["scored"] == 4
     assert report["failed"][0]["path"] == str(images / "broken.png")

@@ -6,10 +6,9 @@ import pytest
 import tensorflow as tf
 
 from cutpaste_tf.config import TrainConfig
-from cutpaste_tf.evaluation import metrics
 from cutpaste_tf.models import build_cutpaste_model
-from cutpaste_tf.pipeline import runner
-from cutpaste_tf.reporting import experiment_tables
+from cutpaste_tf.pipeline import summary
+from cutpaste_tf.reporting import experiment_tables, tables
 from cutpaste_tf.training import learning, train
 
 
@@ -106,12 +105,12 @@ def test_results_tables_mark_runs_that_did_not_learn(tmp_path):
     from cutpaste_tf import files
     for name, learned in (("fabric", False), ("washer", True)):
         files.write_json(str(tmp_path / name / "results.json"), _result(name, learned))
-    md = runner.summarize_run(str(tmp_path), "cutpaste")
+    md = summary.summarize_run(str(tmp_path), "cutpaste")
     assert "| fabric ⚠ |" in md and "| washer |" in md
     assert "Proxy task not learned" in md and "0.510 at step 40" in md
     assert files.read_json(str(tmp_path / "results.json"))["not_learned"] == ["fabric"]
     assert learning.not_learned({"a": _result("a", True), "b": _result("b", False)}) == ["b"]
-    assert "⚠" not in metrics.markdown_table({"washer": 0.9}, {"washer": "object"}, "cutpaste")
+    assert "⚠" not in tables.markdown_table({"washer": 0.9}, {"washer": "object"}, "cutpaste")
 
 
 def test_experiment_tables_mark_runs_that_did_not_learn():

@@ -1,0 +1,161 @@
+"""The categories a run trains on, checked before anything trains: the dataset indexed (and for
+CIFAR-10 and ELPV prepared once), every image and mask validated, and an optional labelled
+validation set (``launch.train`` and ``launch.experiment`` share these)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Optional, Sequence
+
+from cutpaste_tf import data as data_lib
+from cutpaste_tf.config import RunConfig
+from cutpaste_tf.data import cifar10, elpv
+from cutpaste_tf.evaluation import threshold as threshold_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """Where a run's images come from and how strictly they are checked; each field is the
+    launcher flag of the same name (``categories`` is ``--category``)."""
+
+    dataset: str = "mvtec"
+    data_dir: Optional[str] = None
+    categories: tuple[str, ...] = ("all",)
+    category_kind: str = "object"
+    # --dataset=folder
+    train_dir: Optional[str] = None
+    test_good_dir: Optional[str] = None
+    test_defect_dirs: tuple[str, ...] = ()
+    mask_dir: Optional[str] = None
+    # --dataset=cifar10 / elpv
+    source: Optional[str] = None
+    heldout_fraction: float = 0.25
+    split_seed: int = 0
+    # Validation of every image and mask.
+    min_image_size: int = 32
+    max_image_pixels: int = 50_000_000
+    decode_check: bool = True
+    mask_threshold: float = 0.5
+    progress: bool = True
+    # An optional labelled validation set (one category).
+    val_good_dir: Optional[str] = None
+    val_defect_dirs: tuple[str, ...] = ()
+
+    @property
+    def all_categories(self) -> bool:
+        return list(self.categories) in (["all"], [])
+
+
+def resolve_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
+    """Indexes every requested category (all of them before any training starts)."""
+    if spec.dataset in data_lib.LAYOUTS:
+        return layout_categories(spec)
+    if spec.dataset in ("cifar10", "elpv"):
+        return prepared_categories(spec)
+    if spec.dataset == "folder":
+        missing = [f"--{n}" for n in ("train_dir", "test_good_dir") if not getattr(spec, n)]
+        if missing or not spec.test_defect_dirs:
+            raise ValueError("--dataset=folder needs --train_dir, --test_good_dir and "
+                             "--test_defect_dirs")
+        name = "custom" if spec.all_categories else spec.categories[0]
+        return [data_lib.index_folders(name, spec.train_dir, spec.test_good_dir,
+                                       list(spec.test_defect_dirs), spec.mask_dir,
+                                       kind=spec.category_kind)]
+    raise ValueError(f"--dataset={spec.dataset} is not a dataset choice")
+
+
+def layout_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
+    """--dataset=mvtec|visa|btad|mvtec_loco|kolektorsdd2: the dataset at --data_dir as
+    published; --category=all lists the layout's categories."""
+    layout = data_lib.LAYOUTS[spec.dataset]
+    if not spec.data_dir:
+        raise ValueError(f"--data_dir is required (the root of the {layout.title} dataset)")
+    names = (data_lib.layout_categories(spec.dataset, spec.data_dir) if spec.all_categories
+             else list(spec.categories))
+    categories = [data_lib.index_layout(spec.dataset, spec.data_dir, name, spec.category_kind)
+                  for name in names]
+    for data in categories:
+        if data.val_files:
+            print(f"[{data.name}] the dataset's {len(data.val_files)} normal validation images "
+                  "set the decision threshold; --val_fraction is not applied")
+    return categories
+
+
+def prepared_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
+    """--dataset=cifar10|elpv: writes the PNGs into --data_dir once, then indexes them."""
+    if not spec.data_dir:
+        raise ValueError(f"--dataset={spec.dataset} needs --data_dir: where its images are "
+                         "written as PNGs once (and found on later runs)")
+    if spec.dataset == "elpv":
+        if not 0.0 < spec.heldout_fraction < 1.0:
+            raise ValueError(f"--heldout_fraction must be in (0, 1), got {spec.heldout_fraction}")
+        elpv.prepare(spec.data_dir, spec.heldout_fraction, spec.split_seed)
+        names = list(elpv.CELL_TYPES) if spec.all_categories else list(spec.categories)
+        return [data_lib.index_mvtec(spec.data_dir, name) for name in names]
+    if not spec.source and cifar10.read_manifest(spec.data_dir) is None:
+        raise ValueError(f"--dataset=cifar10: {spec.data_dir!r} is not prepared yet; give "
+                         "--source=<cifar-10-python.tar.gz or its extracted folder>")
+    cifar10.prepare(spec.data_dir, spec.source)
+    names = list(cifar10.CLASSES) if spec.all_categories else list(spec.categories)
+    return [cifar10.index_class(spec.data_dir, name) for name in names]
+
+
+def validate_categories(categories: Sequence[data_lib.CategoryData], spec: InputSpec,
+                        image_size: tuple[int, int]) -> None:
+    """Checks every image and mask of every category; prints counted warnings to stderr and
+    one line per kind of mask conversion to stdout."""
+    if spec.min_image_size < 1 or spec.max_image_pixels < 1:
+        raise ValueError("--min_image_size and --max_image_pixels must be positive")
+    if not 0.0 < spec.mask_threshold <= 1.0:
+        raise ValueError(f"--mask_threshold must be in (0, 1], got {spec.mask_threshold}")
+    errors = []
+    for data in categories:  # every category, so that one run reports every problem
+        try:
+            report = data_lib.validate_category(
+                data, min_size=spec.min_image_size, max_pixels=spec.max_image_pixels,
+                decode=spec.decode_check, image_size=image_size,
+                mask_threshold=spec.mask_threshold)
+        except data_lib.DataError as e:
+            errors.append(str(e))
+            continue
+        for line in report.warnings():
+            print(f"warning: {line}", file=sys.stderr)
+        for line in report.notes():
+            print(line)
+        if spec.progress:
+            print(report.summary())
+    if errors:
+        raise data_lib.DataError("\n".join(errors))
+
+
+def labelled_validation(categories: Sequence[data_lib.CategoryData], spec: InputSpec
+                        ) -> Optional[tuple[list[str], list[int]]]:
+    """(files, labels) of --val_good_dir and --val_defect_dirs, or None when not given."""
+    if not spec.val_good_dir and not spec.val_defect_dirs:
+        return None
+    if not spec.val_good_dir or not spec.val_defect_dirs:
+        raise ValueError("--val_good_dir and --val_defect_dirs go together (a labelled "
+                         "validation set needs normal and defective images)")
+    if len(categories) != 1:
+        raise ValueError(f"--val_good_dir/--val_defect_dirs hold one category's images, but "
+                         f"{len(categories)} categories were requested; pick one with --category")
+    paths, labels = [], []
+    for label, folder in [(0, spec.val_good_dir)] + [(1, d) for d in spec.val_defect_dirs]:
+        found = data_lib.list_images(folder)
+        if not found:
+            raise ValueError(f"validation folder {folder!r} does not exist or holds no images")
+        paths += found
+        labels += [label] * len(found)
+    return paths, labels
+
+
+def check_holdout(categories: Sequence[data_lib.CategoryData], config: RunConfig) -> None:
+    """Too few training images to hold ``config.threshold.val_fraction`` out fails here, before
+    training, naming the category."""
+    for data in categories:
+        try:
+            threshold_lib.split_holdout(data.train_files, config.threshold.val_fraction,
+                                        config.train.seed, given=data.val_files)
+        except ValueError as e:
+            raise ValueError(f"category {data.name!r}: --{e}") from None

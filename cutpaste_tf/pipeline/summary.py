@@ -1,0 +1,127 @@
+"""A run's summary over its categories: ``results.json`` and the Table-1-style ``results.md``
+(image AUROC, localisation, Table 3 features, per defect type, runs that did not learn)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import tensorflow as tf
+
+from cutpaste_tf import files
+from cutpaste_tf.evaluation import evaluate, metrics
+from cutpaste_tf.pipeline import rundir
+from cutpaste_tf.reporting import tables
+from cutpaste_tf.training import learning
+
+
+def summarize_run(model_dir: str, task: str) -> str:
+    """Writes ``results.json`` and the Table-1-style ``results.md`` over every category in
+    ``model_dir``; returns the Markdown."""
+    results = rundir.collect_results(model_dir)
+    per_category = {name: r["auroc"] for name, r in results.items()}
+    kinds = {name: r["kind"] for name, r in results.items()}
+    summary = metrics.summarize(per_category, kinds)
+    flagged = learning.not_learned(results)
+    table = tables.markdown_table(per_category, kinds, task,
+                                  title=f"Image AUROC (%), {task_title(task)}", flagged=flagged)
+    if flagged:
+        table += "\n" + not_learned_note(results, flagged) + "\n"
+    summary_json = {
+        "task": task,
+        "categories": results,
+        "averages": {k: v[0] for k, v in summary["averages"].items()},
+        "not_learned": flagged,
+    }
+    table += _localization(results, kinds, task, summary_json)
+    transferred = {n: r for n, r in results.items() if "transfer" in r}
+    if transferred:
+        table += "\n" + tables.table3_markdown(transferred, kinds)
+    per_defect = defect_table(with_defect_counts(model_dir, results))
+    if per_defect:
+        table += "\n" + per_defect
+    files.write_json(os.path.join(model_dir, rundir.RESULTS_FILE), summary_json)
+    files.write_text(os.path.join(model_dir, rundir.RESULTS_TABLE), table + "\n")
+    return table
+
+
+def _localization(results: dict[str, dict], kinds: dict[str, str], task: str,
+                  summary_json: dict) -> str:
+    """The localisation table (and the reasons for pixel AUROCs not reported) of
+    :func:`summarize_run`; adds their averages to ``summary_json``."""
+    table = ""
+    located = {n: r for n, r in results.items() if "pixel_auroc" in r}
+    if located:
+        pixel = {n: r["pixel_auroc"] for n, r in located.items()}
+        pro = {n: r["aupro"] for n, r in located.items()}
+        methods = sorted({" ".join([r.get("localization_method", "patch"),
+                                    *([r["gradcam_layer"]] if "gradcam_layer" in r else [])])
+                          for r in located.values()})
+        table += "\n" + tables.localization_table(
+            pixel, pro, kinds, title=f"Localisation ({', '.join(methods)}), {task}")
+        summary_json["pixel_averages"] = {
+            k: v[0] for k, v in metrics.summarize(pixel, kinds)["averages"].items()}
+        summary_json["aupro_averages"] = {
+            k: v[0] for k, v in metrics.summarize(pro, kinds)["averages"].items()}
+    unreported = {n: r["pixel_auroc_not_reported"] for n, r in results.items()
+                  if "pixel_auroc_not_reported" in r}
+    if unreported:
+        table += "\nLocalisation (gradcam): " + "; ".join(
+            f"{n}: {why}" for n, why in sorted(unreported.items())) + ".\n"
+        summary_json["pixel_not_reported"] = unreported
+    return table
+
+
+def with_defect_counts(model_dir: str, results: dict[str, dict]) -> dict[str, dict]:
+    """``results`` where each has ``num_test_per_defect``; a result written before it was
+    recorded gets it from its category's scores.csv (if there)."""
+    out = {}
+    for name, result in results.items():
+        scores_csv = os.path.join(rundir.category_dir(model_dir, name), rundir.SCORES_FILE)
+        if "num_test_per_defect" not in result and tf.io.gfile.exists(scores_csv):
+            result = {**result, "num_test_per_defect": evaluate.defect_counts(scores_csv)}
+        out[name] = result
+    return out
+
+
+def defect_table(results: dict[str, dict]) -> str:
+    """Markdown: image AUROC (%) of each defect type's images against the category's normal
+    test images, one row per category and defect type (categories in the paper's order, then
+    the others by name; defect types by name), the pixel AUROC column only when some category
+    has it. Empty when no category has more than one defect type."""
+    if all(len(r.get("auroc_per_defect", {})) <= 1 for r in results.values()):
+        return ""
+    pixel = any(r.get("pixel_auroc_per_defect") for r in results.values())
+    lines = ["### Image AUROC (%) per defect type", "",
+             "| Category | Defect type | Images | AUROC %"
+             + (" | Pixel AUROC % |" if pixel else " |"),
+             "| --- | --- | ---: | ---:" + (" | ---: |" if pixel else " |")]
+    for name in tables.order_categories(sorted(results)):
+        result = results[name]
+        counts = result.get("num_test_per_defect", {})
+        for defect, value in sorted(result.get("auroc_per_defect", {}).items()):
+            cells = [tables.display_name(name), tables.display_name(defect),
+                     str(counts.get(defect, "—")), f"{100 * value:.1f}"]
+            if pixel:
+                px = result.get("pixel_auroc_per_defect", {}).get(defect)
+                cells.append("—" if px is None else f"{100 * px:.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def not_learned_note(results: dict[str, dict], flagged: Sequence[str]) -> str:
+    """The Markdown note under a results table that names the runs marked "not learning"."""
+    lines = [f"⚠ **Proxy task not learned** by {', '.join(flagged)}: training accuracy within "
+             f"{100 * learning.MARGIN:.0f} points of chance after a quarter of the steps or at "
+             "the end, so these AUROCs do not measure the method:"]
+    for name in flagged:
+        lines.append(f"- {name}: {learning.figures(results[name]['learning'])}")
+    return "\n".join(lines)
+
+
+def task_title(task: str) -> str:
+    """How tables name a proxy task: "CutPaste (3way)" for CutPaste's, "cutout task" for a
+    baseline's."""
+    if task in ("3way", "cutpaste", "scar", "union"):
+        return f"CutPaste ({task})"
+    return f"{task} task"

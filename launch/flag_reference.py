@@ -1,0 +1,155 @@
+"""Writes the Markdown reference of every command-line flag, from the flag definitions themselves.
+
+    python -m launch.flag_reference --output=docs/flags.md
+    python -m launch.flag_reference                        (prints it)
+
+Every module of ``launch/`` that defines flags is imported and its flags are read back from absl's
+registry (``FLAGS.flags_by_module_dict()``): name, type, default and help, in the order they are
+defined. The shared flags of ``launch/flags.py`` are grouped under its ``# Section.`` comments.
+The text depends only on the definitions, never on the machine it is generated on, so
+``tests/launch/test_flag_reference.py`` can fail when ``docs/flags.md`` is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pathlib
+import re
+import sys
+import tempfile
+
+from absl import flags
+
+LAUNCH_DIR = pathlib.Path(__file__).resolve().parent
+SHARED = "launch.flags"
+COMMAND = "python -m launch.flag_reference --output=docs/flags.md"
+
+_DEFINE = re.compile(r"DEFINE_\w+\(\s*[\"'](\w+)[\"']")
+_SECTION = re.compile(r"# (.+?)\.?\s*$")
+_TYPES = {"bool": "bool", "int": "integer", "float": "float", "string": "string",
+          "string enum": "enum", "comma separated list of strings": "list"}
+
+HEADER = f"""# Flag reference
+
+Every flag of the launchers, generated from their definitions by
+`{COMMAND}`; do not edit it by hand
+(`tests/launch/test_flag_reference.py` fails when it is out of date).
+
+`launch/flags.py` defines the flags all launchers share (each launcher reads the ones it needs);
+a launcher's own flags are listed under its name. A flagfile (`--flagfile=configs/...`) holds any
+of them, one per line. A bool flag is set with `--name` or `--name=true` and cleared with
+`--noname` or `--name=false`; a list flag takes comma-separated values.
+"""
+
+
+def flag_modules() -> list[str]:
+    """The ``launch`` modules whose source defines flags, ``launch.flags`` first."""
+    names = []
+    for path in sorted(LAUNCH_DIR.glob("*.py")):
+        if path.stem in ("__init__", "__main__", "flag_reference"):
+            continue
+        if _DEFINE.search(path.read_text(encoding="utf-8")):
+            names.append(f"launch.{path.stem}")
+    return sorted(names, key=lambda name: (name != SHARED, name))
+
+
+def sections(module: str) -> dict[str, str]:
+    """Flag name -> the ``# Section.`` comment above its definition (shared flags only)."""
+    source = (LAUNCH_DIR / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8")
+    found, current, lines = {}, "General", source.splitlines()
+    for i, line in enumerate(lines):
+        following = next((n for n in lines[i + 1:] if n.strip()), "")
+        heading = _SECTION.match(line)
+        if heading and "DEFINE_" in following:
+            current = heading.group(1)
+        for name in _DEFINE.findall(line):
+            found.setdefault(name, current)
+    return found
+
+
+def _portable(text: str) -> str:
+    """Text with this machine's directories replaced by symbols, so the output is the same
+    everywhere."""
+    places = [(os.getcwd(), "<cwd>"), (tempfile.gettempdir(), "<tmp>"),
+              (os.path.expanduser("~"), "~"), (sys.prefix, "<python prefix>")]
+    for path, symbol in sorted(places, key=lambda p: -len(p[0])):
+        if len(path) > 1:
+            text = text.replace(path, symbol)
+    return text
+
+
+def _cell(text: str) -> str:
+    """One Markdown table cell: one line, with the characters a table or HTML would eat escaped."""
+    text = _portable(" ".join(text.split()))
+    for char in "\\|*<>":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _default(flag: flags.Flag) -> str:
+    if flag.default is None:
+        return "unset"
+    shown = flag.default_as_str or ""
+    if len(shown) >= 2 and shown[0] == shown[-1] == "'":
+        shown = shown[1:-1]
+    shown = _portable(shown).replace("|", "\\|")
+    return f"`{shown}`" if shown else "empty"
+
+
+def row(flag: flags.Flag) -> str:
+    """The table row of one flag: name, type (an enum's values), default, help."""
+    kind, text = _TYPES.get(flag.flag_type(), flag.flag_type()), flag.help or ""
+    values = getattr(flag.parser, "enum_values", None)
+    if values:
+        kind = "one of " + ", ".join(f"`{v}`" for v in values)
+        text = text.removeprefix(f"<{'|'.join(values)}>: ")
+    return f"| `--{flag.name}` | {kind} | {_default(flag)} | {_cell(text)} |"
+
+
+def _table(rows: list[str]) -> list[str]:
+    return ["| Flag | Type | Default | Meaning |", "| --- | --- | --- | --- |", *rows, ""]
+
+
+def _module_text(module: str, defined: list[flags.Flag]) -> list[str]:
+    if module == SHARED:
+        out = ["## Shared flags (`launch/flags.py`)", ""]
+        where = sections(module)
+        groups: dict[str, list[str]] = {}
+        for flag in defined:
+            groups.setdefault(where.get(flag.name, "Other"), []).append(row(flag))
+        for title, rows in groups.items():
+            out += [f"### {title}", "", *_table(rows)]
+        return out
+    doc = (sys.modules[module].__doc__ or "").strip().splitlines()
+    intro = [doc[0], ""] if doc else []
+    return [f"## `python -m {module}`", "", *intro, *_table([row(f) for f in defined])]
+
+
+def reference_text() -> str:
+    """The whole Markdown reference."""
+    modules = flag_modules()
+    for module in modules:
+        importlib.import_module(module)
+    by_module = flags.FLAGS.flags_by_module_dict()
+    out = HEADER.splitlines() + [""]
+    for module in modules:
+        out += _module_text(module, by_module.get(module, []))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", help="Markdown file to write (default: print it).")
+    args = parser.parse_args(argv)
+    text = reference_text()
+    if args.output:
+        pathlib.Path(args.output).write_text(text, encoding="utf-8")
+        print(f"Wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

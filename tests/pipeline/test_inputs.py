@@ -1,0 +1,57 @@
+"""cutpaste_tf/pipeline/inputs.py: the categories a run trains on, from the flags that launch.train
+and launch.experiment share (launch/flags.py input_spec)."""
+
+import dataclasses
+import pathlib
+
+import pytest
+
+from cutpaste_tf.config import RunConfig, ThresholdConfig
+from cutpaste_tf.pipeline import inputs
+
+TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+
+
+def test_the_flags_defaults_are_the_specs(parse_flags):
+    from launch import flags as flag_defs
+
+    parse_flags()
+    assert flag_defs.input_spec() == inputs.InputSpec()
+    parse_flags("--dataset=folder", "--category=parts", "--test_defect_dirs=a,b",
+                "--val_defect_dirs=c", "--nodecode_check")
+    spec = flag_defs.input_spec()
+    assert spec == dataclasses.replace(inputs.InputSpec(), dataset="folder",
+                                       categories=("parts",), test_defect_dirs=("a", "b"),
+                                       val_defect_dirs=("c",), decode_check=False)
+
+
+def test_categories_of_a_layout_and_of_folders(tmp_path):
+    spec = inputs.InputSpec(data_dir=TESTDATA)
+    assert [d.name for d in inputs.resolve_categories(spec)] == ["fabric", "washer"]
+    washer = f"{TESTDATA}/washer"
+    folder = inputs.InputSpec(dataset="folder", train_dir=f"{washer}/train/good",
+                              test_good_dir=f"{washer}/test/good",
+                              test_defect_dirs=(f"{washer}/test/stain",))
+    (data,) = inputs.resolve_categories(folder)
+    assert data.name == "custom" and len(data.train_files) == 60
+    with pytest.raises(ValueError, match="--dataset=folder needs --train_dir"):
+        inputs.resolve_categories(dataclasses.replace(folder, train_dir=None))
+    with pytest.raises(ValueError, match=r"--data_dir is required \(the root of the"):
+        inputs.resolve_categories(inputs.InputSpec())
+
+
+def test_labelled_validation_and_hold_out_checks():
+    washer = f"{TESTDATA}/washer/test"
+    spec = inputs.InputSpec(data_dir=TESTDATA, categories=("washer",),
+                            val_good_dir=f"{washer}/good", val_defect_dirs=(f"{washer}/stain",))
+    categories = inputs.resolve_categories(spec)
+    paths, labels = inputs.labelled_validation(categories, spec)
+    assert len(paths) == len(labels) and set(labels) == {0, 1}
+    assert inputs.labelled_validation(categories, inputs.InputSpec()) is None
+    with pytest.raises(ValueError, match="go together"):
+        inputs.labelled_validation(categories, dataclasses.replace(spec, val_defect_dirs=()))
+    with pytest.raises(ValueError, match="one category's images, but 2 categories"):
+        inputs.labelled_validation(categories * 2, spec)
+    inputs.check_holdout(categories, RunConfig(threshold=ThresholdConfig(val_fraction=0.25)))
+    with pytest.raises(ValueError, match="category 'washer': --val_fraction=0.99 of 60"):
+        inputs.check_holdout(categories, RunConfig(threshold=ThresholdConfig(val_fraction=0.99)))
