@@ -30,7 +30,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CLASSIFIER_INITS = ("zeros", "glorot_uniform")
 
 
-def _check_range(name: str, bounds, lo: float, hi: float) -> None:
+def check_range(name: str, bounds, lo: float, hi: float) -> None:
+    """Raises ValueError unless ``bounds`` is two increasing values in [lo, hi]."""
     if len(bounds) != 2 or not lo <= bounds[0] <= bounds[1] <= hi:
         raise ValueError(f"{name} must be two increasing values in [{lo}, {hi}], got {bounds}")
 
@@ -56,10 +57,10 @@ class AugmentConfig:
     jitter: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 0.0)
 
     def __post_init__(self):
-        _check_range("area_ratio", self.area_ratio, 0.0, 1.0)
-        _check_range("aspect_ratio", self.aspect_ratio, 0.0, float("inf"))
-        _check_range("scar_width", self.scar_width, 0.0, float("inf"))
-        _check_range("scar_length", self.scar_length, 0.0, float("inf"))
+        check_range("area_ratio", self.area_ratio, 0.0, 1.0)
+        check_range("aspect_ratio", self.aspect_ratio, 0.0, float("inf"))
+        check_range("scar_width", self.scar_width, 0.0, float("inf"))
+        check_range("scar_length", self.scar_length, 0.0, float("inf"))
         if not 0.0 <= self.scar_angle <= 180.0:
             raise ValueError(f"scar_angle must be in [0, 180] degrees, got {self.scar_angle}")
         if self.scar_reference_size < 0:
@@ -79,7 +80,7 @@ class AugmentConfig:
 class ModelConfig:
     """Backbone and projection head. One 512-wide hidden layer: the authors' DROC code has
     eight, which at initialisation sends the backbone exploding, task-blind gradients and stays
-    at chance for hundreds of steps (README, "Choices the paper leaves open")."""
+    at chance for hundreds of steps (docs/learning.md)."""
 
     backbone: str = "resnet18"
     head_widths: tuple[int, ...] = (512,)
@@ -134,7 +135,7 @@ class TrainConfig:
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (height, width), each >= 32, got {self.image_size}")
         if self.task == "rotation" and self.image_size[0] != self.image_size[1]:
-            raise ValueError(f"task 'rotation' needs a square --image_size (a quarter turn swaps "
+            raise ValueError(f"task 'rotation' needs a square image_size (a quarter turn swaps "
                              f"height and width), got {self.image_size[0]}x{self.image_size[1]}")
         if self.batch_size <= 0 or self.batch_size % self.num_views:
             raise ValueError(
@@ -185,16 +186,17 @@ LEVEL7_BACKBONES: tuple[str, ...] = ("efficientnet_b4",)
 
 @dataclasses.dataclass(frozen=True)
 class DensityConfig:
-    """The density estimator fitted on features of un-augmented training images."""
+    """The density estimator fitted on features of un-augmented training images: ``kind``
+    (the flag ``--density``), on ``feature``, L2-normalised first if ``normalize_features``."""
 
     kind: str = "gde"
     feature: str = "pooled"
-    normalize: bool = True
+    normalize_features: bool = True
     kde_gamma: Optional[float] = None
 
     def __post_init__(self):
         if self.kind not in ("gde", "kde"):
-            raise ValueError(f"density kind must be 'gde' or 'kde', got {self.kind!r}")
+            raise ValueError(f"density.kind must be 'gde' or 'kde', got {self.kind!r}")
         if self.feature not in FEATURES:
             raise ValueError(f"feature must be one of {FEATURES}, got {self.feature!r}")
 
@@ -211,22 +213,23 @@ class LocalizationConfig:
 
     ``model_type="image"`` trains on whole images (Table 1) and, where test masks exist, also
     reports GradCAM localisation; ``"patch"`` trains on ``train_patch_size`` crops (the paper:
-    64x64 of 256x256) and scores every ``patch_size`` patch at ``stride`` (32 and 4), upsampled
-    with a Gaussian of ``sigma`` pixels (default ``patch_size / 4``). ``per_location`` chooses
-    one GDE per grid location (True) or one shared GDE (False); None follows the category's
-    ``aligned`` flag, as the paper does. ``gradcam_layer`` is the ResNet-18 stage whose map
-    GradCAM uses, one of ``GRADCAM_LAYERS``.
+    64x64 of 256x256) and scores every ``dense_patch_size`` patch at ``stride`` (32 and 4),
+    ``dense_chunk`` patches per model call, upsampled with a Gaussian of ``upsample_sigma``
+    pixels (default ``dense_patch_size / 4``). ``per_location`` chooses one GDE per grid
+    location (True) or one shared GDE (False); None follows the category's ``aligned`` flag, as
+    the paper does. ``gradcam_layer`` is the ResNet-18 stage whose map GradCAM uses, one of
+    ``GRADCAM_LAYERS``. ``heatmaps``: write heatmap PNGs of the test images.
     """
 
     model_type: str = "image"
     train_patch_size: tuple[int, int] = (64, 64)
-    patch_size: int = 32
+    dense_patch_size: int = 32
     stride: int = 4
-    sigma: Optional[float] = None
+    upsample_sigma: Optional[float] = None
     per_location: Optional[bool] = None
-    chunk_size: int = 512
+    dense_chunk: int = 512
     gradcam: bool = True
-    pictures: bool = True
+    heatmaps: bool = True
     gradcam_layer: str = "auto"
 
     def __post_init__(self):
@@ -238,19 +241,22 @@ class LocalizationConfig:
         if len(self.train_patch_size) != 2 or min(self.train_patch_size) < 32:
             raise ValueError("train_patch_size must be (height, width), each >= 32 (the smallest "
                              f"input ResNet-18 handles), got {self.train_patch_size}")
-        if self.patch_size < 16:
-            raise ValueError(f"patch_size (dense) must be >= 16, got {self.patch_size}")
-        if not 0 < self.stride <= self.patch_size:
-            raise ValueError(f"stride must be in [1, patch_size={self.patch_size}], "
+        if self.dense_patch_size < 16:
+            raise ValueError(f"dense_patch_size must be >= 16, got {self.dense_patch_size}")
+        if not 0 < self.stride <= self.dense_patch_size:
+            raise ValueError(f"stride must be in [1, dense_patch_size={self.dense_patch_size}], "
                              f"got {self.stride}")
-        if self.sigma is not None and not self.sigma > 0:
-            raise ValueError(f"sigma must be positive, got {self.sigma}")
-        if self.chunk_size <= 0:
-            raise ValueError(f"chunk_size must be positive, got {self.chunk_size}")
+        if self.upsample_sigma is not None and not self.upsample_sigma > 0:
+            raise ValueError(f"upsample_sigma must be positive, got {self.upsample_sigma}")
+        if self.dense_chunk <= 0:
+            raise ValueError(f"dense_chunk must be positive, got {self.dense_chunk}")
 
     @property
-    def upsample_sigma(self) -> float:
-        return float(self.sigma) if self.sigma is not None else self.patch_size / 4.0
+    def sigma_pixels(self) -> float:
+        """The upsampling Gaussian's sigma in pixels: ``upsample_sigma`` or its default."""
+        if self.upsample_sigma is not None:
+            return float(self.upsample_sigma)
+        return self.dense_patch_size / 4.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,9 +276,9 @@ class ThresholdConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0.0 < self.quantile < 1.0:
-            raise ValueError(f"threshold quantile must be in (0, 1), got {self.quantile}")
+            raise ValueError(f"threshold.quantile must be in (0, 1), got {self.quantile}")
         if self.folds < 2:
-            raise ValueError(f"threshold folds must be at least 2, got {self.folds}")
+            raise ValueError(f"threshold.folds must be at least 2, got {self.folds}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,6 +299,8 @@ class RunConfig:
         if not 0.0 < self.mask_threshold <= 1.0:
             raise ValueError(f"mask_threshold must be in (0, 1] (a fraction of the mask's full "
                              f"scale), got {self.mask_threshold}")
+        if self.eval_batch_size <= 0:
+            raise ValueError(f"eval_batch_size must be positive, got {self.eval_batch_size}")
         loc, size = self.localization, self.train.image_size
         backbone = self.model.backbone
         if self.density.feature == "level7" and backbone not in LEVEL7_BACKBONES:
@@ -308,17 +316,18 @@ class RunConfig:
             if any(p > s for p, s in zip(loc.train_patch_size, size)):
                 raise ValueError(f"train_patch_size {loc.train_patch_size} does not fit "
                                  f"image_size {size}")
-            if loc.patch_size > min(size):
-                raise ValueError(f"patch_size {loc.patch_size} does not fit image_size {size}")
+            if loc.dense_patch_size > min(size):
+                raise ValueError(f"dense_patch_size {loc.dense_patch_size} does not fit "
+                                 f"image_size {size}")
             if self.train.augment_on_device:
                 raise ValueError("augment_on_device is not supported for patch models yet "
                                  "(the crops are cut in the input pipeline)")
             crop = loc.train_patch_size
             if self.train.task == "rotation" and crop[0] != crop[1]:
-                raise ValueError(f"task 'rotation' needs a square --train_patch_size (a quarter "
+                raise ValueError(f"task 'rotation' needs a square train_patch_size (a quarter "
                                  f"turn swaps height and width), got {crop[0]}x{crop[1]}")
             if self.density.kind != "gde":
-                raise ValueError("patch models score with Gaussian densities (density 'gde'), "
+                raise ValueError("patch models score with Gaussian densities (density.kind 'gde'), "
                                  f"got {self.density.kind!r}")
 
 
@@ -352,30 +361,3 @@ def to_json(config: Any) -> str:
 def from_json(cls: type, text: str) -> Any:
     return from_dict(cls, json.loads(text))
 
-
-# Synthetic anomalies (Sec. 5.3, Table 6): the shapes and fills of the benchmark.
-SYNTHETIC_SHAPES = ("digit", "square", "ellipse", "heart")
-SYNTHETIC_FILLS = ("color", "natural")
-
-
-@dataclasses.dataclass(frozen=True)
-class SyntheticConfig:
-    """Sizes of the synthetic anomalies; the paper gives none, so these are our choices.
-
-    The shape's box covers ``area_ratio`` of the image (CutPaste's range), ellipses have an
-    axis ratio log-uniform in ``ellipse_aspect`` (squares, hearts and digits are square boxes),
-    every shape is rotated by U(-angle, angle) degrees and lies wholly inside the image.
-    """
-
-    area_ratio: tuple[float, float] = (0.02, 0.15)
-    ellipse_aspect: tuple[float, float] = (0.5, 2.0)
-    angle: float = 45.0
-    digit_size: int = 32  # side of the upscaled digit templates (load_digits is 8x8)
-
-    def __post_init__(self):
-        _check_range("area_ratio", self.area_ratio, 1e-4, 0.5)
-        _check_range("ellipse_aspect", self.ellipse_aspect, 0.1, 10.0)
-        if not 0.0 <= self.angle <= 180.0:
-            raise ValueError(f"angle must be in [0, 180] degrees, got {self.angle}")
-        if self.digit_size < 8:
-            raise ValueError(f"digit_size must be at least 8, got {self.digit_size}")

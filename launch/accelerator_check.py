@@ -15,13 +15,12 @@ Exit codes: 0 written (failed parts are recorded in it, under ``errors``), 2 bad
 
 from __future__ import annotations
 
-import sys
-
 from absl import app
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
 from cutpaste_tf.benchmark import accelerator_check as check
+from launch import configs, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -39,17 +38,17 @@ flag_defs.flags.DEFINE_list("combinations", list(check.COMBINATION_NAMES),
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
     try:
-        config = flag_defs.run_config()
+        config = configs.run_config()
         unknown = sorted(set(FLAGS.combinations) - set(check.COMBINATION_NAMES))
         if unknown:
             raise ValueError(f"--combinations: unknown {unknown}; choose from "
                              f"{', '.join(check.COMBINATION_NAMES)}")
         if FLAGS.budget_s <= 0 or FLAGS.train_seconds <= 0:
             raise ValueError("--budget_s and --train_seconds must be positive")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        files.write_json(FLAGS.check_output, {"complete": False, "errors": {"flags": str(e)}})
-        sys.exit(2)
+    except ValueError as e:  # recorded in the JSON too, then reported as every launcher does
+        files.write_json(FLAGS.check_output, {"complete": False,
+                                              "errors": {"flags": errors.to_flags(str(e))}})
+        errors.fail(e)
     category = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
     report = check.run_check(
         config, FLAGS.data_dir or check.default_data_dir(), category, FLAGS.check_output,

@@ -33,9 +33,7 @@ and always the hardware and software they were measured on.
 
 from __future__ import annotations
 
-import sys
-
-from absl import app, logging
+from absl import app
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
@@ -43,6 +41,7 @@ from cutpaste_tf.benchmark import speed
 from cutpaste_tf.config import TASK_VIEWS
 from cutpaste_tf.ops import tasks
 from cutpaste_tf.reporting.report import hardware
+from launch import configs, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -55,6 +54,7 @@ flag_defs.flags.DEFINE_list("bench_tasks", ["cutpaste", "rotation", "cutout", "c
                                             "cutout_color", "scar_cutout", "confetti"],
                             "--sections=tasks: the proxy tasks whose views are timed.")
 flag_defs.flags.DEFINE_integer("bench_sources", 32, "--sections=tasks: source images per call.")
+SECTIONS = ("augment", "train", "serve", "dense", "tasks")
 
 
 def augmentation(config, category, steps: int) -> dict:
@@ -98,10 +98,9 @@ def task_views(config, steps: int, names: list[str], sources: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    try:
-        config = flag_defs.run_config()
+    flag_defs.start(argv)
+    with errors.reported(ValueError):
+        config = configs.run_config()
         name = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
         category = None  # real images are needed only to time the input pipeline
         if {"augment", "train"} & set(FLAGS.sections) or (
@@ -114,9 +113,10 @@ def main(argv: list[str]) -> None:
         if unknown or FLAGS.bench_sources <= 0:
             raise ValueError(f"--bench_tasks must name tasks of {sorted(TASK_VIEWS)} (unknown: "
                              f"{unknown}) and --bench_sources must be positive")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        unknown = [name for name in FLAGS.sections if name not in SECTIONS]
+        if unknown:
+            raise ValueError(f"--sections: unknown section {unknown[0]!r}; choose from "
+                             f"{', '.join(SECTIONS)}")
     tcfg = config.train
     serve_image = category.test_files[0] if category and category.test_files else None
     figures = {"image_size": list(tcfg.image_size), "batch_size": tcfg.batch_size,
@@ -128,11 +128,6 @@ def main(argv: list[str]) -> None:
                 "dense": lambda: _dense_figures(config, FLAGS.steps),
                 "tasks": lambda: task_views(config, FLAGS.steps, FLAGS.bench_tasks,
                                             FLAGS.bench_sources)}
-    for name in FLAGS.sections:
-        if name not in sections:
-            print(f"error: --sections: unknown section {name!r}; choose from "
-                  f"{', '.join(sections)}", file=sys.stderr)
-            sys.exit(2)
     for name in FLAGS.sections:
         figures.update(sections[name]())
     for key, value in figures.items():
@@ -156,20 +151,21 @@ def _dense_figures(config, steps: int) -> dict:
     loc, size = config.localization, config.train.image_size
     per_location = bool(loc.per_location)  # auto counts as shared here; say true to time it
     model = build.build_patch_model(config)
-    grid = dense.grid_size(size, loc.patch_size, loc.stride)
-    embedder = dense.DenseEmbedder(model, size, loc.patch_size, loc.stride,
-                                   config.density.feature, loc.chunk_size)
+    grid = dense.grid_size(size, loc.dense_patch_size, loc.stride)
+    embedder = dense.DenseEmbedder(model, size, loc.dense_patch_size, loc.stride,
+                                   config.density.feature, loc.dense_chunk)
     count = 4  # images per call, as the runner batches them; figures are per image
     images = tf.random.uniform([count, *size, 3], seed=1)
     feats = embedder(images).numpy()
     feats = feats + np.random.default_rng(0).normal(scale=1e-2, size=feats.shape)
-    density = dense_density.fit_dense_density(feats, per_location, config.density.normalize)
-    scorer = PatchScorer(model, density, size, loc.patch_size, loc.stride, loc.upsample_sigma,
-                         config.density.feature, loc.chunk_size)
+    density = dense_density.fit_dense_density(feats, per_location,
+                                              config.density.normalize_features)
+    scorer = PatchScorer(model, density, size, loc.dense_patch_size, loc.stride,
+                         loc.sigma_pixels, config.density.feature, loc.dense_chunk)
     maps = tf.function(scorer.maps, input_signature=[tf.TensorSpec([None, *size, 3])])
     embed_s = speed.seconds_per_call(lambda: embedder(images).numpy(), steps) / count
     total_s = speed.seconds_per_call(lambda: maps(images)[1].numpy(), steps) / count
-    return {"dense_patch_size": loc.patch_size, "stride": loc.stride,
+    return {"dense_patch_size": loc.dense_patch_size, "stride": loc.stride,
             "grid": list(grid), "per_location": per_location,
             "dense_embed_s_per_image": round(embed_s, 3),
             "dense_score_s_per_image": round(total_s, 3),

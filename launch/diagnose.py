@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 
 from absl import app
 
@@ -24,6 +23,7 @@ from cutpaste_tf import files
 from cutpaste_tf.data import train_dataset
 from cutpaste_tf.pipeline import build, inputs
 from cutpaste_tf.training import diagnostics
+from launch import configs, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -51,15 +51,12 @@ def parse_head(text: str) -> tuple[int, ...]:
 
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
-    try:
-        config = flag_defs.run_config()
+    with errors.reported(ValueError):  # DataError too
+        config = configs.run_config()
         heads = [(text, parse_head(text)) for text in FLAGS.heads]
         if FLAGS.probe_batches < 2:
             raise ValueError(f"--probe_batches must be at least 2, got {FLAGS.probe_batches}")
-        data = inputs.resolve_categories(flag_defs.input_spec())[0]
-    except ValueError as e:  # DataError too
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        data = inputs.resolve_categories(configs.input_spec())[0]
     tcfg = config.train
     batches = list(train_dataset(data.train_files, tcfg.image_size, tcfg.task, tcfg.batch_size,
                                  tcfg.seed, tcfg.augment).take(FLAGS.probe_batches))

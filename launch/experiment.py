@@ -28,7 +28,7 @@ from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
 from cutpaste_tf.reporting import experiment_report, experiment_tables
 from cutpaste_tf.training import train
-from launch import distribute
+from launch import configs, distribute, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -62,13 +62,13 @@ def build_settings() -> list[experiment.Setting]:
     for task in tasks:
         with flag_set("task", task):
             if sweep is None:
-                settings.append(experiment.Setting(task, flag_defs.run_config()))
+                settings.append(experiment.Setting(task, configs.run_config()))
                 continue
             name, values = sweep
             for value in values:
                 try:
                     with flag_set(name, value.replace(":", ",")):
-                        config = flag_defs.run_config()
+                        config = configs.run_config()
                 except (flags.Error, ValueError) as e:
                     raise ValueError(f"--sweep: --{name}={value} (task {task}): {e}") from None
                 settings.append(experiment.Setting(task, config, name, value))
@@ -97,7 +97,7 @@ def export_dir(run: experiment.Run) -> "str | None":
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
     base_flags = FLAGS.flags_into_string()
-    try:
+    with errors.reported(ValueError):  # DataError and WeightsError are ValueErrors too
         if not FLAGS.experiment_dir:
             raise ValueError("--experiment_dir is required")
         if FLAGS.export_dir and FLAGS.export_dir.lower() != "none":
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> None:
         strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
         for setting in settings:
             build.check_batch(setting.config, strategy.num_replicas_in_sync)
-        spec = flag_defs.input_spec()
+        spec = configs.input_spec()
         categories = inputs.resolve_categories(spec)
         check_inputs(runs, categories, spec)
         validation = inputs.labelled_validation(categories, spec)
@@ -120,9 +120,6 @@ def main(argv: list[str]) -> None:
         if chief:
             for run in runs:
                 rundir.check_model_dir(run.model_dir, run.config, overwrite=FLAGS.overwrite)
-    except ValueError as e:  # DataError is a ValueError too.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     todo = [(run, data) for run in runs for data in categories
             if not experiment.is_finished(run, data.name)]
     total = len(runs) * len(categories)
@@ -133,16 +130,15 @@ def main(argv: list[str]) -> None:
         write_flagfiles(runs, base_flags)
     for run, data in todo:
         print(f"== {run.setting.name}, seed {run.seed}, {data.name}")
-        try:
+        with errors.reported(train.TrainingError, evaluate.EvaluationError, status=1,
+                             where=f"[{run.model_dir}, {data.name}] "):
             runner.run_category(data, run.config, run.model_dir, export_dir(run),
                                 FLAGS.export_version, verbose=FLAGS.progress, strategy=strategy,
                                 validation=validation)
-        except (train.TrainingError, evaluate.EvaluationError) as e:
-            print(f"error: [{run.model_dir}, {data.name}] {e}", file=sys.stderr)
-            sys.exit(1)
     if not chief:
         return
     write_tables(settings, runs, [data.name for data in categories], seeds)
+
 
 def write_flagfiles(runs: list[experiment.Run], base_flags: str) -> None:
     """Each run's flags.txt: ``launch.train --flagfile=`` on it redoes the run."""

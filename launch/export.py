@@ -15,12 +15,11 @@ version (``--export_version`` to choose), so a running TF Serving picks it up.
 
 from __future__ import annotations
 
-import sys
-
 from absl import app
 
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.pipeline import reexport, rundir
+from launch import configs, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -38,20 +37,17 @@ def new_threshold(record: dict) -> threshold_lib.Threshold:
 
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
-    try:
+    with errors.reported(ValueError, FileNotFoundError):
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
         rundir.config_file(FLAGS.model_dir)  # a model dir at all, before the other flags
         if FLAGS.threshold is not None and FLAGS["threshold_quantile"].present:
             raise ValueError("give --threshold or --threshold_quantile, not both")
         if FLAGS["threshold_quantile"].present:
-            flag_defs.threshold_config()  # checks the value
+            configs.threshold_config()  # checks the value
         reexport.reexport_run(
             FLAGS.model_dir, FLAGS.category, FLAGS.export_dir, FLAGS.threshold, quantile(),
             FLAGS.export_version if FLAGS["export_version"].present else None, FLAGS.tflite)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,22 @@
-"""All command-line flags, defined once, and their translation into typed configs.
+"""All command-line flags, defined once; :mod:`launch.configs` turns them into typed configs.
 
 Defaults are the paper's settings (Appendix A.1-A.2) for the 3-way task; the files in
 ``configs/`` set the task-specific values (batch size 96 for 3-way, 64 for binary tasks).
+
+Naming rule: a flag is the name of the config field it sets (``--batch_size`` is
+``train.batch_size``, ``--dense_patch_size`` is ``localization.dense_patch_size``, see
+``cutpaste_tf/config.py``) or of the library argument it is passed as (``--images``). Where
+the field's name alone would be ambiguous on the command line, the flag puts its section's
+name in front (``--threshold_quantile`` is ``threshold.quantile``, ``--threshold_folds`` is
+``threshold.folds``), and a section's ``kind`` is named by the section alone (``--density`` is
+``density.kind``). Library errors name the fields; :mod:`launch.errors` translates them back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-
 from absl import app, flags, logging
 
-from cutpaste_tf.config import (
-    GRADCAM_LAYERS,
-    TASK_VIEWS,
-    AugmentConfig,
-    DensityConfig,
-    LocalizationConfig,
-    ModelConfig,
-    RunConfig,
-    ThresholdConfig,
-    TrainConfig,
-)
-from cutpaste_tf.pipeline.inputs import InputSpec
+from cutpaste_tf.config import GRADCAM_LAYERS, TASK_VIEWS
 
 FLAGS = flags.FLAGS
 
@@ -34,8 +28,7 @@ flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "visa", "btad", "mvtec_loco", "k
                   "others in its layout); visa, btad, mvtec_loco, kolektorsdd2: those datasets "
                   "as published, under --data_dir; folder: --train_dir, --test_good_dir, "
                   "--test_defect_dirs (and --mask_dir); cifar10 (one class normal) and elpv "
-                  "(solar cells): written once as PNGs into --data_dir (README, 'Other "
-                  "datasets').")
+                  "(solar cells): written once as PNGs into --data_dir (docs/datasets.md).")
 flags.DEFINE_string("source", None, "--dataset=cifar10: cifar-10-python.tar.gz, "
                     "cifar-10-binary.tar.gz or the folder extracted from either.")
 flags.DEFINE_float("heldout_fraction", 0.25, "--dataset=elpv: fraction of each cell type's "
@@ -137,9 +130,9 @@ flags.DEFINE_list("jitter", ["0.1", "0.1", "0.1", "0"],
 # Density and evaluation.
 flags.DEFINE_enum("density", "gde", ["gde", "kde"], "Density estimator on the features.")
 flags.DEFINE_enum("feature", "pooled", ["pooled", "pool", "embedding", "level7"],
-                  "Features the density models: average-pooled backbone output (the paper; "
-                  "'pool' is the same), the projection head's output, or (efficientnet_b4) "
-                  "the pooled output of block group 7 (Table 3's level-7).")
+                  "Features the density models: average-pooled backbone output (the paper), "
+                  "the projection head's output, or (efficientnet_b4) the pooled output of "
+                  "block group 7 (Table 3's level-7). 'pool': pooled's old spelling, deprecated.")
 flags.DEFINE_bool("normalize_features", True, "L2-normalise features before the density.")
 flags.DEFINE_float("kde_gamma", None, "KDE kernel width gamma (default: 10 / (var * dim)).")
 flags.DEFINE_integer("eval_batch_size", 32, "Batch size for feature extraction.")
@@ -207,146 +200,6 @@ flags.DEFINE_list("tasks", [], "launch.experiment: proxy tasks to run (default: 
 flags.DEFINE_string("sweep", None, "launch.experiment: FLAG=V1,V2,... runs every value of one "
                     "training flag (x every seed); list-valued flags separate their own values "
                     "with ':' (--sweep=area_ratio=0.02:0.1,0.02:0.2).")
-
-
-def _floats(name: str, count: int) -> tuple[float, ...]:
-    values = getattr(FLAGS, name)
-    try:
-        parsed = tuple(float(v) for v in values)
-    except ValueError:
-        raise ValueError(f"--{name} must be numbers, got {','.join(values)}") from None
-    if len(parsed) != count:
-        raise ValueError(f"--{name} needs {count} comma-separated values, got {','.join(values)}")
-    return parsed
-
-
-def _ints(name: str) -> tuple[int, ...]:
-    values = [v for v in getattr(FLAGS, name) if v.strip()]
-    try:
-        return tuple(int(v) for v in values)
-    except ValueError:
-        raise ValueError(f"--{name} must be integers, got {','.join(values)}") from None
-
-
-def image_size() -> tuple[int, int]:
-    size = _ints("image_size")
-    if len(size) == 1:
-        return size[0], size[0]
-    if len(size) != 2:
-        raise ValueError(f"--image_size takes one value or height,width; got {FLAGS.image_size}")
-    return size
-
-
-def run_config() -> RunConfig:
-    """Builds the typed config from the flags; a bad value raises ValueError naming it."""
-    augment = AugmentConfig(
-        area_ratio=_floats("area_ratio", 2),
-        aspect_ratio=_floats("aspect_ratio", 2),
-        scar_width=_floats("scar_width", 2),
-        scar_length=_floats("scar_length", 2),
-        scar_angle=FLAGS.scar_angle,
-        scar_reference_size=FLAGS.scar_reference_size,
-        patch_jitter=FLAGS.patch_jitter,
-        translate=FLAGS.translate,
-        jitter=_floats("jitter", 4),
-    )
-    train = TrainConfig(
-        task=FLAGS.task,
-        image_size=image_size(),
-        batch_size=FLAGS.batch_size,
-        epochs=FLAGS.epochs,
-        steps_per_epoch=FLAGS.steps_per_epoch,
-        learning_rate=FLAGS.learning_rate,
-        momentum=FLAGS.momentum,
-        weight_decay=FLAGS.weight_decay,
-        seed=FLAGS.seed,
-        checkpoint_every=FLAGS.checkpoint_every,
-        log_every=FLAGS.log_every,
-        jit_compile=FLAGS.jit_compile,
-        precision=FLAGS.precision,
-        augment_on_device=FLAGS.augment_on_device,
-        augment=augment,
-        head_epochs=FLAGS.head_epochs,
-        head_learning_rate=FLAGS.head_learning_rate,
-        freeze_batchnorm=FLAGS.freeze_batchnorm,
-    )
-    model = ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"),
-                        classifier_init=FLAGS.classifier_init,
-                        backbone_weights=backbone_weights())
-    feature = "pooled" if FLAGS.feature == "pool" else FLAGS.feature
-    density = DensityConfig(kind=FLAGS.density, feature=feature,
-                            normalize=FLAGS.normalize_features, kde_gamma=FLAGS.kde_gamma)
-    if FLAGS.eval_batch_size <= 0:
-        raise ValueError(f"--eval_batch_size must be positive, got {FLAGS.eval_batch_size}")
-    if not 0.0 < FLAGS.mask_threshold <= 1.0:
-        raise ValueError(f"--mask_threshold must be in (0, 1], got {FLAGS.mask_threshold}")
-    return RunConfig(model=model, train=train, density=density,
-                     eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config(),
-                     localization=localization_config(), mask_threshold=FLAGS.mask_threshold)
-
-
-def backbone_weights() -> "str | None":
-    """--backbone_weights checked against --backbone (a missing file fails here, before any
-    training); None for 'none'."""
-    weights = FLAGS.backbone_weights.strip()
-    if weights.lower() in ("", "none"):
-        return None
-    if weights == "imagenet":
-        if FLAGS.backbone != "efficientnet_b4":
-            raise ValueError(f"--backbone_weights=imagenet: backbone {FLAGS.backbone!r} has no "
-                             "ImageNet weights here (use --backbone=efficientnet_b4, or "
-                             "--backbone_weights=none)")
-        return weights
-    if not weights.endswith(".h5"):
-        raise ValueError(f"--backbone_weights={weights}: expected 'none', 'imagenet' or a path to "
-                         "a .h5 / .weights.h5 file")
-    if not os.path.isfile(weights):
-        raise ValueError(f"--backbone_weights={weights}: no such file")
-    return weights
-
-
-def threshold_config() -> ThresholdConfig:
-    """The threshold settings, checked with the flag names in the messages."""
-    if not 0.0 <= FLAGS.val_fraction < 1.0:
-        raise ValueError(f"--val_fraction must be in [0, 1), got {FLAGS.val_fraction}")
-    if not 0.0 < FLAGS.threshold_quantile < 1.0:
-        raise ValueError(f"--threshold_quantile must be in (0, 1), got {FLAGS.threshold_quantile}")
-    if FLAGS.threshold_folds < 2:
-        raise ValueError(f"--threshold_folds must be at least 2, got {FLAGS.threshold_folds}")
-    return ThresholdConfig(val_fraction=FLAGS.val_fraction, quantile=FLAGS.threshold_quantile,
-                           folds=FLAGS.threshold_folds)
-
-
-def localization_config() -> LocalizationConfig:
-    """The localisation flags as a config; bad values raise ValueError naming the flag."""
-    crop = _ints("train_patch_size")
-    if len(crop) not in (1, 2):
-        raise ValueError(f"--train_patch_size takes one value or height,width; "
-                         f"got {FLAGS.train_patch_size}")
-    try:
-        return LocalizationConfig(
-            model_type=FLAGS.model_type,
-            train_patch_size=(crop[0], crop[-1]),
-            patch_size=FLAGS.dense_patch_size,
-            stride=FLAGS.stride,
-            sigma=FLAGS.upsample_sigma,
-            per_location={"auto": None, "true": True, "false": False}[FLAGS.per_location],
-            chunk_size=FLAGS.dense_chunk,
-            gradcam=FLAGS.gradcam,
-            pictures=FLAGS.heatmaps,
-            gradcam_layer=FLAGS.gradcam_layer,
-        )
-    except ValueError as e:
-        raise ValueError(f"localisation flags (--train_patch_size, --dense_patch_size, "
-                         f"--stride, --upsample_sigma, --dense_chunk): {e}") from None
-
-
-def input_spec() -> InputSpec:
-    """The dataset, image-check and labelled-validation flags (launch.train, launch.experiment)."""
-    values = {f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(InputSpec)
-              if f.name != "categories"}
-    return InputSpec(categories=tuple(FLAGS.category),
-                     **{n: tuple(v) if isinstance(v, list) else v for n, v in values.items()})
 
 
 # Analyses of a trained run: synthetic anomalies (launch.synthetic), t-SNE (launch.tsne).

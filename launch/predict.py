@@ -25,6 +25,7 @@ import sys
 from absl import app
 
 from cutpaste_tf.serving import predictions
+from launch import errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -32,7 +33,7 @@ FLAGS = flag_defs.FLAGS
 
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
-    try:
+    with errors.reported(ValueError, FileNotFoundError):
         if not FLAGS.model or not FLAGS.images:
             raise ValueError("--model and --images are required")
         if FLAGS.predict_batch_size <= 0:
@@ -43,9 +44,6 @@ def main(argv: list[str]) -> None:
         summary = predictions.predict_images(
             FLAGS.model, FLAGS.images, output_dir, category, FLAGS.predict_batch_size,
             FLAGS.heatmaps, FLAGS.threshold, FLAGS.progress)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     threshold = summary["threshold"]
     print(f"Scored {summary['scored']} of {summary['images']} images: {summary['anomalous']} "
           f"anomalous (threshold {threshold if threshold is not None else 'none stored'}).")

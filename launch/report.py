@@ -9,37 +9,31 @@ Needs matplotlib: ``pip install -e .[viz]``.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app
 
 from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import experiment_report, report
+from launch import errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    del argv
+    flag_defs.start(argv)
     if FLAGS.experiment_dir:  # an experiment of launch.experiment: its tables and ROC curves
-        try:
+        with errors.reported(ImportError, ValueError, status=1,
+                             where=f"--experiment_dir={FLAGS.experiment_dir}: "):
             path = experiment_report.write_experiment_report(FLAGS.experiment_dir,
                                                              FLAGS.report_path)
-        except (ImportError, ValueError) as e:
-            print(f"error: --experiment_dir={FLAGS.experiment_dir}: {e}", file=sys.stderr)
-            sys.exit(1)
         print(f"Report: {path}")
         return
     if not FLAGS.model_dir or not os.path.exists(os.path.join(FLAGS.model_dir, rundir.RESULTS_FILE)):
-        print(f"error: --model_dir={FLAGS.model_dir} holds no results.json of a finished run",
-              file=sys.stderr)
-        sys.exit(1)
-    try:
+        errors.fail(f"--model_dir={FLAGS.model_dir} holds no results.json of a finished run",
+                    status=1)
+    with errors.reported(ImportError, status=1):
         path = report.write_report(FLAGS.model_dir, FLAGS.report_path)
-    except ImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     print(f"Report: {path}")
 
 

@@ -15,18 +15,19 @@ Exit codes: 0 done, 2 bad flags or files.
 from __future__ import annotations
 
 import os
-import sys
 
 import tensorflow as tf
 from absl import app
 
 from cutpaste_tf import files
 from cutpaste_tf.analysis import synthetic_benchmark as bench
-from cutpaste_tf.config import RunConfig, SyntheticConfig
+from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import index, layouts
 from cutpaste_tf.ops import synthetic
+from cutpaste_tf.ops.synthetic import SyntheticConfig
 from cutpaste_tf.pipeline import rundir, trained
 from cutpaste_tf.reporting import tables
+from launch import errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -72,7 +73,7 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
-    try:
+    with errors.reported(ValueError, FileNotFoundError):
         config, work = plan()
         digits = synthetic.digit_templates(SyntheticConfig().digit_size)
         path = os.path.join(FLAGS.model_dir, RESULTS)
@@ -101,9 +102,6 @@ def main(argv: list[str]) -> None:
             if FLAGS.synthetic_examples:
                 grid = bench.example_grid(normal, sources, digits, seed=FLAGS.seed)
                 files.write_bytes(os.path.join(FLAGS.model_dir, data.name, EXAMPLES), grid)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     table = tables.table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
                                    f"Synthetic anomalies, AUROC (%), {config.train.task} model")
     files.write_json(path, {"task": config.train.task, "kinds": list(bench.KINDS),

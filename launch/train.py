@@ -12,7 +12,6 @@ flagfile that reproduces the run) are written into the model dir.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app
 
@@ -22,7 +21,7 @@ from cutpaste_tf.models import efficientnet
 from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
 from cutpaste_tf.reporting import report
 from cutpaste_tf.training import train
-from launch import distribute
+from launch import configs, distribute, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -33,12 +32,12 @@ def prepare() -> tuple:
     (config, strategy, categories, labelled validation or None, whether this is the chief)."""
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required")
-    config = flag_defs.run_config()
+    config = configs.run_config()
     if config.model.backbone_weights == "imagenet":  # fetched now, not after the checks
         efficientnet.imagenet_weights_file()
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     build.check_batch(config, strategy.num_replicas_in_sync)
-    spec = flag_defs.input_spec()
+    spec = configs.input_spec()
     categories = inputs.resolve_categories(spec)
     inputs.validate_categories(categories, spec, config.train.image_size)
     validation = inputs.labelled_validation(categories, spec)
@@ -51,11 +50,8 @@ def prepare() -> tuple:
 
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
-    try:
+    with errors.reported(ValueError):  # DataError and WeightsError are ValueErrors too
         config, strategy, categories, validation, chief = prepare()
-    except ValueError as e:  # DataError is a ValueError too.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     if chief:
         files.write_text(os.path.join(FLAGS.model_dir, rundir.FLAGS_FILE),
                          FLAGS.flags_into_string())
@@ -63,16 +59,13 @@ def main(argv: list[str]) -> None:
     if export_dir.lower() == "none":
         export_dir = None
     for data in categories:
-        try:
+        where = f"[{data.name}] "
+        # Exit 1: training or evaluation failed; 2: a weights file that exists but does not load.
+        with errors.reported(train.TrainingError, evaluate.EvaluationError, status=1,
+                             where=where), errors.reported(efficientnet.WeightsError, where=where):
             runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
                                 verbose=FLAGS.progress, strategy=strategy,
                                 validation=validation)
-        except (train.TrainingError, evaluate.EvaluationError) as e:
-            print(f"error: [{data.name}] {e}", file=sys.stderr)
-            sys.exit(1)
-        except efficientnet.WeightsError as e:  # a weights file that exists but does not load
-            print(f"error: [{data.name}] {e}", file=sys.stderr)
-            sys.exit(2)
     if not chief:
         return
     table = summary.summarize_run(FLAGS.model_dir, config.train.task)

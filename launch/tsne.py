@@ -11,7 +11,6 @@ Needs matplotlib: ``pip install -e .[viz]``. Exit codes: 0 done, 2 bad flags or 
 from __future__ import annotations
 
 import os
-import sys
 
 import tensorflow as tf
 from absl import app
@@ -21,6 +20,7 @@ from cutpaste_tf.analysis import tsne
 from cutpaste_tf.data import layouts
 from cutpaste_tf.pipeline import rundir, trained
 from cutpaste_tf.reporting import report
+from launch import errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -29,7 +29,7 @@ FLAGS = flag_defs.FLAGS
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
-    try:
+    with errors.reported(ValueError, FileNotFoundError, ImportError):
         report.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
             model, trained.load_images(normal_files, size, batch),
             trained.load_images(anomalous_files, size, batch),
             trained.load_images(data.train_files, size, batch), config.density.feature,
-            config.density.normalize, config.train.augment, FLAGS.seed, batch)
+            config.density.normalize_features, config.train.augment, FLAGS.seed, batch)
         points = tsne.tsne_2d(feats, FLAGS.seed, FLAGS.tsne_perplexity)
         title = (f"{name}: t-SNE of the {config.density.feature} features "
                  f"({config.train.task} model)")
@@ -61,9 +61,6 @@ def main(argv: list[str]) -> None:
             "sets": list(tsne.SETS), "labels": labels.tolist(), "points": points.tolist(),
             "counts": tsne.counts(labels), "seed": FLAGS.seed,
             "perplexity_asked": FLAGS.tsne_perplexity})
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     counts = ", ".join(f"{k} {v}" for k, v in tsne.counts(labels).items())
     print(f"[{name}] t-SNE of {len(labels)} images ({counts}): {os.path.join(out, 'tsne.png')}")
 

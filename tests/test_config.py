@@ -55,7 +55,7 @@ def test_unknown_json_field_is_rejected():
     (dict(task="jigsaw"), "task must be one of"),
     (dict(batch_size=100), r"batch_size \(100\) must be a positive multiple of the 3 views"),
     (dict(task="cutpaste", batch_size=63), "multiple of the 2 views"),
-    (dict(task="rotation", image_size=(256, 320), batch_size=64), "square --image_size"),
+    (dict(task="rotation", image_size=(256, 320), batch_size=64), "square image_size"),
     (dict(image_size=(16, 256)), "image_size"),
     (dict(epochs=-1), "epochs and head_epochs must be >= 0"),
     (dict(learning_rate=-1.0), "learning_rate"),
@@ -80,7 +80,7 @@ def test_augment_config_errors_name_the_setting(kwargs, message):
 
 
 def test_density_config_errors():
-    with pytest.raises(ValueError, match="density kind"):
+    with pytest.raises(ValueError, match="density.kind"):
         DensityConfig(kind="gmm")
     with pytest.raises(ValueError, match="feature"):
         DensityConfig(feature="logits")
@@ -104,3 +104,27 @@ def test_efficientnet_settings_are_checked():
     two_stage = TrainConfig(head_epochs=10, epochs=64, steps_per_epoch=256)
     assert (two_stage.head_steps, two_stage.total_steps) == (2560, 74 * 256)
     assert TrainConfig(epochs=0).total_steps == 0  # pretrained features only
+
+
+def test_a_config_json_with_the_field_names_before_the_flags_still_loads(tmp_path):
+    import json
+
+    from cutpaste_tf import __version__
+    from cutpaste_tf.config import LocalizationConfig
+    from cutpaste_tf.pipeline import rundir
+
+    run = RunConfig(density=DensityConfig(normalize_features=False),
+                    localization=LocalizationConfig(dense_patch_size=16, upsample_sigma=3.0,
+                                                    dense_chunk=64, heatmaps=False))
+    old = json.loads(config.to_json(run))  # as an earlier build wrote it: the old names
+    for section, before, now in rundir.RENAMED_FIELDS:
+        old[section][before] = old[section].pop(now)
+    assert old["localization"]["pictures"] is False and old["density"]["normalize"] is False
+    (tmp_path / "config.json").write_text(json.dumps({**old, rundir.VERSION_KEY: __version__}))
+    assert rundir.load_run_config(str(tmp_path)) == run
+    other = dataclasses.replace(run, localization=dataclasses.replace(run.localization,
+                                                                      dense_chunk=512))
+    with pytest.raises(ValueError, match=r"different settings \(localization.dense_chunk\)"):
+        rundir.check_model_dir(str(tmp_path), other)
+    rundir.check_model_dir(str(tmp_path), run)  # the same run: it resumes
+    assert "heatmaps" in json.loads((tmp_path / "config.json").read_text())["localization"]

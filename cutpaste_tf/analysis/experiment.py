@@ -75,14 +75,14 @@ def parse_seeds(values: Sequence[str]) -> list[int]:
     try:
         seeds = [int(v) for v in values if v.strip()]
     except ValueError:
-        raise ValueError(f"--seeds must be integers, got {','.join(values)}") from None
+        raise ValueError(f"seeds={','.join(values)}: must be integers") from None
     if len(seeds) == 1:
         if seeds[0] < 1:
-            raise ValueError(f"--seeds={seeds[0]}: a count must be at least 1")
+            raise ValueError(f"seeds={seeds[0]}: a count must be at least 1")
         return list(range(seeds[0]))
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ValueError(f"--seeds must be a count or distinct non-negative seeds, "
-                         f"got {','.join(values)}")
+        raise ValueError(f"seeds={','.join(values)}: must be a count or distinct "
+                         "non-negative seeds")
     return seeds
 
 
@@ -93,15 +93,15 @@ def parse_sweep(text: str) -> tuple[str, list[str]]:
     name = name.strip().lstrip("-")
     values = [v.strip() for v in rest.split(",")]
     if not sep or not name or not rest.strip():
-        raise ValueError(f"--sweep={text!r} must look like FLAG=VALUE1,VALUE2,... "
-                         "(e.g. --sweep=learning_rate=0.003,0.01,0.03)")
+        raise ValueError(f"sweep={text!r} must look like FLAG=VALUE1,VALUE2,... "
+                         "(e.g. sweep=learning_rate=0.003,0.01,0.03)")
     if any(not v for v in values):
-        raise ValueError(f"--sweep={text!r} has an empty value")
+        raise ValueError(f"sweep={text!r} has an empty value")
     if len(set(values)) != len(values):
-        raise ValueError(f"--sweep={text!r} repeats a value")
+        raise ValueError(f"sweep={text!r} repeats a value")
     if name in NOT_SWEEPABLE:
-        raise ValueError(f"--sweep cannot vary --{name}: the experiment sets it itself or it is "
-                         "not a training setting (seeds: --seeds, tasks: --tasks)")
+        raise ValueError(f"sweep={text!r} cannot vary {name}: the experiment sets it itself or "
+                         "it is not a training setting (seeds=<seeds>, tasks=<tasks> instead)")
     return name, values
 
 

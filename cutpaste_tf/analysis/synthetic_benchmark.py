@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import density as density_lib
-from cutpaste_tf.config import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.evaluation import evaluate, metrics
 from cutpaste_tf.ops import synthetic
+from cutpaste_tf.ops.synthetic import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.reporting import paper
 
 # "<shape>_<fill>", colour fills first (Table 6's column order, plus natural-filled digits).
@@ -130,7 +130,7 @@ def default_sources(data_dir: str, category: str, categories: Sequence[str],
     others = [c for c in categories if c != category]
     if not others:
         raise ValueError(f"{data_dir} has no category besides {category!r} to take natural-image "
-                         "patches from; pass --natural_dir=<folder of images>")
+                         "patches from; pass natural_dir=<folder of images>")
     per = max(1, MAX_SOURCES // len(others))
     paths = []
     for name in others:

@@ -170,7 +170,7 @@ def training_run(config: RunConfig, category: data_lib.CategoryData, steps: int)
         config,
         train=dataclasses.replace(tcfg, epochs=1, head_epochs=0, steps_per_epoch=steps,
                                   checkpoint_every=steps, log_every=max(1, min(16, steps))),
-        localization=dataclasses.replace(config.localization, gradcam=False, pictures=False))
+        localization=dataclasses.replace(config.localization, gradcam=False, heatmaps=False))
     with tempfile.TemporaryDirectory() as tmp:
         result = runner.run_category(category, cfg, tmp, export_dir=None, verbose=False)
     last = result.get("final_train_metrics") or {}

@@ -45,7 +45,7 @@ def load_package() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         from elpv_dataset.utils import load_dataset
     except ImportError:
-        raise DataError("--dataset=elpv needs the elpv-dataset package: pip install "
+        raise DataError("dataset=elpv needs the elpv-dataset package: pip install "
                         "elpv-dataset (or pip install -e .[elpv])") from None
     images, probs, types = load_dataset()
     return np.asarray(images), np.asarray(probs, np.float64), np.asarray(types).astype(str)

@@ -83,7 +83,7 @@ class Layout:
 
 
 def _missing(layout: str, expects: str, path: str) -> DataError:
-    return DataError(f"--dataset={layout} expects {expects}; not found: {path}")
+    return DataError(f"dataset={layout} expects {expects}; not found: {path}")
 
 
 def _require(path: str, layout: str, expects: str, is_dir: bool = True) -> None:
@@ -116,13 +116,13 @@ def _categories_with(root: str, layout: str, expects: str, *parts: str) -> list[
     _require(root, layout, expects)
     names = [n for n in _subfolders(root) if tf.io.gfile.isdir(os.path.join(root, n, *parts))]
     if not names:
-        raise DataError(f"--dataset={layout} expects {expects}; no folder under {root} has "
+        raise DataError(f"dataset={layout} expects {expects}; no folder under {root} has "
                         f"{'/'.join(parts)}")
     return names
 
 
 def _unknown(layout: str, category: str, root: str, available: list[str]) -> DataError:
-    return DataError(f"--dataset={layout}: category {category!r} not found under {root}; "
+    return DataError(f"dataset={layout}: category {category!r} not found under {root}; "
                      f"available: {', '.join(available) or 'none'}")
 
 
@@ -158,7 +158,7 @@ def _visa_rows(root: str) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         missing = [c for c in VISA_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise DataError(f"{path}: --dataset=visa expects the columns "
+            raise DataError(f"{path}: dataset=visa expects the columns "
                             f"{','.join(VISA_COLUMNS)}; missing {', '.join(missing)} "
                             f"(found {','.join(reader.fieldnames or [])})")
         return [{k: (row[k] or "").strip() for k in VISA_COLUMNS} for row in reader]
@@ -179,7 +179,7 @@ def index_visa(root: str, category: str, kind: str = "object") -> CategoryData:
     for row in mine:
         if row["split"] not in ("train", "test") or row["label"] not in ("normal", "anomaly"):
             raise DataError(f"{os.path.join(root, VISA_SPLIT)}: row {row} has split "
-                            f"{row['split']!r} and label {row['label']!r}; --dataset=visa "
+                            f"{row['split']!r} and label {row['label']!r}; dataset=visa "
                             "expects split train|test and label normal|anomaly")
         image = os.path.join(root, row["image"])
         if row["split"] == "train":
@@ -190,7 +190,7 @@ def index_visa(root: str, category: str, kind: str = "object") -> CategoryData:
         mask = os.path.join(root, row["mask"]) if label and row["mask"] else None
         tests.append((label, image, mask))
     if not train:
-        raise DataError(f"--dataset=visa: {os.path.join(root, VISA_SPLIT)} lists no normal "
+        raise DataError(f"dataset=visa: {os.path.join(root, VISA_SPLIT)} lists no normal "
                         f"training images for {category!r}")
     first = sorted(train)[0]
     _require(first, "visa", "<root>/<image path from split_csv/1cls.csv>", is_dir=False)
@@ -288,7 +288,7 @@ def _kolektor_split(root: str, split: str) -> list[tuple[str, str, bool]]:
         # Empty: no pixel marked, read by the one mask reader (any format it takes).
         out.append((os.path.join(folder, name), mask, not masks.read_file(mask).values.any()))
     if not out:
-        raise DataError(f"--dataset=kolektorsdd2 expects <root>/{split}/<id>.png images; "
+        raise DataError(f"dataset=kolektorsdd2 expects <root>/{split}/<id>.png images; "
                         f"{folder} holds none")
     return out
 
@@ -300,7 +300,7 @@ def index_kolektorsdd2(root: str, category: str = KOLEKTOR_NAME,
         raise _unknown("kolektorsdd2", category, root, [KOLEKTOR_NAME])
     train = [image for image, _, empty in _kolektor_split(root, "train") if empty]
     if not train:
-        raise DataError(f"--dataset=kolektorsdd2: every image in {os.path.join(root, 'train')} "
+        raise DataError(f"dataset=kolektorsdd2: every image in {os.path.join(root, 'train')} "
                         "has a non-empty mask; no normal training images")
     test = _kolektor_split(root, "test")
     return index._checked(CategoryData(
@@ -313,7 +313,7 @@ def index_kolektorsdd2(root: str, category: str = KOLEKTOR_NAME,
 def _mvtec_categories(root: str) -> list[str]:
     names = index.mvtec_categories(root)
     if not names:
-        raise DataError(f"--dataset=mvtec expects <root>/<category>/train/good; no folder "
+        raise DataError(f"dataset=mvtec expects <root>/<category>/train/good; no folder "
                         f"under {root} has train/good; is it the MVTec AD root?")
     return names
 

@@ -62,12 +62,12 @@ def prepare_once(data_dir: str, settings: dict[str, Any],
             detail = ", ".join(f"{k}: prepared {old!r}, asked {new!r}"
                                for k, (old, new) in differing.items())
             raise DataError(f"{data_dir!r} was prepared with other settings ({detail}); use "
-                            "another --data_dir or delete that folder")
+                            "another data_dir or delete that folder")
         return manifest
     if tf.io.gfile.exists(data_dir) and tf.io.gfile.listdir(data_dir):
         raise DataError(f"{data_dir!r} exists, is not empty and has no {MANIFEST}: it is not a "
                         f"prepared {settings.get('dataset', 'dataset')} folder; use an empty or "
-                        "new --data_dir")
+                        "new data_dir")
     tmp = f"{data_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     tf.io.gfile.makedirs(tmp)
     try:

@@ -168,7 +168,7 @@ def _read_headers(paths: Sequence[str], max_pixels: int
             continue
         if header.pixels > max_pixels:
             problems.append(f"{path}: {header.width}x{header.height} is {header.pixels:,} pixels, "
-                            f"over the limit of {max_pixels:,} (--max_image_pixels); not decoded")
+                            f"over the limit of {max_pixels:,} (max_image_pixels); not decoded")
             continue
         if header.width == 0 or header.height == 0:
             problems.append(f"{path}: header says {header.width}x{header.height}, an empty image")
@@ -188,7 +188,7 @@ def _check_images(images: Sequence[str], headers: dict[str, ImageHeader], min_si
             continue
         if min(header.width, header.height) < min_size:
             problems.append(f"{path}: {header.width}x{header.height} is smaller than the minimum "
-                            f"of {min_size} px per side (--min_image_size)")
+                            f"of {min_size} px per side (min_image_size)")
             del headers[path]
             continue
         if header.conversion:

@@ -89,7 +89,8 @@ def fit_features_checked(features: np.ndarray, data: CategoryData,
 
 def fit_features(features: np.ndarray, config: DensityConfig) -> density_lib.Density:
     """The density of ``config`` fitted on [N, D] features."""
-    estimator = density_lib.fit_density(config.kind, features, normalize=config.normalize)
+    estimator = density_lib.fit_density(config.kind, features,
+                                        normalize=config.normalize_features)
     if config.kind == "kde" and config.kde_gamma is not None:
         estimator.gamma.assign(config.kde_gamma)
     return estimator

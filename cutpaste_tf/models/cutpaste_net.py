@@ -8,12 +8,13 @@ from typing import Optional, Sequence
 import keras
 from keras import layers
 
+from cutpaste_tf.models.efficientnet import WeightsError
 from cutpaste_tf.models.heads import projection_head
 from cutpaste_tf.models.registry import BACKBONES
 
 # One hidden layer: deeper Dense -> BatchNorm -> ReLU heads explode and scramble the gradient
-# the backbone gets at initialisation, and stay at chance for hundreds of steps (README,
-# "Choices the paper leaves open"); --head_widths=512,...,512 (eight) is the authors' DROC head.
+# the backbone gets at initialisation, and stay at chance for hundreds of steps
+# (docs/learning.md); --head_widths=512,...,512 (eight) is the authors' DROC head.
 DEFAULT_HEAD_WIDTHS: tuple[int, ...] = (512,)
 
 
@@ -26,21 +27,36 @@ def _lookup_backbone(backbone: str):
     return BACKBONES[backbone]
 
 
+def check_backbone_weights(backbone: str, weights: Optional[str]) -> None:
+    """Raises WeightsError unless ``weights`` can initialise ``backbone``: None (random), one of
+    its pretrained names, or an existing file (a .h5 for a backbone with pretrained weights, a
+    .weights.h5 saved from the same backbone otherwise). The one check of ``backbone_weights``,
+    cheap enough to run before any training."""
+    spec = _lookup_backbone(backbone)
+    if weights is None or weights in spec.pretrained:
+        return
+    if not spec.pretrained and not weights.endswith(".weights.h5"):
+        raise WeightsError(f"backbone_weights={weights}: backbone {backbone!r} has no pretrained "
+                           "weights; it takes 'none' or a .weights.h5 file saved from a "
+                           f"{backbone} backbone (ImageNet weights: backbone=efficientnet_b4)")
+    if not weights.endswith(".h5"):
+        raise WeightsError(f"backbone_weights={weights}: expected "
+                           f"{', '.join(repr(n) for n in spec.pretrained)}, 'none', or a path to "
+                           "a .h5 / .weights.h5 file")
+    if not os.path.isfile(weights):
+        raise WeightsError(f"backbone_weights={weights}: no such file")
+
+
 def build_backbone(backbone: str, input_shape: Sequence[int | None],
                    weights: Optional[str] = None) -> keras.Model:
     """The registered backbone named ``backbone`` (also the layer's name) with ``weights``:
     None (random), one of its pretrained names, or a local weights file."""
+    check_backbone_weights(backbone, weights)
     spec = _lookup_backbone(backbone)
     if weights is None:
         return spec.builder(input_shape=tuple(input_shape), name=backbone)
     if spec.pretrained:  # the builder knows its weight sources
         return spec.builder(input_shape=tuple(input_shape), name=backbone, weights=weights)
-    if not weights.endswith(".weights.h5"):
-        raise ValueError(f"--backbone_weights={weights}: backbone {backbone!r} has no pretrained "
-                         "weights; it takes 'none' or a .weights.h5 file saved from a "
-                         f"{backbone} backbone")
-    if not os.path.isfile(weights):
-        raise ValueError(f"--backbone_weights={weights}: no such file")
     net = spec.builder(input_shape=tuple(input_shape), name=backbone)
     net.load_weights(weights)
     return net
@@ -72,8 +88,8 @@ def build_cutpaste_model(
     pooled = layers.GlobalAveragePooling2D(name="pool")(feature_map)
     embedding = projection_head(head_widths, name="head")(pooled)
     # Zero-initialised by default: the first logits are 0 (loss ln V), so the first gradients
-    # carry only the proxy task, not a push to shrink random logits (README, "Choices the paper
-    # leaves open"); "glorot_uniform" is Keras' default, as in the authors' code.
+    # carry only the proxy task, not a push to shrink random logits (docs/learning.md);
+    # "glorot_uniform" is Keras' default, as in the authors' code.
     logits = layers.Dense(num_classes, kernel_initializer=classifier_init,
                           name="classifier")(embedding)
 

@@ -23,7 +23,6 @@ Weight sources (``weights``):
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 import keras
@@ -36,7 +35,8 @@ LEVEL7_LAYER_PREFIX = "block7"
 
 
 class WeightsError(ValueError):
-    """Backbone weights that cannot be found, fetched or loaded."""
+    """Backbone weights that cannot be found, fetched or loaded (checked before building by
+    :func:`cutpaste_tf.models.cutpaste_net.check_backbone_weights`)."""
 
 
 def efficientnet_scaling(name: str = "efficientnet_scaling") -> layers.Layer:
@@ -53,21 +53,10 @@ def imagenet_weights_file() -> str:
                                     file_hash=keras_efficientnet.WEIGHTS_HASHES["b4"][1])
     except Exception as e:  # noqa: BLE001 -- any failure here means: no weights file
         raise WeightsError(
-            f"--backbone_weights=imagenet: could not download {origin} ({type(e).__name__}: "
+            f"backbone_weights=imagenet: could not download {origin} ({type(e).__name__}: "
             f"{e}). Without internet access, copy {IMAGENET_FILE} into Keras' cache "
             f"(~/.keras/models/, or $KERAS_HOME/models/) or pass its path: "
-            f"--backbone_weights=/path/to/{IMAGENET_FILE}") from None
-
-
-def check_weights(weights: Optional[str]) -> None:
-    """Raises WeightsError for a weights source that cannot work (before any long work)."""
-    if weights in (None, "imagenet"):
-        return
-    if not weights.endswith(".h5"):
-        raise WeightsError(f"--backbone_weights={weights}: expected 'imagenet', 'none', or a "
-                           "path to a .h5 / .weights.h5 file")
-    if not os.path.isfile(weights):
-        raise WeightsError(f"--backbone_weights={weights}: no such file")
+            f"backbone_weights=/path/to/{IMAGENET_FILE}") from None
 
 
 def _short(error: Exception, limit: int = 300) -> str:
@@ -89,7 +78,6 @@ def efficientnet_b4(input_shape: Sequence[int | None] = (None, None, 3),
                     ) -> keras.Model:
     """EfficientNet-B4 without its top: [0, 255] images -> {"feature_map": the 1792-channel
     stride-32 map after top_conv, "level7": the 448-channel output of block group 7}."""
-    check_weights(weights)
     path = imagenet_weights_file() if weights == "imagenet" else weights  # fails before building
     base = keras.applications.EfficientNetB4(include_top=False, weights=None,
                                              input_shape=tuple(input_shape))
@@ -100,13 +88,13 @@ def efficientnet_b4(input_shape: Sequence[int | None] = (None, None, 3),
         try:
             base.load_weights(path)  # by layer order, as Keras loads its own file
         except Exception as e:  # noqa: BLE001
-            raise WeightsError(f"--backbone_weights={weights}: {path} is not Keras' "
+            raise WeightsError(f"backbone_weights={weights}: {path} is not Keras' "
                                f"EfficientNet-B4 ImageNet file ({type(e).__name__}: {_short(e)})") from None
         _fold_imagenet_rescaling(base)
     elif weights:
         try:
             model.load_weights(weights)
         except Exception as e:  # noqa: BLE001
-            raise WeightsError(f"--backbone_weights={weights}: could not load it into "
+            raise WeightsError(f"backbone_weights={weights}: could not load it into "
                                f"EfficientNet-B4 ({type(e).__name__}: {_short(e)})") from None
     return model

@@ -6,7 +6,7 @@ apply step is coordinates, an implicit equation (or a gather from a digit templa
 ``tf.where`` over the whole batch, so it runs eagerly, in ``tf.data`` and under XLA.
 
 The paper states only the shapes and the two fills. Our choices (see
-:class:`cutpaste_tf.config.SyntheticConfig`): the shape's box covers U(0.02, 0.15) of the image
+:class:`SyntheticConfig`): the shape's box covers U(0.02, 0.15) of the image
 area (CutPaste's range), squares, hearts and digits have square boxes, ellipses an axis ratio
 log-uniform on (0.5, 2); every shape is rotated by U(-45, 45) degrees about its centre and lies
 wholly inside the image. A colour fill is one uniform RGB colour per shape. A natural fill is
@@ -21,17 +21,46 @@ x in [-1.139, 1.139] and y in [-1, 1.236]; it is stretched to fill its box, lobe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf.config import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
+from cutpaste_tf import config as config_lib
 from cutpaste_tf.ops import color, sampling
 
 _HEART_X = 1.139  # half width of the heart curve
 _HEART_Y = (-1.0, 1.236)  # its bottom tip and the top of its lobes
+
+
+# Synthetic anomalies (Sec. 5.3, Table 6): the shapes and fills of the benchmark.
+SYNTHETIC_SHAPES = ("digit", "square", "ellipse", "heart")
+SYNTHETIC_FILLS = ("color", "natural")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Sizes of the synthetic anomalies; the paper gives none, so these are our choices.
+
+    The shape's box covers ``area_ratio`` of the image (CutPaste's range), ellipses have an
+    axis ratio log-uniform in ``ellipse_aspect`` (squares, hearts and digits are square boxes),
+    every shape is rotated by U(-angle, angle) degrees and lies wholly inside the image.
+    """
+
+    area_ratio: tuple[float, float] = (0.02, 0.15)
+    ellipse_aspect: tuple[float, float] = (0.5, 2.0)
+    angle: float = 45.0
+    digit_size: int = 32  # side of the upscaled digit templates (load_digits is 8x8)
+
+    def __post_init__(self):
+        config_lib.check_range("area_ratio", self.area_ratio, 1e-4, 0.5)
+        config_lib.check_range("ellipse_aspect", self.ellipse_aspect, 0.1, 10.0)
+        if not 0.0 <= self.angle <= 180.0:
+            raise ValueError(f"angle must be in [0, 180] degrees, got {self.angle}")
+        if self.digit_size < 8:
+            raise ValueError(f"digit_size must be at least 8, got {self.digit_size}")
 
 
 def digit_templates(size: int = 32, limit: Optional[int] = None) -> np.ndarray:

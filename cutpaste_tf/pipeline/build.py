@@ -48,7 +48,7 @@ def check_batch(config: RunConfig, replicas: int) -> None:
     tcfg = config.train
     if tcfg.batch_size % (replicas * tcfg.num_views):
         raise ValueError(
-            f"--batch_size={tcfg.batch_size} does not split over {replicas} replicas into "
+            f"batch_size={tcfg.batch_size} does not split over {replicas} replicas into "
             f"per-replica batches that are multiples of the {tcfg.num_views} views of task "
             f"{tcfg.task!r}; use a multiple of {replicas * tcfg.num_views}")
 

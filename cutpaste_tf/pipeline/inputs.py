@@ -54,15 +54,15 @@ def resolve_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
     if spec.dataset in ("cifar10", "elpv"):
         return prepared_categories(spec)
     if spec.dataset == "folder":
-        missing = [f"--{n}" for n in ("train_dir", "test_good_dir") if not getattr(spec, n)]
+        missing = [n for n in ("train_dir", "test_good_dir") if not getattr(spec, n)]
         if missing or not spec.test_defect_dirs:
-            raise ValueError("--dataset=folder needs --train_dir, --test_good_dir and "
-                             "--test_defect_dirs")
+            raise ValueError("dataset=folder needs train_dir, test_good_dir and "
+                             "test_defect_dirs")
         name = "custom" if spec.all_categories else spec.categories[0]
         return [data_lib.index_folders(name, spec.train_dir, spec.test_good_dir,
                                        list(spec.test_defect_dirs), spec.mask_dir,
                                        kind=spec.category_kind)]
-    raise ValueError(f"--dataset={spec.dataset} is not a dataset choice")
+    raise ValueError(f"dataset={spec.dataset} is not a dataset choice")
 
 
 def layout_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
@@ -70,7 +70,7 @@ def layout_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
     published; --category=all lists the layout's categories."""
     layout = data_lib.LAYOUTS[spec.dataset]
     if not spec.data_dir:
-        raise ValueError(f"--data_dir is required (the root of the {layout.title} dataset)")
+        raise ValueError(f"data_dir is required (the root of the {layout.title} dataset)")
     names = (data_lib.layout_categories(spec.dataset, spec.data_dir) if spec.all_categories
              else list(spec.categories))
     categories = [data_lib.index_layout(spec.dataset, spec.data_dir, name, spec.category_kind)
@@ -85,17 +85,17 @@ def layout_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
 def prepared_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
     """--dataset=cifar10|elpv: writes the PNGs into --data_dir once, then indexes them."""
     if not spec.data_dir:
-        raise ValueError(f"--dataset={spec.dataset} needs --data_dir: where its images are "
+        raise ValueError(f"dataset={spec.dataset} needs data_dir: where its images are "
                          "written as PNGs once (and found on later runs)")
     if spec.dataset == "elpv":
         if not 0.0 < spec.heldout_fraction < 1.0:
-            raise ValueError(f"--heldout_fraction must be in (0, 1), got {spec.heldout_fraction}")
+            raise ValueError(f"heldout_fraction must be in (0, 1), got {spec.heldout_fraction}")
         elpv.prepare(spec.data_dir, spec.heldout_fraction, spec.split_seed)
         names = list(elpv.CELL_TYPES) if spec.all_categories else list(spec.categories)
         return [data_lib.index_mvtec(spec.data_dir, name) for name in names]
     if not spec.source and cifar10.read_manifest(spec.data_dir) is None:
-        raise ValueError(f"--dataset=cifar10: {spec.data_dir!r} is not prepared yet; give "
-                         "--source=<cifar-10-python.tar.gz or its extracted folder>")
+        raise ValueError(f"dataset=cifar10: {spec.data_dir!r} is not prepared yet; give "
+                         "source=<cifar-10-python.tar.gz or its extracted folder>")
     cifar10.prepare(spec.data_dir, spec.source)
     names = list(cifar10.CLASSES) if spec.all_categories else list(spec.categories)
     return [cifar10.index_class(spec.data_dir, name) for name in names]
@@ -106,9 +106,9 @@ def validate_categories(categories: Sequence[data_lib.CategoryData], spec: Input
     """Checks every image and mask of every category; prints counted warnings to stderr and
     one line per kind of mask conversion to stdout."""
     if spec.min_image_size < 1 or spec.max_image_pixels < 1:
-        raise ValueError("--min_image_size and --max_image_pixels must be positive")
+        raise ValueError("min_image_size and max_image_pixels must be positive")
     if not 0.0 < spec.mask_threshold <= 1.0:
-        raise ValueError(f"--mask_threshold must be in (0, 1], got {spec.mask_threshold}")
+        raise ValueError(f"mask_threshold must be in (0, 1], got {spec.mask_threshold}")
     errors = []
     for data in categories:  # every category, so that one run reports every problem
         try:
@@ -135,11 +135,12 @@ def labelled_validation(categories: Sequence[data_lib.CategoryData], spec: Input
     if not spec.val_good_dir and not spec.val_defect_dirs:
         return None
     if not spec.val_good_dir or not spec.val_defect_dirs:
-        raise ValueError("--val_good_dir and --val_defect_dirs go together (a labelled "
+        raise ValueError("val_good_dir and val_defect_dirs go together (a labelled "
                          "validation set needs normal and defective images)")
     if len(categories) != 1:
-        raise ValueError(f"--val_good_dir/--val_defect_dirs hold one category's images, but "
-                         f"{len(categories)} categories were requested; pick one with --category")
+        raise ValueError(f"val_good_dir and val_defect_dirs hold one category's images, but "
+                         f"{len(categories)} categories were requested; pick one with "
+                         "category=<name>")
     paths, labels = [], []
     for label, folder in [(0, spec.val_good_dir)] + [(1, d) for d in spec.val_defect_dirs]:
         found = data_lib.list_images(folder)
@@ -158,4 +159,4 @@ def check_holdout(categories: Sequence[data_lib.CategoryData], config: RunConfig
             threshold_lib.split_holdout(data.train_files, config.threshold.val_fraction,
                                         config.train.seed, given=data.val_files)
         except ValueError as e:
-            raise ValueError(f"category {data.name!r}: --{e}") from None
+            raise ValueError(f"category {data.name!r}: {e}") from None

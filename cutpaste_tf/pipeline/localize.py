@@ -100,7 +100,7 @@ def gradcam_results(model: keras.Model, density: tf.Module, data: CategoryData,
         images.append(x.numpy()), maps.append(cam.numpy())
     images, maps = np.concatenate(images), np.concatenate(maps)
     result = pixel_results(maps, data, size, config.mask_threshold)
-    if result and config.localization.pictures:
+    if result and config.localization.heatmaps:
         result["heatmaps"] = write_pictures(out, data, images, maps, size,
                                             config.mask_threshold)
     return {**result, **info} if result else {}

@@ -67,7 +67,7 @@ def start_line(data: CategoryData, config: RunConfig, val_files: Sequence[str],
 
 def dense_batch(config: RunConfig, cells: int) -> int:
     """Images per dense-scoring call: about 16 chunks of patches, at most eval_batch_size."""
-    return max(1, min(config.eval_batch_size, 16 * config.localization.chunk_size // cells))
+    return max(1, min(config.eval_batch_size, 16 * config.localization.dense_chunk // cells))
 
 
 def fit(model: keras.Model, data: CategoryData, config: RunConfig, out: str) -> Fitted:
@@ -76,13 +76,14 @@ def fit(model: keras.Model, data: CategoryData, config: RunConfig, out: str) -> 
     started = time.perf_counter()
     loc, size = config.localization, config.train.image_size
     per_location = dense_density.resolve_per_location(loc.per_location, data.aligned)
-    grid = dense.grid_size(size, loc.patch_size, loc.stride)
-    embedder = dense.DenseEmbedder(model, size, loc.patch_size, loc.stride,
-                                   config.density.feature, loc.chunk_size)
+    grid = dense.grid_size(size, loc.dense_patch_size, loc.stride)
+    embedder = dense.DenseEmbedder(model, size, loc.dense_patch_size, loc.stride,
+                                   config.density.feature, loc.dense_chunk)
     batch = dense_batch(config, grid[0] * grid[1])
     features = np.concatenate([embedder(x).numpy()
                                for x in eval_dataset(data.train_files, size, batch)])
-    density = dense_density.fit_dense_density(features, per_location, config.density.normalize)
+    density = dense_density.fit_dense_density(features, per_location,
+                                              config.density.normalize_features)
     dense_density.save(density, os.path.join(out, DENSITY_FILE))
     scorer = make_scorer(model, density, config, None)
     maps_fn = tf.function(scorer.maps, input_signature=[tf.TensorSpec([None, *size, 3])])
@@ -130,7 +131,7 @@ def result_fields(fitted: Fitted, data: CategoryData, config: RunConfig, scores:
         "score_map_size": list(fitted.grid),
         **localize.pixel_results(fitted.maps, data, size, mask_threshold),
     }
-    if config.localization.pictures:
+    if config.localization.heatmaps:
         result["heatmaps"] = localize.write_pictures(out, data, fitted.images, fitted.maps,
                                                      size, mask_threshold)
     result["dense_eval_seconds"] = round(time.perf_counter() - fitted.started, 1)
@@ -147,8 +148,8 @@ def make_scorer(model: keras.Model, density: dense_density.DenseDensity, config:
                 value: Optional[float]) -> PatchScorer:
     """A :class:`~cutpaste_tf.serving.patch_scorer.PatchScorer` with threshold ``value``."""
     loc = config.localization
-    return PatchScorer(model, density, config.train.image_size, loc.patch_size, loc.stride,
-                       loc.upsample_sigma, config.density.feature, loc.chunk_size,
+    return PatchScorer(model, density, config.train.image_size, loc.dense_patch_size,
+                       loc.stride, loc.sigma_pixels, config.density.feature, loc.dense_chunk,
                        threshold=value)
 
 

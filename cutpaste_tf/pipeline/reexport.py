@@ -45,12 +45,12 @@ def trained(model_dir: str, requested: Sequence[str], density_file: str) -> list
     found = rundir.trained_categories(model_dir, density_file)
     if list(requested) in (["all"], []):
         if not found:
-            raise ValueError(f"--model_dir={model_dir} holds no trained category "
+            raise ValueError(f"model_dir={model_dir} holds no trained category "
                              f"(no <category>/{density_file})")
         return found
     missing = [c for c in requested if c not in found]
     if missing:
-        raise ValueError(f"no trained model for {', '.join(missing)} in --model_dir={model_dir} "
+        raise ValueError(f"no trained model for {', '.join(missing)} in model_dir={model_dir} "
                          f"(trained: {', '.join(found) or 'none'})")
     return list(requested)
 

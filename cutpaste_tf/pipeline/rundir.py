@@ -103,6 +103,25 @@ def _scar_reference(previous: dict, config: RunConfig) -> None:
         augment["scar_reference_size"] = 0
 
 
+# Config fields renamed to the flag that sets them: (section, name before, name now).
+RENAMED_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("density", "normalize", "normalize_features"),
+    ("localization", "patch_size", "dense_patch_size"),
+    ("localization", "sigma", "upsample_sigma"),
+    ("localization", "chunk_size", "dense_chunk"),
+    ("localization", "pictures", "heatmaps"),
+)
+
+
+def _flag_names(previous: dict, config: RunConfig) -> None:
+    """Before config fields took the names of their flags (``localization.pictures`` is now
+    ``localization.heatmaps``, see :data:`RENAMED_FIELDS`): the same values, renamed."""
+    for section, before, now in RENAMED_FIELDS:
+        fields = previous.get(section, {})
+        if before in fields:
+            fields.setdefault(now, fields.pop(before))
+
+
 # The steps that bring a config.json of an earlier build up to this one, in the order the
 # fields came in; each only fills in (or restates) what a run from before that field did.
 MIGRATIONS: tuple[tuple[str, Callable[[dict, RunConfig], None]], ...] = (
@@ -112,6 +131,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[dict, RunConfig], None]], ...] = (
     ("mask threshold", _mask_threshold),
     ("GradCAM layer", _gradcam_layer),
     ("scar sizes in pixels", _scar_reference),
+    ("fields named as their flags", _flag_names),
 )
 
 
@@ -128,12 +148,12 @@ def check_version(written: Optional[str], what: str) -> None:
     if written is None:
         raise ValueError(
             f"{what} does not record the cutpaste_tf version that wrote it (an older release); "
-            f"this is {__version__}: use another model dir, or --overwrite to start again")
+            f"this is {__version__}: use another model dir, or overwrite=True to start again")
     if written.split(".")[:2] != __version__.split(".")[:2]:
         raise ValueError(
             f"{what} was written by cutpaste_tf {written}, this is {__version__}; its checkpoints "
             "and files may not load the same way: resume it with that version, or use another "
-            "model dir (or --overwrite) to start again")
+            "model dir (or overwrite=True) to start again")
 
 
 def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) -> None:
@@ -149,7 +169,7 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
     if not exists and tf.io.gfile.isdir(model_dir) and tf.io.gfile.listdir(model_dir):
         raise ValueError(
             f"model dir {model_dir!r} exists, is not empty and holds no {CONFIG_FILE}, so it is "
-            "not a cutpaste_tf model dir; refusing to write into (or, with --overwrite, delete) "
+            "not a cutpaste_tf model dir; refusing to write into (or, with overwrite=True, delete) "
             "it; choose a new or empty directory")
     if exists and not overwrite:
         _check_same_run(model_dir, path, config)
@@ -164,7 +184,7 @@ def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
         previous = files.read_json(path)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); use another model dir, or "
-                         "--overwrite to start again") from None
+                         "overwrite=True to start again") from None
     check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
     migrate(previous, config)
     current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
@@ -172,12 +192,12 @@ def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
     if before != config.model.backbone:
         raise ValueError(
             f"model dir {model_dir!r} holds a {before!r} model, this run asks for backbone "
-            f"{config.model.backbone!r}; use another model dir, or --overwrite to start again")
+            f"{config.model.backbone!r}; use another model dir, or overwrite=True to start again")
     changed = sorted(_diff(previous, current))
     if changed:
         raise ValueError(
             f"model dir {model_dir!r} holds a run with different settings ({', '.join(changed)}); "
-            "use another model dir, or --overwrite to start again from scratch")
+            "use another model dir, or overwrite=True to start again from scratch")
 
 
 def _diff(a, b, prefix: str = ""):
@@ -193,7 +213,7 @@ def config_file(model_dir: str) -> str:
     """The path of ``<model_dir>/config.json``; ValueError if there is none."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path):
-        raise ValueError(f"--model_dir={model_dir} has no {CONFIG_FILE}; is it a "
+        raise ValueError(f"model_dir={model_dir} has no {CONFIG_FILE}; is it a "
                          "launch.train model dir?")
     return path
 
@@ -203,6 +223,7 @@ def load_run_config(model_dir: str) -> RunConfig:
     incompatible package version."""
     raw = files.read_json(config_file(model_dir))
     check_version(raw.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
+    _flag_names(raw, RunConfig())  # fields renamed since; the other steps only fill defaults
     return config_lib.from_dict(RunConfig, raw)
 
 
@@ -229,7 +250,7 @@ def read_threshold(out: str) -> dict:
     path = os.path.join(out, THRESHOLD_FILE)
     if not tf.io.gfile.exists(path):
         raise ValueError(f"{path} is missing (a model trained before thresholds were "
-                         "stored); retrain, or give --threshold")
+                         "stored); retrain, or give threshold=<value>")
     return files.read_json(path)
 
 

@@ -24,13 +24,13 @@ def load_trained(model_dir: str, category: str, config: RunConfig
                  ) -> tuple[keras.Model, density_lib.Density]:
     """The float32 image model with its newest checkpoint, and the category's density."""
     if config.localization.model_type != "image":
-        raise ValueError(f"--model_dir={model_dir} holds a {config.localization.model_type!r} "
-                         "model; this analysis needs an image-level model (--model_type=image)")
+        raise ValueError(f"model_dir={model_dir} holds a {config.localization.model_type!r} "
+                         "model; this analysis needs an image-level model (model_type=image)")
     out = rundir.category_dir(model_dir, category)
     density_path = os.path.join(out, image.DENSITY_FILE)
     if not tf.io.gfile.exists(density_path):
         trained = rundir.trained_categories(model_dir)
-        raise ValueError(f"no trained model for category {category!r} in --model_dir={model_dir} "
+        raise ValueError(f"no trained model for category {category!r} in model_dir={model_dir} "
                          f"(no {density_path}; trained: {', '.join(trained) or 'none'})")
     return image.load(config, out, pretrained=True)
 

@@ -69,7 +69,7 @@ def write_experiment_report(experiment_dir: str, out_path: str | None = None) ->
     summary = files.read_json(summary_path)
     if "settings" not in summary:
         raise ValueError(f"{summary_path} is not an experiment's results.json (no 'settings'); "
-                         "for one run use --model_dir")
+                         "for one run use model_dir=<run>")
     out_path = out_path or os.path.join(experiment_dir, rundir.REPORT_FILE)
     name = os.path.basename(os.path.normpath(experiment_dir))
     body = [f"<h1>CutPaste experiment: {html.escape(name)}</h1>"]

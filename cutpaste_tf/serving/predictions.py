@@ -122,7 +122,7 @@ def predict_images(model: str, images: str, output_dir: str, category: Optional[
     model_path = savedmodel.resolve(model, category)
     paths, root = find_images(images)
     if not paths:
-        raise ValueError(f"--images={images} matches no image files "
+        raise ValueError(f"images={images} matches no image files "
                          f"({', '.join(IMAGE_EXTENSIONS)} in a folder, or a glob)")
     print(f"Scoring {len(paths)} images with {model_path}")
     return predict(model_path, paths, root, output_dir, batch_size, heatmaps, threshold,

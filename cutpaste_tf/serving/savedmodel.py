@@ -229,7 +229,7 @@ def resolve(model: str, category: Optional[str] = None) -> str:
     if category is None:
         if len(names) != 1:
             raise ValueError(f"{root!r} holds exports of {len(names)} categories "
-                             f"({', '.join(names) or 'none'}); choose one with --category")
+                             f"({', '.join(names) or 'none'}); choose one with category=<name>")
         category = names[0]
     elif category not in names:
         raise FileNotFoundError(f"no export of category {category!r} under {root!r}; "

@@ -6,8 +6,8 @@ backbone's gradient of the cross-entropy on several independent batches, their m
 the mean cosine between every two of them, once with the true labels and once with the labels
 shuffled within each batch (the part of the gradient that has nothing to do with the task). A
 model whose true-label coherence is no higher than its shuffled one sends its backbone noise
-however large the gradient; the README's "Choices the paper leaves open" shows this for the
-eight-layer projection head.
+however large the gradient; docs/learning.md shows this for the eight-layer projection
+head.
 """
 
 from __future__ import annotations

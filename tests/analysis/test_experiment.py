@@ -193,8 +193,8 @@ def test_seeds_are_a_count_or_a_list():
     ("=0.1,0.2", "must look like FLAG=VALUE1"),
     ("epochs=1,,2", "empty value"),
     ("epochs=1,1", "repeats a value"),
-    ("seed=1,2", "cannot vary --seed"),
-    ("task=scar,3way", "cannot vary --task"),
+    ("seed=1,2", "cannot vary seed:"),
+    ("task=scar,3way", "cannot vary task:"),
 ])
 def test_sweep_syntax_errors(text, message):
     with pytest.raises(ValueError, match=message):

@@ -14,8 +14,8 @@ import tensorflow as tf
 from helpers import ROOT
 
 from cutpaste_tf.analysis import synthetic_benchmark as bench
-from cutpaste_tf.config import SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.ops import synthetic
+from cutpaste_tf.ops.synthetic import SYNTHETIC_SHAPES, SyntheticConfig
 from cutpaste_tf.reporting import paper, tables
 
 N_SEEDS = 1000
@@ -255,7 +255,7 @@ def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tiny_run
         os.symlink(ROOT / "testdata" / "washer" / part, single / "washer" / part)
     args = [f"--model_dir={tiny_run.model_dir}", f"--data_dir={single}"]
     parse_flags(*args, "--category=washer")
-    with pytest.raises(ValueError, match="pass --natural_dir"):
+    with pytest.raises(ValueError, match="pass natural_dir="):
         launcher.plan()
     parse_flags(*args, "--category=washer",
                 f"--natural_dir={ROOT / 'testdata' / 'fabric' / 'train' / 'good'}")

@@ -202,7 +202,7 @@ def test_long_lists_are_cut(root):
 def test_image_below_the_minimum_size(root):
     path = root / "washer" / "train" / "good" / "003.png"
     _png(path, np.zeros((20, 40, 3), np.uint8))
-    assert (f"{path}: 40x20 is smaller than the minimum of 32 px per side (--min_image_size)"
+    assert (f"{path}: 40x20 is smaller than the minimum of 32 px per side (min_image_size)"
             in _problem(root))
     assert "smaller than the minimum of 16" not in _problem(root, min_size=50)
     _validate(root, min_size=16)  # the minimum is a parameter
@@ -217,7 +217,7 @@ def test_images_smaller_than_the_training_size_are_counted(root):
 
 def test_image_over_the_pixel_limit(root):
     path = root / "washer" / "train" / "good" / "000.png"
-    assert (f"{path}: 144x112 is 16,128 pixels, over the limit of 10,000 (--max_image_pixels); "
+    assert (f"{path}: 144x112 is 16,128 pixels, over the limit of 10,000 (max_image_pixels); "
             "not decoded") in _problem(root, max_pixels=10_000)
 
 
@@ -380,7 +380,7 @@ def test_model_dir_from_another_package_version(tmp_path):
 
 def test_model_dir_with_a_corrupt_config(tmp_path):
     (tmp_path / "config.json").write_text('{"model": ')
-    with pytest.raises(ValueError, match=r"config.json is not valid JSON .*--overwrite"):
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON .*overwrite=True"):
         rundir.check_model_dir(str(tmp_path), RunConfig())
 
 

@@ -232,13 +232,13 @@ def test_launch_train_resolves_the_config_to_one_class_problems(prepared, parse_
     """configs/cifar10.flags + launch.train's dataset dispatch, in process (a full training run
     is left to tests/launch/test_launch.py's MVTec runs: the pipeline after indexing is shared)."""
     from cutpaste_tf.pipeline import inputs
-    from launch import flags as flag_defs
+    from launch import configs
 
     root, _ = prepared
     parse_flags("--flagfile=configs/cifar10.flags", f"--data_dir={root / 'data'}",
                 "--category=ship,cat")
-    assert flag_defs.image_size() == (32, 32)
-    spec = flag_defs.input_spec()
+    assert configs.image_size() == (32, 32)
+    spec = configs.input_spec()
     categories = inputs.resolve_categories(spec)
     inputs.validate_categories(categories, spec, (32, 32))
     assert [c.name for c in categories] == ["ship", "cat"]
@@ -247,9 +247,9 @@ def test_launch_train_resolves_the_config_to_one_class_problems(prepared, parse_
 
 def test_launch_train_asks_for_the_source_of_an_unprepared_folder(tmp_path, parse_flags):
     from cutpaste_tf.pipeline import inputs
-    from launch import flags as flag_defs
+    from launch import configs
 
     parse_flags("--flagfile=configs/cifar10.flags", f"--data_dir={tmp_path / 'new'}")
-    with pytest.raises(ValueError, match=r"is not prepared yet; give --source="):
-        inputs.resolve_categories(flag_defs.input_spec())
+    with pytest.raises(ValueError, match=r"is not prepared yet; give source="):
+        inputs.resolve_categories(configs.input_spec())
     assert not (tmp_path / "new").exists()

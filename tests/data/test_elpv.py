@@ -114,11 +114,11 @@ def test_the_real_package_split():
 
 def test_launch_train_prepares_and_indexes_both_cell_types(tmp_path, fake_package, parse_flags):
     from cutpaste_tf.pipeline import inputs
-    from launch import flags as flag_defs
+    from launch import configs
 
     parse_flags("--flagfile=configs/elpv_cpu.flags", f"--data_dir={tmp_path / 'elpv'}",
                 "--split_seed=5", "--heldout_fraction=0.5")
-    categories = inputs.resolve_categories(flag_defs.input_spec())
+    categories = inputs.resolve_categories(configs.input_spec())
     assert [c.name for c in categories] == ["mono", "poly"]
     assert [c.test_labels.count(0) for c in categories] == [6, 4]  # half of 12 and 8 normal
     manifest = json.loads((tmp_path / "elpv" / "prepared.json").read_text())
@@ -128,10 +128,10 @@ def test_launch_train_prepares_and_indexes_both_cell_types(tmp_path, fake_packag
 def test_launch_train_refuses_a_bad_heldout_fraction_before_loading(tmp_path, fake_package,
                                                                     parse_flags):
     from cutpaste_tf.pipeline import inputs
-    from launch import flags as flag_defs
+    from launch import configs
 
     parse_flags("--flagfile=configs/elpv_cpu.flags", f"--data_dir={tmp_path / 'elpv'}",
                 "--heldout_fraction=1")
-    with pytest.raises(ValueError, match=r"--heldout_fraction must be in \(0, 1\), got 1"):
-        inputs.resolve_categories(flag_defs.input_spec())
+    with pytest.raises(ValueError, match=r"heldout_fraction must be in \(0, 1\), got 1"):
+        inputs.resolve_categories(configs.input_spec())
     assert not fake_package and not (tmp_path / "elpv").exists()

@@ -150,18 +150,18 @@ def test_unknown_mvtec_layout_category_takes_the_given_kind(roots):
 def test_wrong_layouts_name_the_expected_layout_and_the_missing_path(roots, tmp_path):
     cases = [
         ("visa", roots["btad"], None,
-         f"--dataset=visa expects <root>/split_csv/1cls.csv; not found: "
+         f"dataset=visa expects <root>/split_csv/1cls.csv; not found: "
          f"{os.path.join(roots['btad'], 'split_csv', '1cls.csv')}"),
         ("btad", roots["visa"], None,
-         f"--dataset=btad expects <root>/<product>/train/ok; no folder under {roots['visa']}"),
+         f"dataset=btad expects <root>/<product>/train/ok; no folder under {roots['visa']}"),
         ("mvtec_loco", str(tmp_path / "nope"), None,
-         f"--dataset=mvtec_loco expects <root>/<category>/train/good; not found: "
+         f"dataset=mvtec_loco expects <root>/<category>/train/good; not found: "
          f"{tmp_path / 'nope'}"),
         ("kolektorsdd2", roots["mvtec_loco"], "kolektorsdd2",
-         f"--dataset=kolektorsdd2 expects <root>/train with <id>.png and <id>_GT.png; not "
+         f"dataset=kolektorsdd2 expects <root>/train with <id>.png and <id>_GT.png; not "
          f"found: {os.path.join(roots['mvtec_loco'], 'train')}"),
         ("visa", roots["visa"], "bottle",
-         f"--dataset=visa: category 'bottle' not found under {roots['visa']}; available: "
+         f"dataset=visa: category 'bottle' not found under {roots['visa']}; available: "
          "candle, pcb1"),
         ("btad", roots["btad"], "04", "category '04' not found"),
     ]
@@ -178,7 +178,7 @@ def test_mvtec_ad_is_not_mvtec_loco(tmp_path):
     # An MVTec AD category has no validation/good: the error names the LOCO folder it lacks.
     root = tmp_path / "ad"
     shutil.copytree(ROOT / "testdata" / "washer", root / "washer")
-    with pytest.raises(DataError, match=r"--dataset=mvtec_loco expects "
+    with pytest.raises(DataError, match=r"dataset=mvtec_loco expects "
                        r"<root>/<category>/validation/good; not found: .*washer/validation/good"):
         data.index_layout("mvtec_loco", str(root), "washer")
 
@@ -199,7 +199,7 @@ def test_missing_kolektor_mask_and_visa_columns_are_named(roots, tmp_path):
         data.index_layout("visa", str(visa), "candle")
     shutil.rmtree(visa / "candle" / "Data" / "Images" / "Normal")
     split.write_text("\n".join(",".join(r) for r in rows) + "\n")
-    with pytest.raises(DataError, match=r"--dataset=visa expects <root>/<image path from "
+    with pytest.raises(DataError, match=r"dataset=visa expects <root>/<image path from "
                        r"split_csv/1cls.csv>; not found: .*Normal/0000.JPG"):
         data.index_layout("visa", str(visa), "candle")
 
@@ -214,16 +214,16 @@ def test_unknown_layout_and_kind():
 # ------------------------------------------------------------------------------- launchers
 def test_resolve_categories_all_and_the_kind_flag(roots, parse_flags):
     from cutpaste_tf.pipeline import inputs
-    from launch import flags as flag_defs
+    from launch import configs
 
     parse_flags("--dataset=mvtec_loco", f"--data_dir={roots['mvtec_loco']}", "--category=all",
                 "--category_kind=texture")
-    got = inputs.resolve_categories(flag_defs.input_spec())
+    got = inputs.resolve_categories(configs.input_spec())
     assert [(c.name, c.kind) for c in got] == [("breakfast_box", "texture"),
                                                ("juice_bottle", "texture")]
     parse_flags("--dataset=btad")
-    with pytest.raises(ValueError, match=r"--data_dir is required \(the root of the BTAD"):
-        inputs.resolve_categories(flag_defs.input_spec())
+    with pytest.raises(ValueError, match=r"data_dir is required \(the root of the BTAD"):
+        inputs.resolve_categories(configs.input_spec())
 
 
 @pytest.mark.parametrize("layout, category, images", [

@@ -347,7 +347,7 @@ def test_pixel_auroc_does_not_depend_on_how_masks_are_saved(variants, category, 
 
     model, density = tiny_run.model_and_density
     config = dataclasses.replace(tiny_run.config, localization=dataclasses.replace(
-        tiny_run.config.localization, pictures=False))
+        tiny_run.config.localization, heatmaps=False))
     original = data.index_mvtec(str(TESTDATA), category)
     want = localize.gradcam_results(model, density, original, config, str(tmp_path))
     # A sharper probe than an untrained model's maps: the masks themselves, blurred, at the

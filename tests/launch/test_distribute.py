@@ -98,7 +98,7 @@ def test_strategy_names(monkeypatch):
 def test_batch_must_split_over_replicas():
     config = RunConfig(train=TrainConfig(task="3way", batch_size=96))
     build.check_batch(config, 8)  # 12 views (4 images x 3) per replica
-    with pytest.raises(ValueError, match="--batch_size=96 does not split over 5 replicas"):
+    with pytest.raises(ValueError, match="batch_size=96 does not split over 5 replicas"):
         build.check_batch(config, 5)
 
 

@@ -16,7 +16,7 @@ from keras.src.legacy.saving import legacy_h5_format
 
 from cutpaste_tf.config import TrainConfig
 from cutpaste_tf.models import build_cutpaste_model, efficientnet
-from cutpaste_tf.models.cutpaste_net import backbone_of
+from cutpaste_tf.models.cutpaste_net import backbone_of, check_backbone_weights
 from cutpaste_tf.training import step as step_lib
 
 SIZE = (32, 32)
@@ -117,9 +117,9 @@ def test_saved_backbone_weights_load_into_another_model(model, images, tmp_path)
 
 def test_weight_sources_fail_clearly(monkeypatch, tmp_path):
     with pytest.raises(efficientnet.WeightsError, match="no such file"):
-        efficientnet.check_weights(str(tmp_path / "missing.weights.h5"))
+        check_backbone_weights("efficientnet_b4", str(tmp_path / "missing.weights.h5"))
     with pytest.raises(efficientnet.WeightsError, match="expected 'imagenet', 'none'"):
-        efficientnet.check_weights("weights.ckpt")
+        check_backbone_weights("efficientnet_b4", "weights.ckpt")
     empty = str(tmp_path / "empty.weights.h5")
     h5py.File(empty, "w").close()
     with pytest.raises(efficientnet.WeightsError, match=r"could not load it into EfficientNet-B4"):
@@ -130,8 +130,8 @@ def test_weight_sources_fail_clearly(monkeypatch, tmp_path):
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(efficientnet.WeightsError,
-                       match=r"--backbone_weights=imagenet: could not download.*"
-                             r"--backbone_weights=/path/to/efficientnetb4_notop.h5"):
+                       match=r"backbone_weights=imagenet: could not download.*"
+                             r"backbone_weights=/path/to/efficientnetb4_notop.h5"):
         efficientnet.efficientnet_b4((*SIZE, 3), weights="imagenet")
     with pytest.raises(ValueError, match="'resnet18' has no pretrained weights"):
         build_cutpaste_model(2, (8,), "resnet18", input_shape=(*SIZE, 3),

@@ -93,13 +93,13 @@ def test_rotation_views_and_labels():
 def test_rotation_refuses_non_square_sizes_with_the_flag_name():
     with pytest.raises(ValueError, match="square"):
         tasks.make_views(tf.zeros([2, 32, 48, 3]), SEED, "rotation")
-    with pytest.raises(ValueError, match="--image_size"):
+    with pytest.raises(ValueError, match="square image_size"):
         config_lib.TrainConfig(task="rotation", image_size=(256, 320), batch_size=64)
     config_lib.TrainConfig(task="rotation", image_size=(256, 256), batch_size=64)
     with pytest.raises(ValueError, match="multiple of the 4 views"):
         config_lib.TrainConfig(task="rotation", batch_size=66)
     patch = config_lib.LocalizationConfig(model_type="patch", train_patch_size=(64, 48))
-    with pytest.raises(ValueError, match="--train_patch_size"):
+    with pytest.raises(ValueError, match="square train_patch_size"):
         config_lib.RunConfig(train=config_lib.TrainConfig(task="rotation", batch_size=64),
                              localization=patch)
     # Other tasks take non-square sizes.

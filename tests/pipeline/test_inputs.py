@@ -1,5 +1,5 @@
 """cutpaste_tf/pipeline/inputs.py: the categories a run trains on, from the flags that launch.train
-and launch.experiment share (launch/flags.py input_spec)."""
+and launch.experiment share (launch/configs.py input_spec)."""
 
 import dataclasses
 import pathlib
@@ -13,13 +13,13 @@ TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
 
 
 def test_the_flags_defaults_are_the_specs(parse_flags):
-    from launch import flags as flag_defs
+    from launch import configs
 
     parse_flags()
-    assert flag_defs.input_spec() == inputs.InputSpec()
+    assert configs.input_spec() == inputs.InputSpec()
     parse_flags("--dataset=folder", "--category=parts", "--test_defect_dirs=a,b",
                 "--val_defect_dirs=c", "--nodecode_check")
-    spec = flag_defs.input_spec()
+    spec = configs.input_spec()
     assert spec == dataclasses.replace(inputs.InputSpec(), dataset="folder",
                                        categories=("parts",), test_defect_dirs=("a", "b"),
                                        val_defect_dirs=("c",), decode_check=False)
@@ -34,9 +34,9 @@ def test_categories_of_a_layout_and_of_folders(tmp_path):
                               test_defect_dirs=(f"{washer}/test/stain",))
     (data,) = inputs.resolve_categories(folder)
     assert data.name == "custom" and len(data.train_files) == 60
-    with pytest.raises(ValueError, match="--dataset=folder needs --train_dir"):
+    with pytest.raises(ValueError, match="dataset=folder needs train_dir"):
         inputs.resolve_categories(dataclasses.replace(folder, train_dir=None))
-    with pytest.raises(ValueError, match=r"--data_dir is required \(the root of the"):
+    with pytest.raises(ValueError, match=r"data_dir is required \(the root of the"):
         inputs.resolve_categories(inputs.InputSpec())
 
 
@@ -53,5 +53,5 @@ def test_labelled_validation_and_hold_out_checks():
     with pytest.raises(ValueError, match="one category's images, but 2 categories"):
         inputs.labelled_validation(categories * 2, spec)
     inputs.check_holdout(categories, RunConfig(threshold=ThresholdConfig(val_fraction=0.25)))
-    with pytest.raises(ValueError, match="category 'washer': --val_fraction=0.99 of 60"):
+    with pytest.raises(ValueError, match="category 'washer': val_fraction=0.99 of 60"):
         inputs.check_holdout(categories, RunConfig(threshold=ThresholdConfig(val_fraction=0.99)))

@@ -75,7 +75,7 @@ def test_localization_config_checks_and_json_round_trip():
     old = json.loads(config_lib.to_json(RunConfig()))
     del old["localization"]                                   # a config.json from before
     assert config_lib.from_dict(RunConfig, old) == RunConfig()
-    assert LocalizationConfig(patch_size=32).upsample_sigma == 8.0
+    assert LocalizationConfig(dense_patch_size=32).sigma_pixels == 8.0
     with pytest.raises(ValueError, match="does not fit"):
         RunConfig(train=TrainConfig(image_size=(48, 48)),
                   localization=LocalizationConfig(model_type="patch"))

@@ -16,7 +16,7 @@ def test_the_requested_categories_must_be_trained(tmp_path):
     assert reexport.trained(model_dir, ["all"], rundir.DENSITY_FILE) == ["fabric", "washer"]
     assert reexport.trained(model_dir, [], rundir.DENSE_DENSITY_FILE) == ["grid"]
     assert reexport.trained(model_dir, ["washer"], rundir.DENSITY_FILE) == ["washer"]
-    with pytest.raises(ValueError, match=r"no trained model for bottle in --model_dir=.* "
+    with pytest.raises(ValueError, match=r"no trained model for bottle in model_dir=.* "
                                          r"\(trained: fabric, washer\)"):
         reexport.trained(model_dir, ["washer", "bottle"], rundir.DENSITY_FILE)
     with pytest.raises(ValueError, match=r"holds no trained category \(no <category>/"

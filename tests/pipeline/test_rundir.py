@@ -59,7 +59,7 @@ def test_a_finished_run_loads_and_scores_as_it_did(tiny_run):
 
 
 def test_a_dir_without_config_json_is_not_a_run(tmp_path):
-    with pytest.raises(ValueError, match=f"--model_dir={tmp_path} has no config.json; is it a "
+    with pytest.raises(ValueError, match=f"model_dir={tmp_path} has no config.json; is it a "
                                          "launch.train model dir"):
         rundir.load_run_config(str(tmp_path))
     with pytest.raises(ValueError, match="threshold.json is missing"):
@@ -77,11 +77,13 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
         del written["train"][key]
     del written["localization"]["gradcam_layer"]
     written["train"]["augment"]["scar_reference_size"] = 256
+    for section, before, now in rundir.RENAMED_FIELDS:
+        written[section][before] = written[section].pop(now)
     _rewrite(tmp_path, written)
     rundir.check_model_dir(str(tmp_path), config)  # resumes
     assert [name for name, _ in rundir.MIGRATIONS] == [
         "threshold settings", "two-stage training", "classifier initialisation",
-        "mask threshold", "GradCAM layer", "scar sizes in pixels"]
+        "mask threshold", "GradCAM layer", "scar sizes in pixels", "fields named as their flags"]
     del written[rundir.VERSION_KEY]
     migrated = rundir.migrate(written, config)
     assert migrated == json.loads(config_lib.to_json(config))

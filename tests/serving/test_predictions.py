@@ -72,7 +72,7 @@ def test_predict_images_refuses_a_spec_with_no_images(tmp_path):
     export.mkdir(parents=True)
     (export / "saved_model.pb").write_bytes(b"")
     shutil.copy(sorted((WASHER / "good").glob("*.png"))[0], tmp_path / "one.png")
-    with pytest.raises(ValueError, match=r"--images=.*nothing.* matches no image files"):
+    with pytest.raises(ValueError, match=r"images=.*nothing.* matches no image files"):
         predictions.predict_images(str(export), str(tmp_path / "nothing" / "*.png"),
                                    str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()

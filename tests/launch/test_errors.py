@@ -1,0 +1,123 @@
+"""launch/errors.py and launch/configs.py: one error handling for every launcher, library
+messages (config fields) shown as flags, and flags named as the config fields they set."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from helpers import ROOT, TINY_TRAIN
+
+from cutpaste_tf.config import RunConfig
+from launch import configs, errors
+from launch import export as export_launcher
+from launch import predict as predict_launcher
+from launch import train as train_launcher
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("data_dir is required (the root of the BTAD dataset)",
+     "--data_dir is required (the root of the BTAD dataset)"),
+    ("dataset=visa expects <root>/split_csv/1cls.csv; not found: /d/model_dir/split_csv",
+     "--dataset=visa expects <root>/split_csv/1cls.csv; not found: /d/model_dir/split_csv"),
+    ("use another model dir, or overwrite=True to start again",
+     "use another model dir, or --overwrite to start again"),
+    ("threshold.quantile must be in (0, 1), got 1.5",
+     "--threshold_quantile must be in (0, 1), got 1.5"),
+    ("patch models score with Gaussian densities (density.kind 'gde'), got 'kde'",
+     "patch models score with Gaussian densities (--density 'gde'), got 'kde'"),
+    ("task 'rotation' needs a square image_size", "task 'rotation' needs a square --image_size"),
+    ("2 categories (fabric, washer); choose one with category=<name>",
+     "2 categories (fabric, washer); choose one with --category=<name>"),
+    # Not settings: other dotted names, words, flags already, names inside paths or words.
+    ("model dir 'x' holds a run with different settings (train.learning_rate)",
+     "model dir 'x' holds a run with different settings (train.learning_rate)"),
+    ("the threshold of the category", "the threshold of the category"),
+    ("--model_dir is required", "--model_dir is required"),
+    ("runs/test_model_dir0/config.json and image_sizes", "runs/test_model_dir0/config.json and "
+     "image_sizes"),
+])
+def test_library_settings_are_shown_as_flags(message, shown):
+    assert errors.to_flags(message) == shown
+
+
+def test_every_config_field_is_its_flag_or_listed(parse_flags):
+    parse_flags()
+    names = errors.flag_names()
+
+    def leaves(cls, prefix=""):
+        for field in dataclasses.fields(cls):
+            value = getattr(cls(), field.name)
+            if dataclasses.is_dataclass(value):
+                yield from leaves(type(value), f"{prefix}{field.name}.")
+            else:
+                yield f"{prefix}{field.name}", field.name
+
+    missing = [path for path, name in leaves(RunConfig)
+               if errors.FLAG_FOR.get(path, name) not in names]
+    assert not missing, missing
+    assert set(errors.FLAG_FOR.values()) <= names
+
+
+@pytest.mark.parametrize("flagfile", sorted(p.name for p in (ROOT / "configs").glob("*.flags")))
+def test_every_shipped_flagfile_gives_a_config(parse_flags, flagfile):
+    parse_flags(f"--flagfile=configs/{flagfile}")
+    config = configs.run_config()
+    assert config.localization.dense_patch_size == configs.FLAGS.dense_patch_size
+    assert config.localization.heatmaps == configs.FLAGS.heatmaps
+    assert config.density.normalize_features == configs.FLAGS.normalize_features
+
+
+def test_the_old_feature_spelling_still_works_with_one_deprecation_line(parse_flags,
+                                                                          monkeypatch):
+    said = []
+    monkeypatch.setattr(configs.logging, "warning", lambda *args: said.append(args[0] % args[1:]))
+    parse_flags("--feature=pool")
+    assert configs.run_config().density.feature == "pooled"
+    assert said == ["--feature=pool is deprecated; use --feature=pooled"]
+    parse_flags("--feature=pooled")
+    configs.run_config()
+    assert len(said) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model_dir="], "error: --model_dir is required\n"),
+    (["--threshold_quantile=1.5"], "error: --threshold_quantile must be in (0, 1), got 1.5\n"),
+    (["--threshold_folds=1"], "error: --threshold_folds must be at least 2, got 1\n"),
+    (["--dense_patch_size=8"], "error: --dense_patch_size must be >= 16, got 8\n"),
+    (["--upsample_sigma=-1"], "error: --upsample_sigma must be positive, got -1.0\n"),
+    (["--eval_batch_size=0"], "error: --eval_batch_size must be positive, got 0\n"),
+    (["--backbone_weights=imagenet"], "error: --backbone_weights=imagenet: backbone "
+     "'resnet18' has no pretrained weights; it takes 'none' or a .weights.h5 file saved from a "
+     "resnet18 backbone (ImageNet weights: --backbone=efficientnet_b4)\n"),
+    (["--dataset=folder"], "error: --dataset=folder needs --train_dir, --test_good_dir and "
+     "--test_defect_dirs\n"),
+])
+def test_train_reports_bad_input_in_flag_names_with_status_2(tmp_path, run_launcher, capsys,
+                                                             args, message):
+    status = run_launcher(train_launcher, *TINY_TRAIN, f"--model_dir={tmp_path / 'model'}",
+                          *args)
+    err = capsys.readouterr().err
+    assert status == 2, err[-2000:]
+    assert err.endswith(message), err[-2000:]
+    assert not (tmp_path / "model").exists()
+
+
+def test_export_and_predict_report_missing_inputs_the_same_way(tmp_path, run_launcher, capsys):
+    assert run_launcher(export_launcher, f"--model_dir={tmp_path}") == 2
+    assert capsys.readouterr().err == (f"error: --model_dir={tmp_path} has no config.json; is "
+                                       "it a launch.train model dir?\n")
+    assert run_launcher(predict_launcher, f"--model={tmp_path}", "--images=x",
+                        "--predict_batch_size=0") == 2
+    assert capsys.readouterr().err == "error: --predict_batch_size must be positive, got 0\n"
+
+
+def test_only_the_given_errors_are_reported(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        with errors.reported(KeyError, status=1, where="[washer] "):
+            raise KeyError("val_fraction=0.5")
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == "error: [washer] '--val_fraction=0.5'\n"
+    with pytest.raises(RuntimeError):  # anything else is not swallowed
+        with errors.reported(ValueError):
+            raise RuntimeError("model_dir")
