@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator, Optional, Sequence
 
 import keras
@@ -10,6 +11,8 @@ import tensorflow as tf
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
 from cutpaste_tf.models import build_cutpaste_model
+from cutpaste_tf.pipeline import rundir
+from cutpaste_tf.training import train
 
 
 def build_model(config: RunConfig, precision: str = "float32",
@@ -73,3 +76,11 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
             batches_per_step=replicas // context.num_input_pipelines, crop_size=crop)
 
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+
+def restored(model: keras.Model, out: str) -> keras.Model:
+    """``model`` with the newest checkpoint of the category folder ``out``; ValueError when
+    there is none."""
+    if not train.restore_weights(model, out):
+        raise ValueError(f"no checkpoint under {os.path.join(out, rundir.CHECKPOINT_DIR)}")
+    return model

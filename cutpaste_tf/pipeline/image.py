@@ -24,7 +24,7 @@ from cutpaste_tf.evaluation import evaluate, metrics
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.pipeline import build, localize, rundir
 from cutpaste_tf.serving import savedmodel
-from cutpaste_tf.training import learning, train
+from cutpaste_tf.training import learning
 
 DENSITY_FILE = rundir.DENSITY_FILE
 EXPORT_METADATA: dict = {}  # what the SavedModel's cutpaste.json adds for this model type
@@ -154,9 +154,7 @@ def load(config: RunConfig, out: str,
          pretrained: bool = False) -> tuple[keras.Model, density_lib.Density]:
     """The float32 model with the newest checkpoint of the category folder ``out``, and its
     density (checked against the config's backbone and feature)."""
-    model = build_model(config, pretrained=pretrained)
-    if not train.restore_weights(model, out):
-        raise ValueError(f"no checkpoint under {os.path.join(out, rundir.CHECKPOINT_DIR)}")
+    model = build.restored(build_model(config, pretrained=pretrained), out)
     estimator = density_lib.load_density(os.path.join(out, DENSITY_FILE),
                                          expect={"backbone": config.model.backbone,
                                                  "feature": config.density.feature})

@@ -28,7 +28,6 @@ from cutpaste_tf.localization import dense
 from cutpaste_tf.localization import density as dense_density
 from cutpaste_tf.pipeline import build, localize, rundir
 from cutpaste_tf.serving.patch_scorer import PatchScorer
-from cutpaste_tf.training import train
 
 DENSITY_FILE = rundir.DENSE_DENSITY_FILE
 EXPORT_METADATA = {"model_type": "patch"}  # what the SavedModel's cutpaste.json adds
@@ -155,9 +154,7 @@ def make_scorer(model: keras.Model, density: dense_density.DenseDensity, config:
 
 def load_scorer(config: RunConfig, out: str, value: float) -> PatchScorer:
     """The scorer of a trained category (folder ``out``) with threshold ``value``."""
-    model = build_model(config, pretrained=False)  # weights from the checkpoint
-    if not train.restore_weights(model, out):
-        raise ValueError(f"no checkpoint under {os.path.join(out, rundir.CHECKPOINT_DIR)}")
+    model = build.restored(build_model(config, pretrained=False), out)  # weights: checkpoint
     return make_scorer(model, dense_density.load(os.path.join(out, DENSITY_FILE)), config, value)
 
 
