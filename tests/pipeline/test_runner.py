@@ -5,6 +5,11 @@ import dataclasses
 import json
 import pathlib
 
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
 from cutpaste_tf import data
 from cutpaste_tf.config import (
     MODEL_TYPES,
@@ -12,7 +17,7 @@ from cutpaste_tf.config import (
     RunConfig,
     ThresholdConfig,
 )
-from cutpaste_tf.pipeline import image, patch, rundir, runner
+from cutpaste_tf.pipeline import build, image, patch, rundir, runner
 
 TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
 # What runner.py and reexport.py ask of a model type's module.
@@ -78,3 +83,15 @@ def test_run_category_keeps_its_signature():
     params = list(inspect.signature(runner.run_category).parameters)
     assert params == ["data", "config", "model_dir", "export_dir", "export_version", "verbose",
                       "strategy", "validation"]
+
+
+def test_restored_names_the_missing_checkpoint_folder_and_restores_a_saved_one(tmp_path):
+    model = keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match=f"no checkpoint under {tmp_path / 'checkpoints'}"):
+        build.restored(model, str(tmp_path))
+    saved = model.get_weights()
+    tf.train.Checkpoint(model=model).save(str(tmp_path / "checkpoints" / "ckpt"))
+    model.set_weights([np.zeros_like(w) for w in saved])
+    assert build.restored(model, str(tmp_path)) is model
+    for got, want in zip(model.get_weights(), saved):
+        np.testing.assert_array_equal(got, want)
