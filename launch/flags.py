@@ -208,6 +208,10 @@ flags.DEFINE_string("natural_dir", None, "launch.synthetic: folder of images who
                     "categories).")
 flags.DEFINE_integer("synthetic_copies", 1, "launch.synthetic: altered versions of each normal "
                      "test image per kind (different seeds).")
+flags.DEFINE_enum("synthetic_on", "test", ["test", "heldout"], "launch.synthetic: the normal "
+                  "images to alter: 'test' (the test set's normal images) or 'heldout' (the "
+                  "training images the run held out with --val_fraction; no test image is read, "
+                  "so settings can be compared without defect labels).")
 flags.DEFINE_bool("synthetic_examples", True, "launch.synthetic: write a PNG grid of examples "
                   "into each category folder.")
 flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clipped to "

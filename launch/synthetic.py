@@ -1,7 +1,8 @@
 """Synthetic anomalies (Sec. 5.3, Table 6) against a trained run.
 
     python -m launch.synthetic --model_dir=runs/quickstart --data_dir=testdata \
-        [--category=washer] [--natural_dir=some/images] [--synthetic_copies=1] [--seed=0]
+        [--category=washer] [--natural_dir=some/images] [--synthetic_copies=1] [--seed=0] \
+        [--synthetic_on=heldout]
 
 For each trained category (``--category``, default all in the model dir) the model and its
 fitted density score the normal test images against the same images with a digit, square,
@@ -9,6 +10,11 @@ ellipse or heart pasted on, filled with a random colour or a natural-image patch
 AUROC per kind beside the paper's Table 6. Natural patches come from ``--natural_dir`` or, by
 default, the training images of the dataset's other categories. Writes ``synthetic.json`` and
 ``synthetic.md`` into the model dir and ``<category>/synthetic_examples.png`` (one row per kind).
+
+``--synthetic_on=heldout`` alters the training images the run held out (``--val_fraction``)
+instead of the test set's normal images, and writes ``synthetic_heldout.json`` and
+``synthetic_heldout.md``: a score that reads no test image and no defect label, for choosing
+settings on data without labelled defects (docs/experiments.md).
 Exit codes: 0 done, 2 bad flags or files.
 """
 
@@ -33,6 +39,8 @@ from launch import flags as flag_defs
 FLAGS = flag_defs.FLAGS
 RESULTS = "synthetic.json"
 TABLE = "synthetic.md"
+HELDOUT_RESULTS = "synthetic_heldout.json"
+HELDOUT_TABLE = "synthetic_heldout.md"
 EXAMPLES = "synthetic_examples.png"
 
 
@@ -62,6 +70,8 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
     work = []
     for name in names:
         data = layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, name, FLAGS.category_kind)
+        if FLAGS.synthetic_on == "heldout":  # checked now, before any model is loaded
+            rundir.held_out_files(rundir.category_dir(FLAGS.model_dir, name))
         sources = natural or bench.default_sources(
             FLAGS.data_dir, name, available,
             lambda n: list(layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, n,
@@ -70,13 +80,21 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
     return config, work
 
 
+def normal_files(data: index.CategoryData) -> list[str]:
+    """The normal images ``--synthetic_on`` names: the test set's, or the run's held-out ones."""
+    if FLAGS.synthetic_on == "heldout":
+        return rundir.held_out_files(rundir.category_dir(FLAGS.model_dir, data.name))
+    return [p for p, y in zip(data.test_files, data.test_labels) if y == 0]
+
+
 def main(argv: list[str]) -> None:
     flag_defs.start(argv)
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     with errors.reported(ValueError, FileNotFoundError):
         config, work = plan()
         digits = synthetic.digit_templates(SyntheticConfig().digit_size)
-        path = os.path.join(FLAGS.model_dir, RESULTS)
+        heldout = FLAGS.synthetic_on == "heldout"
+        path = os.path.join(FLAGS.model_dir, HELDOUT_RESULTS if heldout else RESULTS)
         results = {}
         if tf.io.gfile.exists(path):  # results of other categories from earlier invocations
             try:
@@ -87,10 +105,10 @@ def main(argv: list[str]) -> None:
         size, batch = config.train.image_size, config.eval_batch_size
         for data, source_files in work:
             model, estimator = trained.load_trained(FLAGS.model_dir, data.name, config)
-            normal = trained.load_images(
-                [p for p, y in zip(data.test_files, data.test_labels) if y == 0], size, batch)
+            normal = trained.load_images(normal_files(data), size, batch)
             sources = trained.load_images(source_files, size, batch)
-            print(f"[{data.name}] {len(normal)} normal test images x {FLAGS.synthetic_copies} "
+            print(f"[{data.name}] {len(normal)} {'held-out training' if heldout else 'normal test'}"
+                  f" images x {FLAGS.synthetic_copies} "
                   f"cop{'y' if FLAGS.synthetic_copies == 1 else 'ies'} per kind; natural "
                   f"patches from {len(sources)} images")
             aurocs = bench.synthetic_auroc(model, estimator, normal, config.density.feature,
@@ -98,15 +116,19 @@ def main(argv: list[str]) -> None:
                                            copies=FLAGS.synthetic_copies, batch_size=batch)
             results[data.name] = {"auroc": aurocs, "average": bench.averages(aurocs),
                                   "num_normal": len(normal), "copies": FLAGS.synthetic_copies,
-                                  "seed": FLAGS.seed, "natural_sources": source_files}
+                                  "seed": FLAGS.seed, "natural_sources": source_files,
+                                  "images": FLAGS.synthetic_on}
             if FLAGS.synthetic_examples:
                 grid = bench.example_grid(normal, sources, digits, seed=FLAGS.seed)
                 files.write_bytes(os.path.join(FLAGS.model_dir, data.name, EXAMPLES), grid)
+    images = "held-out training images" if heldout else "normal test images"
     table = tables.table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
-                                   f"Synthetic anomalies, AUROC (%), {config.train.task} model")
+                                   f"Synthetic anomalies on {images}, AUROC (%), "
+                                   f"{config.train.task} model")
     files.write_json(path, {"task": config.train.task, "kinds": list(bench.KINDS),
-                            "categories": results})
-    files.write_text(os.path.join(FLAGS.model_dir, TABLE), table + "\n")
+                            "images": FLAGS.synthetic_on, "categories": results})
+    files.write_text(os.path.join(FLAGS.model_dir, HELDOUT_TABLE if heldout else TABLE),
+                     table + "\n")
     print(table)
     print(f"Results: {path}")
 

@@ -254,6 +254,18 @@ def read_threshold(out: str) -> dict:
     return files.read_json(path)
 
 
+def held_out_files(out: str) -> list[str]:
+    """The normal training images the category (folder ``out``) held out from training and the
+    density fit (``val_fraction``, or the dataset's own validation images); ValueError when
+    the run held none out."""
+    record = read_threshold(out)
+    held = list(record.get("normal_files") or [])
+    if record.get("normal_method") != "validation_quantile" or not held:
+        raise ValueError(f"the run in {out} held no training images out (it was trained with "
+                         "val_fraction=0); train it again with val_fraction > 0")
+    return held
+
+
 def collect_results(model_dir: str) -> dict[str, dict]:
     """Every category result under ``model_dir`` (from this and earlier invocations)."""
     results = {}

@@ -264,3 +264,32 @@ def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tiny_run
     parse_flags(*args, "--category=fabric")
     with pytest.raises(ValueError, match="no trained model for fabric"):
         launcher.plan()
+
+
+def test_launcher_on_held_out_training_images_reads_no_test_image(tiny_run, tmp_path,
+                                                                   run_launcher, capsys):
+    from launch import synthetic as launcher
+    from cutpaste_tf.pipeline import rundir
+
+    model_dir = tiny_run.copy(tmp_path)
+    held = rundir.held_out_files(str(model_dir / "washer"))
+    assert len(held) == 15 and all("/train/good/" in p for p in held)  # 0.25 of 60
+    status = run_launcher(launcher, f"--model_dir={model_dir}", "--data_dir=testdata",
+                          "--category=washer", "--synthetic_on=heldout",
+                          "--nosynthetic_examples")
+    out, err = capsys.readouterr()
+    assert status == 0, err[-3000:]
+    assert "15 held-out training images" in out
+    saved = json.loads((model_dir / "synthetic_heldout.json").read_text())
+    assert saved["images"] == "heldout" and saved["categories"]["washer"]["num_normal"] == 15
+    assert "held-out training images" in (model_dir / "synthetic_heldout.md").read_text()
+    assert not (model_dir / "synthetic.json").exists()  # the test-set results stay apart
+
+    # A run that held nothing out is refused by name, before any model is loaded.
+    record = json.loads((model_dir / "washer" / "threshold.json").read_text())
+    record.update(normal_method="out_of_fold_quantile", normal_files=[])
+    (model_dir / "washer" / "threshold.json").write_text(json.dumps(record))
+    status = run_launcher(launcher, f"--model_dir={model_dir}", "--data_dir=testdata",
+                          "--category=washer", "--synthetic_on=heldout")
+    err = capsys.readouterr().err
+    assert status == 2 and "held no training images out" in err and "val_fraction" in err
