@@ -119,6 +119,8 @@ class TrainConfig:
     precision: str = "float32"
     # Augment inside the train step (on the accelerator) instead of in the tf.data pipeline.
     augment_on_device: bool = False
+    # Compile the tf.data pipeline's augmentation with XLA (twice as fast on the host CPU).
+    jit_augment: bool = True
     augment: AugmentConfig = AugmentConfig()
     # Two-stage fine-tuning (Appendix A.4): first ``head_epochs`` epochs train only the head
     # (backbone frozen) at ``head_learning_rate``, then ``epochs`` epochs train every layer at

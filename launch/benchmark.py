@@ -58,7 +58,8 @@ SECTIONS = ("augment", "train", "serve", "dense", "tasks")
 
 
 def augmentation(config, category, steps: int) -> dict:
-    """Views per second through tf.data, as a compiled graph and under XLA."""
+    """Views per second of make_views as a graph and under XLA, and through tf.data as
+    configured (``jit_augment``) and as a plain graph."""
     import tensorflow as tf
     tcfg = config.train
     batch = tcfg.batch_size
@@ -70,11 +71,14 @@ def augmentation(config, category, steps: int) -> dict:
                          jit_compile=jit)
         out[name] = round(batch / speed.seconds_per_call(
             lambda: fn(sources, seed)[0].numpy(), steps), 1)
-    batches = iter(data_lib.train_dataset(category.train_files, tcfg.image_size, tcfg.task,
-                                          batch, tcfg.seed, tcfg.augment))
-    next(batches)  # fills the cache
-    out["augment_tfdata_views_per_s"] = round(
-        batch / speed.seconds_per_call(lambda: next(batches)[0].numpy(), steps), 1)
+    for key, jit in (("augment_tfdata_views_per_s", tcfg.jit_augment),
+                     ("augment_tfdata_graph_views_per_s", False)):
+        batches = iter(data_lib.train_dataset(category.train_files, tcfg.image_size, tcfg.task,
+                                              batch, tcfg.seed, tcfg.augment, jit_augment=jit))
+        next(batches)  # fills the cache (and compiles)
+        out[key] = round(batch / speed.seconds_per_call(lambda: next(batches)[0].numpy(),
+                                                        steps), 1)
+    out["augment_tfdata_jit"] = tcfg.jit_augment
     return out
 
 

@@ -59,7 +59,8 @@ def main(argv: list[str]) -> None:
         data = inputs.resolve_categories(configs.input_spec())[0]
     tcfg = config.train
     batches = list(train_dataset(data.train_files, tcfg.image_size, tcfg.task, tcfg.batch_size,
-                                 tcfg.seed, tcfg.augment).take(FLAGS.probe_batches))
+                                 tcfg.seed, tcfg.augment, jit_augment=tcfg.jit_augment
+                                 ).take(FLAGS.probe_batches))
     lines = []
     for text, widths in heads:
         probed = dataclasses.replace(config, model=dataclasses.replace(config.model,

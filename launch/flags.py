@@ -88,6 +88,9 @@ flags.DEFINE_string("tpu", None, "--strategy=tpu: the Cloud TPU's name or grpc:/
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Training compute precision (mixed_bfloat16 on TPU and recent GPUs); the "
                   "density, scores and export stay float32.")
+flags.DEFINE_bool("jit_augment", True, "Compile the tf.data pipeline's augmentation with XLA "
+                  "(about 2x faster on a CPU host; pixels differ from the plain graph's by float "
+                  "rounding, about 1e-6).")
 flags.DEFINE_bool("augment_on_device", False, "Augment inside the train step on the "
                   "accelerator instead of in the tf.data pipeline on the host CPU.")
 

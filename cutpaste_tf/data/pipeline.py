@@ -86,7 +86,8 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
                   seed: int, augment: AugmentConfig = AugmentConfig(), start_step: int = 0,
                   augment_in_pipeline: bool = True, pipeline: tuple[int, int] = (0, 1),
                   batches_per_step: int = 1,
-                  crop_size: Optional[Sequence[int]] = None) -> tf.data.Dataset:
+                  crop_size: Optional[Sequence[int]] = None,
+                  jit_augment: bool = False) -> tf.data.Dataset:
     """Batches of ``(views, labels)`` for the proxy task, endless.
 
     Images are decoded and resized once and cached as uint8; then shuffled, repeated, batched
@@ -103,6 +104,10 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
     number instead, for augmenting on the accelerator (see :func:`augment_batch`).
 
     With ``crop_size`` the views are random crops of that size (patch training, Sec. 2.4).
+
+    ``jit_augment`` compiles the augmentation with XLA on the host: on a 2-core CPU about twice
+    the views per second at 256x256 (it fuses the colour jitter's per-pixel stages); the same
+    random draws, pixels equal to the graph's up to float rounding.
     """
     if task not in TASK_VIEWS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASK_VIEWS)}")
@@ -121,8 +126,12 @@ def train_dataset(files: Sequence[str], image_size: Sequence[int], task: str, ba
     ds = ds.enumerate(start=start_step * batches_per_step)
     ds = ds.map(lambda n, x: (n * num_pipelines + pipeline_id, x))
     if augment_in_pipeline:
-        ds = ds.map(lambda n, x: augment_batch(x, n, seed, task, augment, crop_size),
-                    num_parallel_calls=AUTOTUNE, deterministic=True)
+        def views(n, x):
+            return augment_batch(x, n, seed, task, augment, crop_size)
+
+        if jit_augment:
+            views = tf.function(views, jit_compile=True)
+        ds = ds.map(views, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(lambda n, x: (x, n))
     return ds.prefetch(AUTOTUNE)

@@ -73,7 +73,8 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
             context.get_per_replica_batch_size(tcfg.batch_size), tcfg.seed, tcfg.augment,
             start_step=start_step, augment_in_pipeline=not tcfg.augment_on_device,
             pipeline=(context.input_pipeline_id, context.num_input_pipelines),
-            batches_per_step=replicas // context.num_input_pipelines, crop_size=crop)
+            batches_per_step=replicas // context.num_input_pipelines, crop_size=crop,
+            jit_augment=tcfg.jit_augment)
 
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 

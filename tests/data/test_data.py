@@ -154,6 +154,20 @@ def test_train_dataset_shapes_labels_and_determinism():
     assert count == 7
 
 
+@pytest.mark.parametrize("task,crop", [("3way", None), ("union", None), ("3way", (24, 24))])
+def test_train_dataset_under_xla_draws_the_same_views(task, crop):
+    """jit_augment compiles the augmentation; the random draws are the same, the pixels equal
+    the plain graph's up to float rounding, for image views and patch views alike."""
+    fabric = data.index_mvtec(TESTDATA, "fabric")
+    args = (fabric.train_files[:8], (40, 40), task, 12 if task == "3way" else 8)
+    plain = data.train_dataset(*args, seed=5, crop_size=crop)
+    jit = data.train_dataset(*args, seed=5, crop_size=crop, jit_augment=True)
+    for (a, la), (b, lb) in zip(plain.take(3), jit.take(3)):
+        np.testing.assert_array_equal(la.numpy(), lb.numpy())
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+        assert np.abs(a.numpy() - b.numpy()).max() < 1e-5  # no view differs by a pasted patch
+
+
 def test_train_dataset_rejects_batch_not_multiple_of_views():
     with pytest.raises(ValueError, match="multiple of 2 views"):
         data.train_dataset(["a.png"], (32, 32), "cutpaste", 7, seed=0)
