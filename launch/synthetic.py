@@ -39,13 +39,16 @@ from launch import flags as flag_defs
 FLAGS = flag_defs.FLAGS
 RESULTS = "synthetic.json"
 TABLE = "synthetic.md"
-HELDOUT_RESULTS = "synthetic_heldout.json"
-HELDOUT_TABLE = "synthetic_heldout.md"
+# --synthetic_on -> (results file, table file, what the normal images are).
+OUTPUTS = {"test": (RESULTS, TABLE, "normal test images"),
+           "heldout": ("synthetic_heldout.json", "synthetic_heldout.md",
+                       "held-out training images")}
 EXAMPLES = "synthetic_examples.png"
 
 
-def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
-    """Checks every flag and input and returns (config, [(category data, source files)])."""
+def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str], list[str]]]]:
+    """Checks every flag and input and returns (config, [(category data, source files, normal
+    files)]); the normal files are the ones ``--synthetic_on`` names."""
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required")
     if FLAGS.dataset not in layouts.LAYOUTS or not FLAGS.data_dir:
@@ -70,13 +73,12 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str]]]]:
     work = []
     for name in names:
         data = layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, name, FLAGS.category_kind)
-        if FLAGS.synthetic_on == "heldout":  # checked now, before any model is loaded
-            rundir.held_out_files(rundir.category_dir(FLAGS.model_dir, name))
+        normal = normal_files(data)  # read now, so a missing held-out set fails before a model
         sources = natural or bench.default_sources(
             FLAGS.data_dir, name, available,
             lambda n: list(layouts.index_layout(FLAGS.dataset, FLAGS.data_dir, n,
                                                 FLAGS.category_kind).train_files))
-        work.append((data, bench.spread(sources, bench.MAX_SOURCES)))
+        work.append((data, bench.spread(sources, bench.MAX_SOURCES), normal))
     return config, work
 
 
@@ -93,8 +95,8 @@ def main(argv: list[str]) -> None:
     with errors.reported(ValueError, FileNotFoundError):
         config, work = plan()
         digits = synthetic.digit_templates(SyntheticConfig().digit_size)
-        heldout = FLAGS.synthetic_on == "heldout"
-        path = os.path.join(FLAGS.model_dir, HELDOUT_RESULTS if heldout else RESULTS)
+        results_file, table_file, images = OUTPUTS[FLAGS.synthetic_on]
+        path = os.path.join(FLAGS.model_dir, results_file)
         results = {}
         if tf.io.gfile.exists(path):  # results of other categories from earlier invocations
             try:
@@ -103,12 +105,11 @@ def main(argv: list[str]) -> None:
                 raise ValueError(f"{path} is not a synthetic.json this launcher wrote; move "
                                  "it away and run again") from None
         size, batch = config.train.image_size, config.eval_batch_size
-        for data, source_files in work:
+        for data, source_files, normal_paths in work:
             model, estimator = trained.load_trained(FLAGS.model_dir, data.name, config)
-            normal = trained.load_images(normal_files(data), size, batch)
+            normal = trained.load_images(normal_paths, size, batch)
             sources = trained.load_images(source_files, size, batch)
-            print(f"[{data.name}] {len(normal)} {'held-out training' if heldout else 'normal test'}"
-                  f" images x {FLAGS.synthetic_copies} "
+            print(f"[{data.name}] {len(normal)} {images} x {FLAGS.synthetic_copies} "
                   f"cop{'y' if FLAGS.synthetic_copies == 1 else 'ies'} per kind; natural "
                   f"patches from {len(sources)} images")
             aurocs = bench.synthetic_auroc(model, estimator, normal, config.density.feature,
@@ -121,14 +122,12 @@ def main(argv: list[str]) -> None:
             if FLAGS.synthetic_examples:
                 grid = bench.example_grid(normal, sources, digits, seed=FLAGS.seed)
                 files.write_bytes(os.path.join(FLAGS.model_dir, data.name, EXAMPLES), grid)
-    images = "held-out training images" if heldout else "normal test images"
     table = tables.table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
                                    f"Synthetic anomalies on {images}, AUROC (%), "
                                    f"{config.train.task} model")
     files.write_json(path, {"task": config.train.task, "kinds": list(bench.KINDS),
                             "images": FLAGS.synthetic_on, "categories": results})
-    files.write_text(os.path.join(FLAGS.model_dir, HELDOUT_TABLE if heldout else TABLE),
-                     table + "\n")
+    files.write_text(os.path.join(FLAGS.model_dir, table_file), table + "\n")
     print(table)
     print(f"Results: {path}")
 

@@ -21,6 +21,7 @@ launchers).
 from __future__ import annotations
 
 import functools
+import os
 from typing import Optional
 
 import keras
@@ -34,7 +35,6 @@ def onednn_enabled() -> bool:
         from tensorflow.python.util import _pywrap_util_port
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):  # a TensorFlow without the query: trust the setting
-        import os
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
 
 

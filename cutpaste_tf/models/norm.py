@@ -31,8 +31,7 @@ class BatchNorm(layers.BatchNormalization):
         return super().add_weight(*args, **kwargs)
 
     def _fusable(self, inputs, mask) -> bool:
-        axis = self.axis if isinstance(self.axis, int) else tuple(self.axis)
-        return (mask is None and len(inputs.shape) == 4 and axis in (3, -1, (3,), (-1,))
+        return (mask is None and len(inputs.shape) == 4 and self.axis in (3, -1)  # Keras 3: an int
                 and self.scale and self.center and not self.renorm and not self.synchronized)
 
     def call(self, inputs, training=None, mask=None):
