@@ -89,6 +89,9 @@ class ModelConfig:
     # The classifier's initial kernel: "zeros" (logits start at 0, the first gradients carry
     # only the task) or "glorot_uniform" (Keras' default, the authors' code).
     classifier_init: str = "zeros"
+    # BatchNorm in each head layer (Dense -> BN -> ReLU); False: Dense with bias and He
+    # initialisation -> ReLU.
+    head_batchnorm: bool = True
 
     def __post_init__(self):
         if any(w <= 0 for w in self.head_widths):
@@ -108,6 +111,8 @@ class TrainConfig:
     epochs: int = 256
     steps_per_epoch: int = 256
     learning_rate: float = 0.03
+    # Steps of linear warm-up from 0 to ``learning_rate`` before the cosine cycle (0: none).
+    warmup_steps: int = 0
     momentum: float = 0.9
     weight_decay: float = 3e-5
     seed: int = 0
@@ -149,6 +154,10 @@ class TrainConfig:
         if self.epochs < 0 or self.head_epochs < 0:
             raise ValueError(f"epochs and head_epochs must be >= 0 (both 0: no training), "
                              f"got {self.epochs} and {self.head_epochs}")
+        if not 0 <= self.warmup_steps < max(self.epochs * self.steps_per_epoch, 1):
+            raise ValueError(f"warmup_steps must be >= 0 and fewer than the "
+                             f"{self.epochs * self.steps_per_epoch} steps of all layers, got "
+                             f"{self.warmup_steps}")
         if self.head_learning_rate <= 0:
             raise ValueError(f"head_learning_rate must be positive, got {self.head_learning_rate}")
         if self.precision not in PRECISIONS:

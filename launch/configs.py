@@ -93,7 +93,8 @@ def model_config() -> ModelConfig:
     weights = None if weights.lower() in ("", "none") else weights
     check_backbone_weights(FLAGS.backbone, weights)
     return ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"),
-                       classifier_init=FLAGS.classifier_init, backbone_weights=weights)
+                       classifier_init=FLAGS.classifier_init,
+                       head_batchnorm=FLAGS.head_batchnorm, backbone_weights=weights)
 
 
 def density_config() -> DensityConfig:

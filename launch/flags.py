@@ -73,6 +73,8 @@ flags.DEFINE_integer("batch_size", 96, "Views per batch: 96 for 3way (32 images 
 flags.DEFINE_integer("epochs", 256, "Epochs of --steps_per_epoch steps (the paper: 256 x 256).")
 flags.DEFINE_integer("steps_per_epoch", 256, "Steps in one 'epoch' (the paper's definition).")
 flags.DEFINE_float("learning_rate", 0.03, "Peak learning rate of the single cosine cycle.")
+flags.DEFINE_integer("warmup_steps", 0, "Steps of linear learning-rate warm-up before the "
+                     "cosine cycle (0: none, as in the paper).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 3e-5, "L2 coefficient: wd * sum(tf.nn.l2_loss(w)).")
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, shuffling and augmentation.")
@@ -112,6 +114,8 @@ flags.DEFINE_enum("classifier_init", "zeros", ["zeros", "glorot_uniform"],
                   "carry only the task, or Keras' default glorot_uniform (the authors' code).")
 flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's Dense -> "
                   "BatchNorm -> ReLU layers ('' for none); the authors' DROC code has eight 512s.")
+flags.DEFINE_bool("head_batchnorm", True, "BatchNorm in each head layer; --nohead_batchnorm "
+                  "gives Dense (with bias, He initialisation) -> ReLU layers.")
 
 # CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1).
 flags.DEFINE_list("area_ratio", ["0.02", "0.15"], "CutPaste patch area / image area range.")

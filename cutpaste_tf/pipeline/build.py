@@ -35,7 +35,8 @@ def build_model(config: RunConfig, precision: str = "float32",
                                     input_shape=input_shape or (height, width, 3),
                                     backbone_weights=(config.model.backbone_weights
                                                       if pretrained else None),
-                                    classifier_init=config.model.classifier_init)
+                                    classifier_init=config.model.classifier_init,
+                                    head_batchnorm=config.model.head_batchnorm)
     finally:
         keras.config.set_dtype_policy(previous)
 

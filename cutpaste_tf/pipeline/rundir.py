@@ -103,6 +103,12 @@ def _scar_reference(previous: dict, config: RunConfig) -> None:
         augment["scar_reference_size"] = 0
 
 
+def _warmup_and_head_norm(previous: dict, config: RunConfig) -> None:
+    """Before warm-up and the head's batch norm were choices: no warm-up, batch norm."""
+    previous.get("train", {}).setdefault("warmup_steps", 0)
+    previous.get("model", {}).setdefault("head_batchnorm", True)
+
+
 # Config fields renamed to the flag that sets them: (section, name before, name now).
 RENAMED_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("density", "normalize", "normalize_features"),
@@ -132,6 +138,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[dict, RunConfig], None]], ...] = (
     ("GradCAM layer", _gradcam_layer),
     ("scar sizes in pixels", _scar_reference),
     ("fields named as their flags", _flag_names),
+    ("warm-up and head batch norm", _warmup_and_head_norm),
 )
 
 

@@ -29,12 +29,14 @@ from cutpaste_tf.models.cutpaste_net import backbone_of
 
 class TwoStageCosine(keras.optimizers.schedules.LearningRateSchedule):
     """A cosine cycle from ``head_learning_rate`` to 0 over the first ``head_steps`` steps, then
-    one from ``learning_rate`` to 0 over the following ``steps``."""
+    one from ``learning_rate`` to 0 over the following ``steps``; that second cycle starts with
+    ``warmup_steps`` of linear warm-up (``learning_rate * (s + 1) / warmup_steps``)."""
 
     def __init__(self, head_learning_rate: float, head_steps: int, learning_rate: float,
-                 steps: int):
+                 steps: int, warmup_steps: int = 0):
         self.head_learning_rate, self.head_steps = float(head_learning_rate), int(head_steps)
         self.learning_rate, self.steps = float(learning_rate), int(steps)
+        self.warmup_steps = int(warmup_steps)
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
@@ -43,21 +45,28 @@ class TwoStageCosine(keras.optimizers.schedules.LearningRateSchedule):
             s = tf.clip_by_value(s, 0.0, float(max(n, 1)))
             return peak * 0.5 * (1.0 + tf.cos(math.pi * s / max(n, 1)))
 
+        full = step - self.head_steps
+        warm = self.warmup_steps
+        full_rate = cosine(self.learning_rate, full - warm, self.steps - warm)
+        if warm:
+            full_rate = tf.where(full < warm, self.learning_rate * (full + 1.0) / warm,
+                                 full_rate)
         return tf.where(step < self.head_steps,
-                        cosine(self.head_learning_rate, step, self.head_steps),
-                        cosine(self.learning_rate, step - self.head_steps, self.steps))
+                        cosine(self.head_learning_rate, step, self.head_steps), full_rate)
 
     def get_config(self) -> dict:
         return {"head_learning_rate": self.head_learning_rate, "head_steps": self.head_steps,
-                "learning_rate": self.learning_rate, "steps": self.steps}
+                "learning_rate": self.learning_rate, "steps": self.steps,
+                "warmup_steps": self.warmup_steps}
 
 
 def make_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
     """One cosine cycle from ``learning_rate`` down to 0 over all training steps; with a
-    head-only stage, one cycle per stage (:class:`TwoStageCosine`)."""
-    if config.head_steps:
+    head-only stage or a warm-up, :class:`TwoStageCosine`."""
+    if config.head_steps or config.warmup_steps:
         return TwoStageCosine(config.head_learning_rate, config.head_steps,
-                              config.learning_rate, config.total_steps - config.head_steps)
+                              config.learning_rate, config.total_steps - config.head_steps,
+                              config.warmup_steps)
     return keras.optimizers.schedules.CosineDecay(config.learning_rate,
                                                   max(config.total_steps, 1))
 

@@ -129,6 +129,20 @@ def test_projection_head_layers() -> None:
     bns = [l for l in head.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert [d.units for d in dense] == [16, 8] and not any(d.use_bias for d in dense)
     assert all(b.epsilon == 1e-5 and b.momentum == 0.9 for b in bns)
+    assert len(bns) == 2
+
+
+def test_projection_head_without_batchnorm_has_biased_he_initialised_layers() -> None:
+    head = projection_head((256, 256), batchnorm=False)
+    x = np.random.default_rng(0).standard_normal((512, 64)).astype(np.float32)
+    y = head(x, training=True)
+    dense = [l for l in head.layers if isinstance(l, keras.layers.Dense)]
+    assert [d.units for d in dense] == [256, 256] and all(d.use_bias for d in dense)
+    assert not [l for l in head.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert float(tf.reduce_min(y)) == 0.0  # ReLU last
+    # He initialisation keeps the second moment: E[relu(Wx)^2] ~ E[x^2] / 2 * 2 per layer.
+    first = np.maximum(x @ dense[0].kernel.numpy(), 0)
+    assert np.mean(first ** 2) == pytest.approx(np.mean(x ** 2), rel=0.2)
 
 
 def test_logits_float32_under_mixed_precision() -> None:

@@ -76,6 +76,7 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
     for key in ("head_epochs", "head_learning_rate", "freeze_batchnorm"):
         del written["train"][key]
     del written["localization"]["gradcam_layer"]
+    del written["train"]["warmup_steps"], written["model"]["head_batchnorm"]
     written["train"]["augment"]["scar_reference_size"] = 256
     for section, before, now in rundir.RENAMED_FIELDS:
         written[section][before] = written[section].pop(now)
@@ -83,7 +84,8 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
     rundir.check_model_dir(str(tmp_path), config)  # resumes
     assert [name for name, _ in rundir.MIGRATIONS] == [
         "threshold settings", "two-stage training", "classifier initialisation",
-        "mask threshold", "GradCAM layer", "scar sizes in pixels", "fields named as their flags"]
+        "mask threshold", "GradCAM layer", "scar sizes in pixels", "fields named as their flags",
+        "warm-up and head batch norm"]
     del written[rundir.VERSION_KEY]
     migrated = rundir.migrate(written, config)
     assert migrated == json.loads(config_lib.to_json(config))

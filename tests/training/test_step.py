@@ -24,6 +24,17 @@ def test_cosine_schedule_is_one_cycle_over_all_steps():
     assert float(opt.momentum) == pytest.approx(0.9)
 
 
+def test_warmup_rises_linearly_then_the_cosine_spans_the_remaining_steps():
+    config = TrainConfig(epochs=4, steps_per_epoch=25, warmup_steps=10)
+    lr = step_lib.make_schedule(config)
+    assert [float(lr(s)) for s in (0, 4, 9)] == pytest.approx([0.003, 0.015, 0.03], rel=1e-5)
+    assert float(lr(10)) == pytest.approx(0.03, rel=1e-5)
+    assert float(lr(55)) == pytest.approx(0.015, rel=1e-5)  # half-way through the 90 left
+    assert float(lr(100)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(epochs=1, steps_per_epoch=10, warmup_steps=10)
+
+
 def test_l2_penalty_is_half_sum_of_squares():
     variables = [tf.Variable([[1.0, 2.0]]), tf.Variable([3.0])]
     assert float(step_lib.l2_penalty(variables)) == pytest.approx((1 + 4 + 9) / 2)
