@@ -93,8 +93,9 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
         "method, whatever their AUROC. Likely causes, with the flags to "
         "try: a deep projection head, whose exploding gradients reach the backbone scrambled "
         "(--head_widths=512, the default); too few steps for this data (--epochs, "
-        "--steps_per_epoch); images too small for scars to show (--image_size: at 64 px a scar "
-        "is 1-4 px wide); a shift that hides the cue on aligned images (--translate); patches "
+        "--steps_per_epoch); scars scaled down with the image until they vanish "
+        "(--scar_reference_size=0, the default, keeps them 2-16 px wide); a shift that "
+        "slows learning on aligned images (--translate=0, the default); patches "
         "too faint on plain textures (--patch_jitter, --area_ratio); or a class this data "
         "cannot support in the time given (--task=cutpaste).")
 
