@@ -68,9 +68,12 @@ def training(config: RunConfig, category: CategoryData, steps: int) -> dict:
     optimizer = step_lib.make_optimizer(tcfg)
     optimizer.build(model.trainable_variables)
     step = step_lib.make_train_step(model, optimizer, tcfg)
-    batches = build.training_batches(category, config, tf.distribute.get_strategy())
-    constant = next(batches)
+    # One batch from a pipeline that is then dropped, so that no prefetching shares the CPU
+    # while the constant batch is timed; then a fresh pipeline for the second figure.
+    strategy = tf.distribute.get_strategy()
+    constant = next(build.training_batches(category, config, strategy))
     seconds_constant = seconds_per_call(lambda: float(step(*constant)["loss"]), steps)
+    batches = build.training_batches(category, config, strategy)
     seconds_pipeline = seconds_per_call(lambda: float(step(*next(batches))["loss"]), steps)
     return {
         "train_images_per_s_constant": round(tcfg.batch_size / seconds_constant, 1),
