@@ -12,28 +12,16 @@ import glob
 import sys
 import tempfile
 
-import keras
-import numpy as np
+import step_parts  # bench/, first on the path when this script runs
 import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-from cutpaste_tf.config import TrainConfig
-from cutpaste_tf.models import build_cutpaste_model
-from cutpaste_tf.training import step as step_lib
 
 STEPS = 3
 
 
 def op_times(size: int) -> tuple[collections.Counter, collections.Counter]:
     """Milliseconds per step by op type and by op name."""
-    config = TrainConfig(image_size=(size, size), epochs=1, steps_per_epoch=100)
-    keras.utils.set_random_seed(0)
-    model = build_cutpaste_model(3, (512,), input_shape=(size, size, 3))
-    optimizer = step_lib.make_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    views = tf.constant(np.random.default_rng(0).random((96, size, size, 3), np.float32))
-    labels = tf.constant(np.repeat(np.arange(3, dtype=np.int32), 32))
-    step = step_lib.make_train_step(model, optimizer, config)
+    *_, views, labels, step = step_parts.setup(size)
     step(views, labels), step(views, labels)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)

@@ -31,8 +31,10 @@ def median_ms(fn: Callable[[], object], calls: int = 5) -> float:
     return 1e3 * float(np.median(times))
 
 
-def parts(size: int) -> dict[str, float]:
-    """Milliseconds per call of each part of the step at ``size`` x ``size``."""
+def setup(size: int) -> tuple[keras.Model, keras.optimizers.Optimizer, tf.Tensor, tf.Tensor,
+                               Callable]:
+    """The default 3-way model and optimizer at ``size`` x ``size``, a constant batch of 96
+    random views with balanced labels, and the compiled train step."""
     config = TrainConfig(image_size=(size, size), epochs=1, steps_per_epoch=100)
     keras.utils.set_random_seed(0)
     model = build_cutpaste_model(3, (512,), input_shape=(size, size, 3))
@@ -40,7 +42,12 @@ def parts(size: int) -> dict[str, float]:
     optimizer.build(model.trainable_variables)
     views = tf.constant(np.random.default_rng(0).random((96, size, size, 3), np.float32))
     labels = tf.constant(np.repeat(np.arange(3, dtype=np.int32), 32))
-    full = step_lib.make_train_step(model, optimizer, config)
+    return model, optimizer, views, labels, step_lib.make_train_step(model, optimizer, config)
+
+
+def parts(size: int) -> dict[str, float]:
+    """Milliseconds per call of each part of the step at ``size`` x ``size``."""
+    model, optimizer, views, labels, full = setup(size)
     zeros = [tf.zeros_like(v) for v in model.trainable_variables]
 
     @tf.function
