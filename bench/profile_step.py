@@ -37,7 +37,7 @@ def op_times(size: int) -> tuple[collections.Counter, collections.Counter]:
         for line in plane.lines:
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                if ":" in name and " " not in name:  # "<op name>:<op type>"
+                if name.count(":") == 1 and " " not in name:  # "<op name>:<op type>"
                     ms = event.duration_ps / 1e9 / STEPS
                     by_type[name.rsplit(":", 1)[1]] += ms
                     by_name[name] += ms
