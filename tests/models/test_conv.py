@@ -74,3 +74,52 @@ def test_fast_conv2d_equals_keras_conv2d():
     np.testing.assert_allclose(fast(x).numpy(), plain(x).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="FastConv2D needs"):
         conv.FastConv2D(4, 3, strides=2, padding="same")
+
+
+@pytest.mark.parametrize("h,w,k", [(4, 4, 3), (1, 1, 3), (2, 3, 3), (3, 5, 5), (6, 4, 3)])
+def test_tap_products_equal_tensorflows_convolution(h, w, k):
+    """Output and both gradients of the tap form equal tf.nn.conv2d's, on maps small enough that
+    taps reach the padding (and a 1x1 map, where only the centre tap is left)."""
+    x = tf.random.stateless_normal([3, h, w, 5], [3, h])
+    kernel = tf.random.stateless_normal([k, k, 5, 7], [4, w])
+    ref = grads(x, kernel, 1, "SAME", forward=None)
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = conv.conv2d(x, kernel, 1, "SAME", taps=True)
+        loss = tf.reduce_sum(tf.sin(y))
+    out = (y, *tape.gradient(loss, [x, kernel]))
+    for a, b in zip(out, ref):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_tap_share_and_default():
+    """The share of real (pixel, tap) pairs, and taps by default only on small CPU maps."""
+    assert conv.same_tap_share(4, 4, 3, 3) == pytest.approx(100 / 144)
+    assert conv.same_tap_share(1, 1, 3, 3) == pytest.approx(1 / 9)
+    assert conv.same_tap_share(8, 8, 3, 3) == pytest.approx((22 / 24) ** 2)
+    small, large = tf.zeros([1, 4, 4, 2]), tf.zeros([1, 8, 8, 2])
+    kernel = tf.zeros([3, 3, 2, 2])
+    cpu = not tf.config.list_logical_devices("GPU")
+    assert conv.use_taps(small, kernel, 1, "SAME") == cpu
+    assert not conv.use_taps(large, kernel, 1, "SAME")
+    assert not conv.use_taps(small, kernel, 2, "SAME")
+    assert not conv.use_taps(tf.zeros([1, 4, 4, 2]), tf.zeros([1, 1, 2, 2]), 1, "SAME")
+    with pytest.raises(ValueError, match="stride-1 'same'"):
+        conv.conv2d(small, kernel, 1, "VALID", taps=True)
+
+
+def test_tap_graph_has_no_convolution():
+    """The switch really changes the graph: no Conv2D op of any kind on the tap path."""
+    spec = tf.TensorSpec([2, 4, 4, 3]), tf.TensorSpec([3, 3, 3, 3])
+
+    def ops(taps):
+        def f(x, k):
+            with tf.GradientTape() as tape:
+                tape.watch([x, k])
+                y = conv.conv2d(x, k, 1, "SAME", taps=taps)
+            return tape.gradient(y, [x, k])
+        graph = tf.function(f).get_concrete_function(*spec).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert not any(t.startswith("Conv2D") for t in ops(True))
+    assert "Conv2D" in ops(False)
