@@ -70,13 +70,13 @@ def augmentation(config, category, steps: int) -> dict:
         fn = tf.function(lambda x, s: tasks.make_views(x, s, tcfg.task, tcfg.augment),
                          jit_compile=jit)
         out[name] = round(batch / speed.seconds_per_call(
-            lambda: fn(sources, seed)[0].numpy(), steps), 1)
+            lambda: speed.finished(fn(sources, seed)), steps), 1)
     for key, jit in (("augment_tfdata_views_per_s", tcfg.jit_augment),
                      ("augment_tfdata_graph_views_per_s", False)):
         batches = iter(data_lib.train_dataset(category.train_files, tcfg.image_size, tcfg.task,
                                               batch, tcfg.seed, tcfg.augment, jit_augment=jit))
         next(batches)  # fills the cache (and compiles)
-        out[key] = round(batch / speed.seconds_per_call(lambda: next(batches)[0].numpy(),
+        out[key] = round(batch / speed.seconds_per_call(lambda: speed.finished(next(batches)),
                                                         steps), 1)
     out["augment_tfdata_jit"] = tcfg.jit_augment
     return out
@@ -96,7 +96,7 @@ def task_views(config, steps: int, names: list[str], sources: int) -> dict:
         for mode, jit in (("graph", False), ("xla", True)):
             fn = tf.function(lambda x, s, t=name: tasks.make_views(x, s, t, config.train.augment),
                              jit_compile=jit)
-            seconds = speed.seconds_per_call(lambda: fn(images, seed)[0].numpy(), steps)
+            seconds = speed.seconds_per_call(lambda: speed.finished(fn(images, seed)), steps)
             out[f"views_per_s_{name}_{mode}"] = round(views / seconds, 1)
     return out
 

@@ -30,6 +30,13 @@ from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import step as step_lib
 
 
+def finished(_outputs: object = None) -> None:
+    """Waits until every device has finished its queued work (``_outputs`` are the call's
+    results, kept alive until then), without copying them to the host: a ``.numpy()`` of a
+    96-view 256x256 batch copies 75 MB, a third of the time the augmentation itself takes."""
+    tf.test.experimental.sync_devices()
+
+
 def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     """Mean seconds of ``fn()`` over ``calls`` calls, after one untimed warm-up call (tracing
     and compilation)."""

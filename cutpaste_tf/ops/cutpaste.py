@@ -295,13 +295,30 @@ def paste(images: tf.Tensor, index: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     (``y * W + x``) of each image, with one scatter whose cost is that of the patch (plus one
     copy of the images). An index listed twice for one image must carry the same value twice.
     """
+    return paste_views(images, [(index, values)])
+
+
+def paste_views(images: tf.Tensor,
+                patches: Sequence[Optional[tuple[tf.Tensor, tf.Tensor]]]) -> tf.Tensor:
+    """``[V * B, H, W, C]``: the images once per entry of ``patches``, each copy with that
+    entry's patch (index, values) of :func:`paste` written in (``None``: the images as they
+    are). One copy of the images per view and one scatter for all the patches: pasting views
+    one by one and concatenating them copies every image twice."""
     shape = tf.shape(images)
-    offsets = tf.range(shape[0])[:, None] * (shape[1] * shape[2])
     channels = images.shape[-1]
-    out = tf.tensor_scatter_nd_update(tf.reshape(images, [-1, channels]),
-                                      tf.reshape(index + offsets, [-1, 1]),
-                                      tf.reshape(values, [-1, channels]))
-    return tf.reshape(out, shape)
+    views = len(patches)
+    index, values = [], []
+    for k, patch in enumerate(patches):
+        if patch is None:
+            continue
+        offsets = (k * shape[0] + tf.range(shape[0]))[:, None] * (shape[1] * shape[2])
+        index.append(tf.reshape(patch[0] + offsets, [-1, 1]))
+        values.append(tf.reshape(patch[1], [-1, channels]))
+    copies = tf.concat([images] * views, axis=0) if views > 1 else images
+    if index:
+        copies = tf.tensor_scatter_nd_update(tf.reshape(copies, [-1, channels]),
+                                             tf.concat(index, 0), tf.concat(values, 0))
+    return tf.reshape(copies, tf.concat([[views * shape[0]], shape[1:]], 0))
 
 
 def choose_patch(pick: tf.Tensor, first: tuple[tf.Tensor, tf.Tensor],

@@ -83,24 +83,38 @@ def _make_views(images, seed, task, config, pre, scar_scale_size):
         # Computed once and kept, not recomputed inside each view's XLA fusion.
         images = sampling.materialized(lambda: pre_augment(source, seeds[0], config), seeds[0],
                                      source)
+    batch = tf.shape(images)[0]
+    labels = tf.repeat(tf.range(len(TASK_VIEWS[task]), dtype=tf.int32), batch)
+    if all(kind in _PATCH_KINDS for kind in TASK_VIEWS[task]):
+        # Every view is the image or the image with a patch: one copy per view, one scatter.
+        patches = [_patch(kind, images, seeds, config, scar_scale_size)
+                   for kind in TASK_VIEWS[task]]
+        return cutpaste.paste_views(images, patches), labels
     views = []
     for kind in TASK_VIEWS[task]:
-        if kind == "normal":
-            views.append(images)
-        elif kind == "cutpaste":
-            views.append(cutpaste.cutpaste(images, seeds[1], config))
-        elif kind == "scar":
-            views.append(cutpaste.scar(images, seeds[2], config, scar_scale_size))
-        elif kind in baselines.VIEW_KINDS:
+        if kind in _PATCH_KINDS:
+            views.append(cutpaste.paste_views(
+                images, [_patch(kind, images, seeds, config, scar_scale_size)]))
+        else:
             views.append(baselines.make_view(kind, images, seeds[4], config, scar_scale_size))
-        else:  # union: CutPaste or Scar per example, both labelled 1, pasted in one scatter.
-            coin = sampling.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
-            patch = cutpaste.choose_patch(coin, _cutpaste_patch(images, seeds[1], config),
-                                          _scar_patch(images, seeds[2], config, scar_scale_size))
-            views.append(cutpaste.paste(images, *patch))
-    batch = tf.shape(images)[0]
-    labels = tf.repeat(tf.range(len(views), dtype=tf.int32), batch)
     return tf.concat(views, axis=0), labels
+
+
+_PATCH_KINDS = ("normal", "cutpaste", "scar", "union")
+
+
+def _patch(kind, images, seeds, config, scar_scale_size):
+    """The patch (index, values) a view of this kind pastes, or None for the image itself.
+    Union: CutPaste or Scar per example with equal probability."""
+    if kind == "normal":
+        return None
+    if kind == "cutpaste":
+        return _cutpaste_patch(images, seeds[1], config)
+    if kind == "scar":
+        return _scar_patch(images, seeds[2], config, scar_scale_size)
+    coin = sampling.uniform([tf.shape(images)[0]], seeds[3]) < 0.5
+    return cutpaste.choose_patch(coin, _cutpaste_patch(images, seeds[1], config),
+                                 _scar_patch(images, seeds[2], config, scar_scale_size))
 
 
 def _cutpaste_patch(images, seed, config):
