@@ -222,6 +222,25 @@ def test_apply_cutpaste_hand_built_box():
     np.testing.assert_array_equal(out, _expected_paste(images, _np(params)))
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_paste_views_writes_each_patch_into_its_own_copy(jit):
+    """paste_views: view k is the images with patch k pasted (None: untouched), equal to
+    pasting each view on its own, in one [V * B] batch ordered view by view."""
+    images = tf.constant(coord_images(3, 12, 10))
+    index = tf.constant([[0, 1, 2], [119, 5, 6], [30, 31, 42]])
+    values = tf.random.stateless_uniform([3, 3, 3], [1, 2])
+    other = tf.constant([[7, 8, 9], [0, 1, 2], [50, 60, 70]])
+    fn = tf.function(cp.paste_views, jit_compile=jit)
+    out = fn(images, [None, (index, values), (other, values[::-1])]).numpy()
+    assert out.shape == (9, 12, 10, 3)
+    np.testing.assert_array_equal(out[:3], images.numpy())
+    np.testing.assert_array_equal(out[3:6], cp.paste(images, index, values).numpy())
+    np.testing.assert_array_equal(out[6:], cp.paste(images, other, values[::-1]).numpy())
+    flat = out[3:6].reshape(3, -1, 3)
+    np.testing.assert_array_equal(flat[1, 119], values[1, 0].numpy())  # the last pixel
+    np.testing.assert_array_equal(flat[1, 118], images.numpy().reshape(3, -1, 3)[1, 118])
+
+
 @pytest.mark.parametrize("height,width,batch", [(256, 256, 48), (48, 80, 256), (80, 48, 256)])
 def test_apply_cutpaste_without_jitter_copies_source_box(height, width, batch):
     images = coord_images(batch, height, width)
