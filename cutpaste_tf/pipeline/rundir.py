@@ -202,9 +202,24 @@ def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
             f"{config.model.backbone!r}; use another model dir, or overwrite=True to start again")
     changed = sorted(_diff(previous, current))
     if changed:
+        values = "; ".join(f"{name} was {_short(_leaf(previous, name))}, now "
+                           f"{_short(_leaf(current, name))}" for name in changed)
         raise ValueError(
-            f"model dir {model_dir!r} holds a run with different settings ({', '.join(changed)}); "
-            "use another model dir, or overwrite=True to start again from scratch")
+            f"model dir {model_dir!r} holds a run with different settings ({', '.join(changed)}): "
+            f"{values}; use another model dir, or overwrite=True to start again from scratch")
+
+
+def _leaf(tree: dict, dotted: str):
+    """The value at a dotted name of a nested dict (None where it is missing)."""
+    for key in dotted.split("."):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def _short(value, limit: int = 60) -> str:
+    """A setting's JSON text, cut to ``limit`` characters."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _diff(a, b, prefix: str = ""):

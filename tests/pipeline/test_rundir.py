@@ -105,7 +105,8 @@ def test_migrations_fill_in_only_what_is_missing(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"train": TrainConfig(learning_rate=0.1)}, r"different settings \(train.learning_rate\)"),
+    ({"train": TrainConfig(learning_rate=0.1)},
+     r"different settings \(train.learning_rate\): train.learning_rate was 0.03, now 0.1;"),
     ({"model": ModelConfig(backbone="efficientnet_b4")},
      "holds a 'resnet18' model, this run asks for backbone 'efficientnet_b4'"),
 ])
@@ -132,7 +133,8 @@ def test_a_model_dir_from_when_scars_scaled_from_256_resumes_only_where_that_is_
     if resumes:  # at 256x256 both draw the same scars
         rundir.check_model_dir(str(tmp_path), config)
     else:
-        with pytest.raises(ValueError, match=r"different settings \(train.augment.scar_reference"):
+        with pytest.raises(ValueError, match=r"different settings \(train.augment.scar_reference"
+                                             r"_size\): .* was 256, now 0;"):
             rundir.check_model_dir(str(tmp_path), config)
 
 
