@@ -142,8 +142,10 @@ def _tap_sum(x: tf.Tensor, kernel: tf.Tensor, transpose: bool) -> tf.Tensor:
         part = x[:, r0 + di:r1 + di, c0 + dj:c1 + dj, :]
         y = tf.matmul(tf.reshape(part, [-1, cin]), kernel[i, j], transpose_b=transpose)
         y = tf.reshape(y, [batch, r1 - r0, c1 - c0, cout])
-        terms.append(tf.pad(y, [[0, 0], [r0, height - r1], [c0, width - c1], [0, 0]]))
-    return tf.add_n(terms)
+        # 16-bit products are summed in float32, as a convolution kernel accumulates them.
+        terms.append(tf.pad(tf.cast(y, tf.float32), [[0, 0], [r0, height - r1], [c0, width - c1],
+                                                     [0, 0]]))
+    return tf.cast(tf.add_n(terms), x.dtype)
 
 
 def _tap_filter_gradient(x: tf.Tensor, dy: tf.Tensor, kh: int, kw: int) -> tf.Tensor:

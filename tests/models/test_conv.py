@@ -123,3 +123,15 @@ def test_tap_graph_has_no_convolution():
 
     assert not any(t.startswith("Conv2D") for t in ops(True))
     assert "Conv2D" in ops(False)
+
+
+def test_tap_products_in_bfloat16_are_as_close_as_the_convolution():
+    """Under mixed_bfloat16 the 16-bit tap products are summed in float32, so the tap form is
+    about as close to the float32 result as TensorFlow's own bfloat16 convolution."""
+    x = tf.random.stateless_normal([4, 4, 4, 32], [7, 8])
+    kernel = tf.random.stateless_normal([3, 3, 32, 16], [9, 10])
+    exact = tf.nn.conv2d(x, kernel, 1, "SAME").numpy()
+    low = [tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)]
+    err_taps = np.abs(tf.cast(conv.conv2d(*low, 1, "SAME", taps=True), tf.float32) - exact).max()
+    err_conv = np.abs(tf.cast(conv.conv2d(*low, 1, "SAME", taps=False), tf.float32) - exact).max()
+    assert err_taps <= 2 * err_conv + 1e-3
