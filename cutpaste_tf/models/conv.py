@@ -18,7 +18,7 @@ oneDNN is off (``TF_ENABLE_ONEDNN_OPTS=0``, or an x86 CPU without AVX-512 outsid
 launchers).
 
 On small maps a "same" convolution spends much of its work on the zero padding: on a 4x4 map a
-3x3 kernel reaches the padding in 44 of the 144 (pixel, tap) pairs, so a quarter of oneDNN's
+3x3 kernel reaches the padding in 44 of the 144 (pixel, tap) pairs, so almost a third of oneDNN's
 multiply-adds are of zeros (layer4 of ResNet-18 at 128x128; layers 2-4 of the 32x32 patches of
 dense maps). There each tap is one matrix product over the pixels it reaches in the input, for
 the output and both gradients (:func:`tap_conv2d`): 1.7x faster than oneDNN's kernels at 4x4x512
