@@ -200,20 +200,14 @@ def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
         raise ValueError(
             f"model dir {model_dir!r} holds a {before!r} model, this run asks for backbone "
             f"{config.model.backbone!r}; use another model dir, or overwrite=True to start again")
-    changed = sorted(_diff(previous, current))
+    changed = sorted(_diff(previous, current), key=lambda leaf: leaf[0])
     if changed:
-        values = "; ".join(f"{name} was {_short(_leaf(previous, name))}, now "
-                           f"{_short(_leaf(current, name))}" for name in changed)
+        names = ", ".join(name for name, _, _ in changed)
+        values = "; ".join(f"{name} was {_short(before)}, now {_short(after)}"
+                           for name, before, after in changed)
         raise ValueError(
-            f"model dir {model_dir!r} holds a run with different settings ({', '.join(changed)}): "
+            f"model dir {model_dir!r} holds a run with different settings ({names}): "
             f"{values}; use another model dir, or overwrite=True to start again from scratch")
-
-
-def _leaf(tree: dict, dotted: str):
-    """The value at a dotted name of a nested dict (None where it is missing)."""
-    for key in dotted.split("."):
-        tree = tree.get(key) if isinstance(tree, dict) else None
-    return tree
 
 
 def _short(value, limit: int = 60) -> str:
@@ -223,12 +217,13 @@ def _short(value, limit: int = 60) -> str:
 
 
 def _diff(a, b, prefix: str = ""):
-    """Dotted names of the leaves that differ between two nested dicts."""
+    """(dotted name, value in ``a``, value in ``b``) of each leaf that differs between two
+    nested dicts."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             yield from _diff(a.get(key), b.get(key), f"{prefix}{key}.")
     elif a != b:
-        yield prefix.rstrip(".")
+        yield prefix.rstrip("."), a, b
 
 
 def config_file(model_dir: str) -> str:
