@@ -165,6 +165,10 @@ def tap_conv2d(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     """``tf.nn.conv2d(x, kernel, 1, "SAME")`` for an odd kernel and a static map size, computed
     (both ways) as one matrix product per tap over the pixels it reaches."""
     kh, kw = kernel.shape[0], kernel.shape[1]
+    if kh % 2 == 0 or kw % 2 == 0 or x.shape[1] is None or x.shape[2] is None:
+        # An even kernel pads "same" unevenly; the taps would be offset by half a pixel.
+        raise ValueError(f"tap products need an odd kernel and a static map size, got a "
+                         f"{kh}x{kw} kernel on {x.shape[1]}x{x.shape[2]} maps")
 
     @tf.custom_gradient
     def run(x, kernel):

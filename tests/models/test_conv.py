@@ -106,6 +106,8 @@ def test_tap_share_and_default():
     assert not conv.use_taps(tf.zeros([1, 4, 4, 2]), tf.zeros([1, 1, 2, 2]), 1, "SAME")
     with pytest.raises(ValueError, match="stride-1 'same'"):
         conv.conv2d(small, kernel, 1, "VALID", taps=True)
+    with pytest.raises(ValueError, match="odd kernel and a static map size"):
+        conv.conv2d(small, tf.zeros([2, 2, 2, 2]), 1, "SAME", taps=True)
 
 
 def test_tap_graph_has_no_convolution():
