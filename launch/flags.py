@@ -132,9 +132,10 @@ flags.DEFINE_float("patch_jitter", 0.1, "Colour jitter of the pasted patch (all 
 flags.DEFINE_float("translate", 0.0, "Pre-augmentation: max random shift as a fraction of the "
                    "size, edges repeated (0: none; 0.0625: up to 1/16, which costs short runs on "
                    "aligned images accuracy, docs/learning.md).")
-flags.DEFINE_list("jitter", ["0.1", "0.1", "0.1", "0"],
+flags.DEFINE_list("jitter", ["0", "0", "0", "0"],
                   "Pre-augmentation colour jitter of every training image: brightness, contrast, "
-                  "saturation, hue (torchvision ColorJitter semantics).")
+                  "saturation, hue (torchvision ColorJitter semantics; 0,0,0,0: none; "
+                  "0.1,0.1,0.1,0: the previous default, docs/learning.md).")
 
 # Density and evaluation.
 flags.DEFINE_enum("density", "gde", ["gde", "kde"], "Density estimator on the features.")

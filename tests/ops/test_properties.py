@@ -90,7 +90,7 @@ def test_color_jitter_properties(example, strength):
 @given(batches(), st.sampled_from([0.0, 0.0625, 0.25]))
 def test_pre_augment_properties(example, translate):
     images, floats, seed = example
-    config = AugmentConfig(translate=translate)
+    config = AugmentConfig(translate=translate, jitter=(0.1, 0.1, 0.1, 0.1))
     out = _check_range(tasks.pre_augment(images, seed, config), floats.shape)
     same = tasks.pre_augment(tf.constant(floats), seed, config).numpy()
     np.testing.assert_allclose(out, same, atol=1e-6)

@@ -95,17 +95,16 @@ def test_pre_augment_keeps_shape_and_range_and_is_seeded():
     images[:4] = 1.0
     images[4:8] = 0.0
     seed = tf.constant([9, 9])
-    out = tasks.pre_augment(tf.constant(images), seed).numpy()
+    both = AugmentConfig(translate=0.0625, jitter=(0.1, 0.1, 0.1, 0.0))
+    out = tasks.pre_augment(tf.constant(images), seed, both).numpy()
     assert out.shape == images.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
     assert np.abs(out[8:] - images[8:]).mean() > 0.01  # it does something
-    np.testing.assert_array_equal(out, tasks.pre_augment(tf.constant(images), seed).numpy())
-    other = tasks.pre_augment(tf.constant(images), tf.constant([9, 10])).numpy()
+    np.testing.assert_array_equal(out, tasks.pre_augment(tf.constant(images), seed, both).numpy())
+    other = tasks.pre_augment(tf.constant(images), tf.constant([9, 10]), both).numpy()
     assert np.abs(out - other).max() > 0.05
-    # Nothing to do -> identity.
-    none = AugmentConfig(jitter=(0.0, 0.0, 0.0, 0.0), translate=0.0)
-    np.testing.assert_array_equal(tasks.pre_augment(tf.constant(images), seed, none).numpy(),
-                                  images)
+    # Nothing to do (the default: no shift, no whole-image jitter) -> identity.
+    np.testing.assert_array_equal(tasks.pre_augment(tf.constant(images), seed).numpy(), images)
     # Jitter only: no pixel moves, so a constant image stays constant per example.
     flat = np.broadcast_to(np.linspace(0.2, 0.8, 16, dtype=np.float32)[:, None, None, None],
                            (16, 48, 80, 3)).copy()
@@ -158,7 +157,8 @@ def test_unknown_task_raises():
 def test_all_views_share_one_pre_augmented_image():
     batch, height, width = 8, 64, 96
     images = _noise_images(batch, height, width, seed=3)
-    views, _ = tasks.make_views(tf.constant(images), tf.constant([4, 4]), "3way")
+    jitter = AugmentConfig(jitter=(0.1, 0.1, 0.1, 0.0))
+    views, _ = tasks.make_views(tf.constant(images), tf.constant([4, 4]), "3way", jitter)
     v = views.numpy().reshape(3, batch, height, width, 3)
     assert np.abs(v[0] - images).mean() > 0.01  # view 0 is pre-augmented
     scar_max = 16 * 25 + 2 * (16 + 25)  # scar sizes are pixels at every image size
