@@ -94,8 +94,9 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
         "try: a deep projection head, whose exploding gradients reach the backbone scrambled "
         "(--head_widths=512, the default); too few steps for this data (--epochs, "
         "--steps_per_epoch); scars scaled down with the image until they vanish "
-        "(--scar_reference_size=0, the default, keeps them 2-16 px wide); a shift that "
-        "slows learning on aligned images (--translate=0, the default); patches "
+        "(--scar_reference_size=0, the default, keeps them 2-16 px wide); a shift "
+        "or a whole-image colour jitter that slows learning on aligned images (--translate=0, "
+        "--jitter=0,0,0,0, the defaults); patches "
         "too faint on plain textures (--patch_jitter, --area_ratio); or a class this data "
         "cannot support in the time given (--task=cutpaste).")
 
