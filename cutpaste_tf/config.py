@@ -54,7 +54,7 @@ class AugmentConfig:
     # even 1/32 of the size cost 4-8 points of 3-way accuracy at step 600 with no AUROC gain
     # (docs/learning.md); 0.0625 shifts by up to 1/16 with edge replication. No whole-image
     # colour jitter by default: 0.1 of brightness, contrast and saturation (the previous
-    # default) cost 1.5-2 points of 3-way accuracy at step 600 on real grey cells and scored
+    # default) cost about 2 points of 3-way accuracy at step 600 on real grey cells and scored
     # held-out synthetic anomalies no better (docs/learning.md, point 9). A hue shift would also
     # teach the representation to ignore the colour changes that stains are. The pasted patch
     # keeps its own jitter (patch_jitter), which the paper does state.
