@@ -200,7 +200,7 @@ def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
         raise ValueError(
             f"model dir {model_dir!r} holds a {before!r} model, this run asks for backbone "
             f"{config.model.backbone!r}; use another model dir, or overwrite=True to start again")
-    changed = sorted(_diff(previous, current), key=lambda leaf: leaf[0])
+    changed = list(_diff(previous, current))
     if changed:
         names = ", ".join(name for name, _, _ in changed)
         values = "; ".join(f"{name} was {_short(before)}, now {_short(after)}"
@@ -218,7 +218,7 @@ def _short(value, limit: int = 60) -> str:
 
 def _diff(a, b, prefix: str = ""):
     """(dotted name, value in ``a``, value in ``b``) of each leaf that differs between two
-    nested dicts."""
+    nested dicts, in name order (keys are walked sorted)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             yield from _diff(a.get(key), b.get(key), f"{prefix}{key}.")
