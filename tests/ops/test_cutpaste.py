@@ -161,12 +161,16 @@ def test_cutpaste_fits_very_elongated_images():
     assert np.mean(np.abs(realised - area) < 0.01) > 0.99
 
 
-def test_cutpaste_jitter_params_follow_patch_jitter():
-    p = cp.sample_cutpaste(tf.constant([1, 2]), 512, 64, 64)["jitter"]
+@pytest.mark.parametrize("strength", [0.1, 0.2])
+def test_cutpaste_jitter_params_follow_patch_jitter(strength):
+    config = AugmentConfig(patch_jitter=strength)
+    p = cp.sample_cutpaste(tf.constant([1, 2]), 512, 64, 64, config)["jitter"]
     for k in ("brightness", "contrast", "saturation"):
         v = p[k].numpy()
-        assert v.min() >= np.float32(0.9) and v.max() <= np.float32(1.1) and np.ptp(v) > 0.19
-    assert np.abs(p["hue"].numpy()).max() <= np.float32(0.1)
+        assert v.min() >= np.float32(1 - strength) and v.max() <= np.float32(1 + strength)
+        assert np.ptp(v) > 1.9 * strength
+    hue = p["hue"].numpy()
+    assert np.abs(hue).max() <= np.float32(strength) and np.ptp(hue) > 1.9 * strength
     off = cp.sample_cutpaste(tf.constant([1, 2]), 16, 64, 64, NO_JITTER)["jitter"]
     np.testing.assert_array_equal(off["brightness"].numpy(), np.ones(16, np.float32))
     np.testing.assert_array_equal(off["hue"].numpy(), np.zeros(16, np.float32))
