@@ -78,9 +78,10 @@ def verdict(category_dir: str, total_steps: int, num_classes: int) -> Optional[d
 
 def figures(result: Mapping) -> str:
     """The figures a :func:`check` result was judged on, for messages and tables."""
-    return (f"training accuracy {result['quarter_accuracy']:.3f} at step "
-            f"{result['quarter_step']}, {result['final_accuracy']:.3f} at step "
-            f"{result['final_step']} (chance {result['chance']:.3f})")
+    text = f"training accuracy {result['quarter_accuracy']:.3f} at step {result['quarter_step']}"
+    if result["final_step"] != result["quarter_step"]:  # during training the two are one row
+        text += f", {result['final_accuracy']:.3f} at step {result['final_step']}"
+    return f"{text} (chance {result['chance']:.3f})"
 
 
 def warning(result: Mapping, task: str, category: str = "") -> str:

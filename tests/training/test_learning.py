@@ -33,6 +33,13 @@ def test_check_marks_a_run_near_chance_and_passes_one_above_it():
     assert learning.check(_rows([0.56, 0.6], classes=2), 40, 2)["learned"]
 
 
+def test_figures_name_each_step_once():
+    at_quarter = learning.check(_rows([0.34, 0.35, 0.36]), 100, 3)  # the check during training
+    assert learning.figures(at_quarter) == "training accuracy 0.360 at step 30 (chance 0.333)"
+    at_end = learning.figures(learning.check(_rows([0.34, 0.35, 0.36, 0.37]), 40, 3))
+    assert at_end == "training accuracy 0.340 at step 10, 0.370 at step 40 (chance 0.333)"
+
+
 def test_check_marks_a_run_that_falls_back_to_chance_by_the_end():
     assert not learning.check(_rows([0.5, 0.6, 0.7, 0.34]), 40, 3)["learned"]
 
