@@ -60,7 +60,7 @@ class AugmentConfig:
     # default) cost about 2 points of 3-way accuracy at step 600 on real grey cells and scored
     # held-out synthetic anomalies no better (docs/learning.md, point 9). A hue shift would also
     # teach the representation to ignore the colour changes that stains are. The pasted patch
-    # keeps its own jitter (patch_jitter), which the paper does state.
+    # keeps its own jitter (patch_jitter, above), whose strength the paper does state.
     translate: float = 0.0
     jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
