@@ -213,7 +213,8 @@ flags.DEFINE_string("sweep", None, "launch.experiment: FLAG=V1,V2,... runs every
                     "with ':' (--sweep=area_ratio=0.02:0.1,0.02:0.2).")
 
 
-# Analyses of a trained run: synthetic anomalies (launch.synthetic), t-SNE (launch.tsne).
+# Analyses of a trained run: synthetic anomalies (launch.synthetic), labelled validation defects
+# (launch.validate), t-SNE (launch.tsne).
 flags.DEFINE_string("natural_dir", None, "launch.synthetic: folder of images whose patches fill "
                     "the natural-image shapes (default: train/good of the dataset's other "
                     "categories).")
@@ -225,6 +226,9 @@ flags.DEFINE_enum("synthetic_on", "test", ["test", "heldout"], "launch.synthetic
                   "so settings can be compared without defect labels).")
 flags.DEFINE_bool("synthetic_examples", True, "launch.synthetic: write a PNG grid of examples "
                   "into each category folder.")
+flags.DEFINE_string("validation_dir", None, "launch.validate: labelled defects kept apart from "
+                    "the test set, one subfolder per kind (default: <data_dir>/<category>/"
+                    "validation, where --dataset=elpv writes its uncertain cells).")
 flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clipped to "
                    "(N - 1) / 3 for small sets).")
 

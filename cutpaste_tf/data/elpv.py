@@ -10,13 +10,17 @@ labelled with the probability (0, 1/3, 2/3, 1) that the cell is defective. As a 
   (polycrystalline cells show a grain texture that monocrystalline ones lack), and one density
   over both would model the type rather than the defects;
 * per type, a seeded ``test_fraction`` of the normal cells is held out as normal test images;
-  the rest train. All defective cells of the type are test images.
+  the rest train. All defective cells of the type are test images;
+* the uncertain cells are labelled defects that no test figure uses, so they are written apart
+  as a validation set for choosing settings (``launch.validate``): ``probable`` (2/3) and
+  ``possible`` (1/3).
 
 :func:`prepare` writes this split once as PNGs in the MVTec AD layout, so that ``index_mvtec``
 and everything after it apply unchanged::
 
     <data_dir>/{mono,poly}/train/good/cellNNNN.png
     <data_dir>/{mono,poly}/test/{good,defective}/cellNNNN.png
+    <data_dir>/{mono,poly}/validation/{probable,possible}/cellNNNN.png
     <data_dir>/categories.json, prepared.json (split seed, fraction, counts)
 
 ``cellNNNN`` is the image's name in the package (row NNNN of its labels.csv).
@@ -36,6 +40,9 @@ from cutpaste_tf.data.index import CATEGORIES_FILE, DataError
 
 CELL_TYPES = ("mono", "poly")
 DEFECT = "defective"
+VALIDATION = "validation"
+# Validation kind -> the defect probability of its cells.
+UNCERTAIN = {"probable": 2 / 3, "possible": 1 / 3}
 LICENSE = "CC BY-NC-SA 4.0"
 
 
@@ -62,7 +69,8 @@ def package_version() -> str:
 def split_cells(probs: np.ndarray, types: np.ndarray, test_fraction: float,
                 seed: int) -> dict[str, dict[str, list[int]]]:
     """Row indices per cell type: ``train`` and ``test_good`` (probability 0, split by the
-    seed) and ``test_defective`` (probability 1). Rows with 0 < p < 1 appear nowhere."""
+    seed), ``test_defective`` (probability 1), and the uncertain cells, kept out of both:
+    ``validation_probable`` (2/3) and ``validation_possible`` (1/3)."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"elpv test fraction must be in (0, 1), got {test_fraction}")
     if len(probs) != len(types):
@@ -83,6 +91,9 @@ def split_cells(probs: np.ndarray, types: np.ndarray, test_fraction: float,
         splits[cell_type] = {"train": sorted(normal[order[n_test:]].tolist()),
                              "test_good": sorted(normal[order[:n_test]].tolist()),
                              "test_defective": defective.tolist()}
+        for kind, p in UNCERTAIN.items():
+            rows = np.flatnonzero(of_type & np.isclose(probs, p, atol=1e-3))
+            splits[cell_type][f"validation_{kind}"] = rows.tolist()
     return splits
 
 
@@ -94,12 +105,13 @@ def write_split(out_dir: str, images: np.ndarray, probs: np.ndarray, types: np.n
                         f"{images.dtype} {images.shape}")
     splits = split_cells(probs, types, test_fraction, seed)
     folders = {"train": ("train", "good"), "test_good": ("test", "good"),
-               "test_defective": ("test", DEFECT)}
+               "test_defective": ("test", DEFECT),
+               **{f"validation_{kind}": (VALIDATION, kind) for kind in UNCERTAIN}}
     for cell_type, parts in splits.items():
         for part, rows in parts.items():
             folder = os.path.join(out_dir, cell_type, *folders[part])
             tf.io.gfile.makedirs(folder)
-            for row in rows:
+            for row in rows:  # (an empty validation kind leaves its folder empty)
                 prepared.write_png(os.path.join(folder, f"cell{row + 1:04d}.png"), images[row])
     files.write_json(os.path.join(out_dir, CATEGORIES_FILE),
                      {t: {"kind": "object", "aligned": True} for t in CELL_TYPES})

@@ -1,6 +1,7 @@
 """ELPV solar cells: the seeded split, the PNGs in the MVTec layout, and the package loader."""
 
 import json
+import pathlib
 import sys
 
 import numpy as np
@@ -20,7 +21,7 @@ def fake_dataset():
     return images, np.array(PROBS), np.array(TYPES)
 
 
-def test_split_is_seeded_disjoint_and_leaves_out_uncertain_cells():
+def test_split_is_seeded_disjoint_and_keeps_uncertain_cells_for_validation():
     _, probs, types = fake_dataset()
     splits = elpv.split_cells(probs, types, 0.25, seed=0)
     for cell_type, parts in splits.items():
@@ -29,6 +30,10 @@ def test_split_is_seeded_disjoint_and_leaves_out_uncertain_cells():
         assert set(parts["train"]) | set(parts["test_good"]) == normal
         assert not set(parts["train"]) & set(parts["test_good"])
         assert set(parts["test_defective"]) == {i for i in rows if probs[i] == 1.0}
+        assert parts["validation_probable"] == [i for i in sorted(rows) if probs[i] == 2 / 3]
+        assert parts["validation_possible"] == [i for i in sorted(rows) if probs[i] == 1 / 3]
+        used = [set(v) for v in parts.values()]
+        assert sum(map(len, used)) == len(set().union(*used)) == len(rows)  # disjoint, all
     assert [len(splits[t]["test_good"]) for t in elpv.CELL_TYPES] == [3, 2]  # 25% of 12 and 8
     assert elpv.split_cells(probs, types, 0.25, seed=0) == splits
     others = [elpv.split_cells(probs, types, 0.25, seed=s)["mono"]["test_good"] for s in (1, 2)]
@@ -54,8 +59,10 @@ def fake_package(monkeypatch):
 def test_prepare_writes_an_mvtec_layout_that_index_mvtec_reads(tmp_path, fake_package):
     data_dir = str(tmp_path / "elpv")
     manifest = elpv.prepare(data_dir, 0.25, seed=3)
-    assert manifest["counts"]["mono"] == {"train": 9, "test_good": 3, "test_defective": 4}
-    assert manifest["counts"]["poly"] == {"train": 6, "test_good": 2, "test_defective": 3}
+    assert manifest["counts"]["mono"] == {"train": 9, "test_good": 3, "test_defective": 4,
+                                          "validation_probable": 1, "validation_possible": 1}
+    assert manifest["counts"]["poly"] == {"train": 6, "test_good": 2, "test_defective": 3,
+                                          "validation_probable": 0, "validation_possible": 1}
     assert manifest["excluded_uncertain"] == 3 and manifest["split_seed"] == 3
     assert json.loads((tmp_path / "elpv" / "prepared.json").read_text()) == manifest
     images = fake_dataset()[0]
@@ -70,6 +77,15 @@ def test_prepare_writes_an_mvtec_layout_that_index_mvtec_reads(tmp_path, fake_pa
         row = int(path[-8:-4]) - 1
         decoded = decode(tf.io.read_file(path)).numpy()
         np.testing.assert_array_equal(decoded, np.repeat(images[row][..., None], 3, axis=2))
+        # The uncertain cells sit apart from train/ and test/, one folder per kind.
+        for kind in elpv.UNCERTAIN:
+            folder = tmp_path / "elpv" / cell_type / "validation" / kind
+            written = sorted(p.name for p in folder.glob("*.png"))
+            assert len(written) == manifest["counts"][cell_type][f"validation_{kind}"]
+            assert not set(written) & {pathlib.Path(f).name for f in
+                                       data.train_files + data.test_files}
+    assert [p.name for p in (tmp_path / "elpv/mono/validation/probable").iterdir()] == [
+        "cell0018.png"]  # row 17 of PROBS holds the one mono 2/3 cell
     # Prepared once: the same settings reuse it, other settings are refused.
     assert elpv.prepare(data_dir, 0.25, seed=3) == manifest and len(fake_package) == 1
     with pytest.raises(DataError, match=r"prepared with other settings \(split_seed: prepared 3, "
@@ -108,8 +124,10 @@ def test_the_real_package_split():
     assert len(probs) == 2624
     splits = elpv.split_cells(probs, types, 0.25, seed=0)
     counts = {t: {k: len(v) for k, v in parts.items()} for t, parts in splits.items()}
-    assert counts == {"mono": {"train": 441, "test_good": 147, "test_defective": 313},
-                      "poly": {"train": 690, "test_good": 230, "test_defective": 402}}
+    assert counts == {"mono": {"train": 441, "test_good": 147, "test_defective": 313,
+                               "validation_probable": 56, "validation_possible": 117},
+                      "poly": {"train": 690, "test_good": 230, "test_defective": 402,
+                               "validation_probable": 50, "validation_possible": 178}}
 
 
 def test_launch_train_prepares_and_indexes_both_cell_types(tmp_path, fake_package, parse_flags):
