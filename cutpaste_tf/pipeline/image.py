@@ -174,5 +174,5 @@ def end_line(name: str, result: dict, cut: threshold_lib.Threshold) -> str:
             + (f"; {result['pixel_auroc_not_reported']}"
                if "pixel_auroc_not_reported" in result else "")
             + f"; threshold {cut.value:.4g} ({cut.method})"
-            + ("; PROXY TASK NOT LEARNED, see the warning above"
-               if learning.not_learned({name: result}) else ""))
+            + (f"; PROXY TASK {learning.status(result['learning']).upper()}, see the warning "
+               "above" if learning.not_learned({name: result}) else ""))

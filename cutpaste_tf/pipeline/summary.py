@@ -115,7 +115,8 @@ def not_learned_note(results: dict[str, dict], flagged: Sequence[str]) -> str:
              f"{100 * learning.MARGIN:.0f} points of chance after a quarter of the steps or at "
              "the end, so these AUROCs do not measure the method:"]
     for name in flagged:
-        lines.append(f"- {name}: {learning.figures(results[name]['learning'])}")
+        verdict = results[name]["learning"]
+        lines.append(f"- {name}: {learning.status(verdict)}, {learning.figures(verdict)}")
     return "\n".join(lines)
 
 

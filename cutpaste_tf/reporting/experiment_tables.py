@@ -162,8 +162,9 @@ def markdown(summary: Mapping) -> str:
     notes += [f"- {s['name']}: {c} has {s['per_category'][c]['n']} of {len(s['runs'])} seeds "
               "finished" for s in settings for c in s["per_category"]
               if s["per_category"][c]["n"] < len(s["runs"])]
-    notes += [f"- ⚠ {s['name']}, seed {r['seed']}, {r['category']}: proxy task not learned "
-              f"({learning.figures(r)}); its AUROC does not measure the method"
+    notes += [f"- ⚠ {s['name']}, seed {r['seed']}, {r['category']}: proxy task "
+              f"{learning.status(r)} ({learning.figures(r)}); its AUROC does not measure the "
+              "method"
               for s in settings for r in s.get("not_learned", [])]
     if notes:
         parts += ["Notes:", "", *notes, ""]

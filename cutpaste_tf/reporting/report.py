@@ -165,7 +165,8 @@ def training_section(model_dir: str, categories: list[str]) -> str:
         result = files.read_json(os.path.join(cdir, rundir.RESULTS_FILE))
         verdict = result.get("learning")
         if verdict and not verdict["learned"]:
-            flagged.append(f"{html.escape(category)} ({learning.figures(verdict)})")
+            flagged.append(f"{html.escape(category)} ({learning.status(verdict)}: "
+                           f"{learning.figures(verdict)})")
         path = os.path.join(cdir, learning.CURVE_FILE)
         if tf.io.gfile.exists(path):
             curve = files.read_json(path)
@@ -177,7 +178,8 @@ def training_section(model_dir: str, categories: list[str]) -> str:
     if flagged:
         parts.append('<p class="warning"><b>Proxy task not learned</b> by ' + "; ".join(flagged)
                      + ": training accuracy within a few points of chance after a quarter of "
-                     "the steps. The AUROCs of these runs do not measure the method.</p>")
+                     "the steps (or at the end). The AUROCs of these runs do not measure the "
+                     "method; a run that learned late needs more steps.</p>")
     if not plots:
         return "" if not flagged else "\n".join(parts)
     parts.append('<div class="plots">' + "".join(plots) + "</div>")

@@ -5,7 +5,9 @@ happen to give. Training records a curve (``<category>/train_curve.json``): one 
 window with the window's mean loss, accuracy and accuracy per class. :func:`check` reads it at a
 quarter of the steps and at the end; a run still within :data:`MARGIN` of chance there is marked
 "not learning" in ``results.json``, ``results.md``, the HTML report and the experiment tables,
-and training prints :func:`warning` when the quarter mark passes.
+and training prints :func:`warning` when the quarter mark passes. A marked run that was clear of
+chance at the end is labelled "learned late" (:func:`status`) rather than "not learned": its
+features may be fine, but the run needed more than the steps it was given.
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def check(rows: Sequence[Mapping], total_steps: int, num_classes: int,
 def verdict(category_dir: str, total_steps: int, num_classes: int) -> Optional[dict]:
     """:func:`check` on the curve a category's training wrote (None without one)."""
     return check(read_curve(category_dir), total_steps, num_classes)
+
+
+def status(result: Mapping) -> str:
+    """``"learned"``; ``"learned late"`` when the accuracy was within the margin of chance at the
+    quarter mark but clear of it at the end; otherwise ``"not learned"``."""
+    if result["learned"]:
+        return "learned"
+    level = result["chance"] + result["margin"]
+    if result["quarter_accuracy"] < level <= result["final_accuracy"]:
+        return "learned late"
+    return "not learned"
 
 
 def figures(result: Mapping) -> str:

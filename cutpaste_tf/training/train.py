@@ -234,10 +234,15 @@ def _finish(loop: _Loop) -> dict[str, float]:
     """The last check and checkpoint, everything trainable again; the last metrics."""
     total = loop.config.total_steps
     loop.writer.flush()
-    if loop.chief and loop.start < total and not loop.warned:  # e.g. back at chance by the end
+    if loop.chief and loop.start < total:
         verdict = learning.check(loop.curve, total, len(loop.names))
-        if verdict is not None and not verdict["learned"]:
-            _warn(verdict, loop.config.task, loop.model_dir)
+        if verdict is not None and not loop.warned and not verdict["learned"]:
+            _warn(verdict, loop.config.task, loop.model_dir)  # e.g. back at chance by the end
+        elif loop.warned and verdict is not None and learning.status(verdict) == "learned late":
+            print(f"\n[{os.path.basename(os.path.normpath(loop.model_dir))}] the proxy task "
+                  f"learned late: {learning.figures(verdict)}. The run stays marked; more "
+                  "steps (--epochs, --steps_per_epoch) would give it time to settle.",
+                  file=sys.stderr, flush=True)
     step_lib.set_stage(loop.model, None, loop.config)
     if loop.start >= total and not loop.latest:
         loop.manager.save(checkpoint_number=total)

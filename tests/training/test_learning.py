@@ -44,6 +44,18 @@ def test_check_marks_a_run_that_falls_back_to_chance_by_the_end():
     assert not learning.check(_rows([0.5, 0.6, 0.7, 0.34]), 40, 3)["learned"]
 
 
+def test_status_tells_a_run_that_learned_late_from_one_that_did_not():
+    assert learning.status(learning.check(_rows([0.4, 0.5, 0.6, 0.9]), 40, 3)) == "learned"
+    late = learning.check(_rows([0.34, 0.36, 0.5, 0.9]), 40, 3)
+    assert not late["learned"] and learning.status(late) == "learned late"
+    never = learning.check(_rows([0.34, 0.36, 0.37, 0.38]), 40, 3)
+    assert learning.status(never) == "not learned"
+    fell_back = learning.check(_rows([0.5, 0.6, 0.7, 0.34]), 40, 3)
+    assert learning.status(fell_back) == "not learned"
+    binary_late = learning.check(_rows([0.5, 0.52, 0.59, 0.87], classes=2), 40, 2)
+    assert learning.status(binary_late) == "learned late"
+
+
 def _config(**kw):
     return TrainConfig(**{**dict(task="cutpaste", image_size=(32, 32), batch_size=8, epochs=1,
                                  steps_per_epoch=8, log_every=2, checkpoint_every=4), **kw})
@@ -92,6 +104,18 @@ def test_a_run_that_learns_is_not_warned_about(tmp_path, capsys):
     assert learning.verdict(str(tmp_path), config.total_steps, config.num_classes)["learned"]
 
 
+def test_a_run_that_learns_after_the_quarter_mark_is_warned_then_told_it_learned_late(
+        tmp_path, capsys):
+    config = _config(learning_rate=0.05, steps_per_epoch=16, log_every=4, checkpoint_every=8)
+    chance_first, learnable = _batches(config, False), _batches(config, True)
+    batches = (next(chance_first) if i < 4 else next(learnable) for i in range(16))
+    train.train(_model(config), batches, config, str(tmp_path), verbose=False)
+    err = capsys.readouterr().err
+    verdict = learning.verdict(str(tmp_path), config.total_steps, config.num_classes)
+    assert learning.status(verdict) == "learned late", verdict
+    assert "not learning" in err and "learned late" in err and "step 16" in err
+
+
 def test_resume_keeps_the_curve_up_to_the_checkpoint(tmp_path, capsys):
     config = _config(learning_rate=1e-9)
     train.train(_model(config), _batches(config, False), config, str(tmp_path), verbose=False)
@@ -115,6 +139,7 @@ def test_results_tables_mark_runs_that_did_not_learn(tmp_path):
     md = summary.summarize_run(str(tmp_path), "cutpaste")
     assert "| fabric ⚠ |" in md and "| washer |" in md
     assert "Proxy task not learned" in md and "0.510 at step 40" in md
+    assert "- fabric: not learned, training accuracy" in md
     assert files.read_json(str(tmp_path / "results.json"))["not_learned"] == ["fabric"]
     assert learning.not_learned({"a": _result("a", True), "b": _result("b", False)}) == ["b"]
     assert "⚠" not in tables.markdown_table({"washer": 0.9}, {"washer": "object"}, "cutpaste")
@@ -130,3 +155,9 @@ def test_experiment_tables_mark_runs_that_did_not_learn():
         "per_category": {}, "averages": {}, "ensemble": {}, "ensemble_averages": {}}}],
         "kinds": {"fabric": "texture"}, "seeds": [0], "sweep": None})
     assert "70.0 ⚠" in md and "seed 0, fabric: proxy task not learned" in md
+    late = {**setting["not_learned"][0], "final_accuracy": 0.9}
+    md = experiment_tables.markdown({"settings": [{**setting, "not_learned": [late], "paper": {
+        "per_category": {}, "averages": {}, "ensemble": {}, "ensemble_averages": {}}}],
+        "kinds": {"fabric": "texture"}, "seeds": [0], "sweep": None})
+    assert "seed 0, fabric: proxy task learned late (training accuracy 0.510 at step 40, " \
+        "0.900 at step 160" in md
