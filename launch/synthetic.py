@@ -57,12 +57,7 @@ def plan() -> tuple[RunConfig, list[tuple[index.CategoryData, list[str], list[st
     if FLAGS.synthetic_copies < 1:
         raise ValueError(f"--synthetic_copies must be at least 1, got {FLAGS.synthetic_copies}")
     config = rundir.load_run_config(FLAGS.model_dir)
-    done = rundir.trained_categories(FLAGS.model_dir)
-    names = done if FLAGS.category in (["all"], []) else list(FLAGS.category)
-    missing = [c for c in names if c not in done]
-    if missing or not names:
-        raise ValueError(f"no trained model for {', '.join(missing) or 'any category'} in "
-                         f"--model_dir={FLAGS.model_dir} (trained: {', '.join(done) or 'none'})")
+    names = rundir.requested_categories(FLAGS.model_dir, FLAGS.category)
     available = layouts.layout_categories(FLAGS.dataset, FLAGS.data_dir)
     natural = None
     if FLAGS.natural_dir:
@@ -97,13 +92,7 @@ def main(argv: list[str]) -> None:
         digits = synthetic.digit_templates(SyntheticConfig().digit_size)
         results_file, table_file, images = OUTPUTS[FLAGS.synthetic_on]
         path = os.path.join(FLAGS.model_dir, results_file)
-        results = {}
-        if tf.io.gfile.exists(path):  # results of other categories from earlier invocations
-            try:
-                results = files.read_json(path)["categories"]
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path} is not a synthetic.json this launcher wrote; move "
-                                 "it away and run again") from None
+        results = rundir.read_category_results(path)
         size, batch = config.train.image_size, config.eval_batch_size
         for data, source_files, normal_paths in work:
             model, estimator = trained.load_trained(FLAGS.model_dir, data.name, config)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
 from absl import app
 
 from cutpaste_tf import files
@@ -38,12 +37,7 @@ def plan() -> tuple[RunConfig, list[tuple[str, list[str], dict[str, list[str]]]]
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required")
     config = rundir.load_run_config(FLAGS.model_dir)
-    done = rundir.trained_categories(FLAGS.model_dir)
-    names = done if FLAGS.category in (["all"], []) else list(FLAGS.category)
-    missing = [c for c in names if c not in done]
-    if missing or not names:
-        raise ValueError(f"no trained model for {', '.join(missing) or 'any category'} in "
-                         f"--model_dir={FLAGS.model_dir} (trained: {', '.join(done) or 'none'})")
+    names = rundir.requested_categories(FLAGS.model_dir, FLAGS.category)
     if FLAGS.validation_dir and len(names) > 1:
         raise ValueError(f"--validation_dir holds one category's defects, but {len(names)} "
                          f"categories are asked for ({', '.join(names)}); pass --category")
@@ -78,13 +72,7 @@ def main(argv: list[str]) -> None:
     with errors.reported(ValueError, FileNotFoundError):
         config, work = plan()
         path = os.path.join(FLAGS.model_dir, RESULTS)
-        results = {}
-        if tf.io.gfile.exists(path):  # results of other categories from earlier invocations
-            try:
-                results = files.read_json(path)["categories"]
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path} is not a validation.json this launcher wrote; move "
-                                 "it away and run again") from None
+        results = rundir.read_category_results(path)
         size, batch = config.train.image_size, config.eval_batch_size
         for name, normal_paths, kinds in work:
             model, estimator = trained.load_trained(FLAGS.model_dir, name, config)

@@ -31,28 +31,13 @@ def reexport_run(model_dir: str, categories: Sequence[str] = (),
     ``quantile`` of the stored normal scores, or the stored threshold; at ``version`` (default:
     the next). Returns the export paths."""
     config = rundir.load_run_config(model_dir)
-    names = trained(model_dir, categories, runner.kind_of(config).DENSITY_FILE)
+    names = rundir.requested_categories(model_dir, categories,
+                                        runner.kind_of(config).DENSITY_FILE)
     export_dir = export_dir or rundir.default_export_dir(model_dir)
     paths = [reexport_category(model_dir, name, config, export_dir, value, quantile, version,
                                to_tflite) for name in names]
     summary.summarize_run(model_dir, config.train.task)
     return paths
-
-
-def trained(model_dir: str, requested: Sequence[str], density_file: str) -> list[str]:
-    """The ``requested`` categories (all when empty or ``["all"]``), each of which must have a
-    trained model (a density file) in ``model_dir``."""
-    found = rundir.trained_categories(model_dir, density_file)
-    if list(requested) in (["all"], []):
-        if not found:
-            raise ValueError(f"model_dir={model_dir} holds no trained category "
-                             f"(no <category>/{density_file})")
-        return found
-    missing = [c for c in requested if c not in found]
-    if missing:
-        raise ValueError(f"no trained model for {', '.join(missing)} in model_dir={model_dir} "
-                         f"(trained: {', '.join(found) or 'none'})")
-    return list(requested)
 
 
 def reexport_category(model_dir: str, category: str, config: RunConfig, export_dir: str,

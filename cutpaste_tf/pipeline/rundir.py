@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 
@@ -254,6 +254,35 @@ def trained_categories(model_dir: str, density_file: str = DENSITY_FILE) -> list
         return []
     return sorted(n.rstrip("/") for n in tf.io.gfile.listdir(model_dir)
                   if tf.io.gfile.exists(os.path.join(model_dir, n.rstrip("/"), density_file)))
+
+
+def requested_categories(model_dir: str, requested: Sequence[str],
+                         density_file: str = DENSITY_FILE) -> list[str]:
+    """The ``requested`` categories (all when empty or ``["all"]``), each of which must have a
+    trained model (a density file) in ``model_dir``."""
+    found = trained_categories(model_dir, density_file)
+    if list(requested) in (["all"], []):
+        if not found:
+            raise ValueError(f"model_dir={model_dir} holds no trained category "
+                             f"(no <category>/{density_file})")
+        return found
+    missing = [c for c in requested if c not in found]
+    if missing:
+        raise ValueError(f"no trained model for {', '.join(missing)} in model_dir={model_dir} "
+                         f"(trained: {', '.join(found) or 'none'})")
+    return list(requested)
+
+
+def read_category_results(path: str) -> dict[str, dict]:
+    """The per-category results an analysis wrote to ``path`` (``{"categories": ...}``) on
+    earlier invocations, so a new one adds to them; empty when there is no such file."""
+    if not tf.io.gfile.exists(path):
+        return {}
+    try:
+        return files.read_json(path)["categories"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a {os.path.basename(path)} this launcher wrote; move "
+                         "it away and run again") from None
 
 
 def write_threshold(out: str, record: dict) -> None:

@@ -1,6 +1,6 @@
 """cutpaste_tf/pipeline/rundir.py: the model-dir layout, config.json (migration of older runs,
 refusal of other runs), threshold.json in both of its written forms, and a finished run loaded
-back."""
+back; the categories an analysis may take and the results it adds to."""
 
 import csv
 import json
@@ -164,6 +164,37 @@ _PATCH_RECORD = {
                                                               "method": "training_quantile"},
     "threshold": {**_CUT, "method": "training_quantile"},
     "normal_scores": [1.0, 2.0, 3.0], "normal_files": []}
+
+
+def test_the_requested_categories_must_be_trained(tmp_path):
+    for name, density in (("washer", rundir.DENSITY_FILE), ("fabric", rundir.DENSITY_FILE),
+                          ("grid", rundir.DENSE_DENSITY_FILE)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / density).write_bytes(b"")
+    (tmp_path / "bottle").mkdir()  # not trained: no density
+    model_dir = str(tmp_path)
+    assert rundir.requested_categories(model_dir, ["all"], rundir.DENSITY_FILE) == ["fabric",
+                                                                                "washer"]
+    assert rundir.requested_categories(model_dir, [], rundir.DENSE_DENSITY_FILE) == ["grid"]
+    assert rundir.requested_categories(model_dir, ["washer"], rundir.DENSITY_FILE) == ["washer"]
+    with pytest.raises(ValueError, match=r"no trained model for bottle in model_dir=.* "
+                                         r"\(trained: fabric, washer\)"):
+        rundir.requested_categories(model_dir, ["washer", "bottle"], rundir.DENSITY_FILE)
+    with pytest.raises(ValueError, match=r"holds no trained category \(no <category>/"
+                                         r"dense_density.npz\)"):
+        rundir.requested_categories(str(tmp_path / "bottle"), ["all"],
+                                    rundir.DENSE_DENSITY_FILE)
+
+
+def test_an_analysis_adds_to_the_category_results_of_earlier_invocations(tmp_path):
+    path = tmp_path / "validation.json"
+    assert rundir.read_category_results(str(path)) == {}
+    path.write_text(json.dumps({"task": "3way", "categories": {"poly": {"auroc": {"all": 0.6}}}}))
+    assert rundir.read_category_results(str(path)) == {"poly": {"auroc": {"all": 0.6}}}
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="validation.json is not a validation.json this "
+                                         "launcher wrote; move it away"):
+        rundir.read_category_results(str(path))
 
 
 @pytest.mark.parametrize("record", [_IMAGE_RECORD, _PATCH_RECORD], ids=["image", "patch"])
