@@ -29,12 +29,12 @@ def defect_kinds(validation_dir: str) -> dict[str, list[str]]:
         raise ValueError(f"validation_dir={validation_dir} is not a folder; it should hold one "
                          "subfolder of labelled defect images per kind")
     kinds = {}
-    for name in sorted(tf.io.gfile.listdir(validation_dir)):
-        folder = os.path.join(validation_dir, name.rstrip("/"))
+    for name in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(validation_dir)):
+        folder = os.path.join(validation_dir, name)
         if tf.io.gfile.isdir(folder):
             images = index.list_images(folder)
             if images:
-                kinds[name.rstrip("/")] = images
+                kinds[name] = images
     if not kinds:
         raise ValueError(f"validation_dir={validation_dir} has no subfolder with images (PNG, "
                          "JPEG or BMP); put each kind of defect in its own subfolder")
