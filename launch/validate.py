@@ -22,6 +22,7 @@ from absl import app
 from cutpaste_tf import files
 from cutpaste_tf.analysis import labelled_validation as lv
 from cutpaste_tf.config import RunConfig
+from cutpaste_tf.data import index
 from cutpaste_tf.pipeline import rundir, trained
 from launch import errors
 from launch import flags as flag_defs
@@ -47,7 +48,7 @@ def plan() -> tuple[RunConfig, list[tuple[str, list[str], dict[str, list[str]]]]
     work = []
     for name in names:
         normal = rundir.held_out_files(rundir.category_dir(FLAGS.model_dir, name))
-        folder = FLAGS.validation_dir or os.path.join(FLAGS.data_dir, name, "validation")
+        folder = FLAGS.validation_dir or os.path.join(FLAGS.data_dir, name, index.VALIDATION_FOLDER)
         work.append((name, normal, lv.defect_kinds(folder)))
     return config, work
 

@@ -20,24 +20,27 @@ from cutpaste_tf.data import index
 from cutpaste_tf.evaluation import metrics
 
 ALL = "all"  # the key of the AUROC over every kind together
+NORMAL = "good"  # a subfolder of normal images (MVTec LOCO's validation/good), never a defect
 
 
 def defect_kinds(validation_dir: str) -> dict[str, list[str]]:
     """Kind -> image paths, one kind per subfolder of ``validation_dir`` (sorted; a subfolder
-    without images is left out). ValueError when there is no folder or no image."""
+    without images, and ``good/``, which holds normal images, are left out). ValueError when
+    there is no folder or no defect image."""
     if not tf.io.gfile.isdir(validation_dir):
         raise ValueError(f"validation_dir={validation_dir} is not a folder; it should hold one "
                          "subfolder of labelled defect images per kind")
     kinds = {}
     for name in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(validation_dir)):
         folder = os.path.join(validation_dir, name)
-        if tf.io.gfile.isdir(folder):
+        if name != NORMAL and tf.io.gfile.isdir(folder):
             images = index.list_images(folder)
             if images:
                 kinds[name] = images
     if not kinds:
-        raise ValueError(f"validation_dir={validation_dir} has no subfolder with images (PNG, "
-                         "JPEG or BMP); put each kind of defect in its own subfolder")
+        raise ValueError(f"validation_dir={validation_dir} has no subfolder of defect images "
+                         f"(PNG, JPEG or BMP; {NORMAL}/ holds normal ones); put each kind of "
+                         "defect in its own subfolder")
     return kinds
 
 

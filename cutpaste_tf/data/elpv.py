@@ -36,11 +36,10 @@ import tensorflow as tf
 
 from cutpaste_tf import files
 from cutpaste_tf.data import prepared
-from cutpaste_tf.data.index import CATEGORIES_FILE, DataError
+from cutpaste_tf.data.index import CATEGORIES_FILE, VALIDATION_FOLDER, DataError
 
 CELL_TYPES = ("mono", "poly")
 DEFECT = "defective"
-VALIDATION = "validation"
 # Validation kind -> the defect probability of its cells.
 UNCERTAIN = {"probable": 2 / 3, "possible": 1 / 3}
 LICENSE = "CC BY-NC-SA 4.0"
@@ -106,7 +105,7 @@ def write_split(out_dir: str, images: np.ndarray, probs: np.ndarray, types: np.n
     splits = split_cells(probs, types, test_fraction, seed)
     folders = {"train": ("train", "good"), "test_good": ("test", "good"),
                "test_defective": ("test", DEFECT),
-               **{f"validation_{kind}": (VALIDATION, kind) for kind in UNCERTAIN}}
+               **{f"validation_{kind}": (VALIDATION_FOLDER, kind) for kind in UNCERTAIN}}
     for cell_type, parts in splits.items():
         for part, rows in parts.items():
             folder = os.path.join(out_dir, cell_type, *folders[part])

@@ -32,6 +32,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 # Masks may also be TIFFs (read by cutpaste_tf.data.masks); PNG is looked for first.
 MASK_EXTENSIONS = IMAGE_EXTENSIONS + (".tif", ".tiff")
 CATEGORIES_FILE = "categories.json"
+# Beside train/ and test/: images kept apart from both (labelled defects per kind for
+# launch.validate; MVTec LOCO keeps normal images there, in good/).
+VALIDATION_FOLDER = "validation"
 
 
 @dataclasses.dataclass(frozen=True)

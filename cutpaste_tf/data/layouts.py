@@ -215,8 +215,9 @@ def _index_folders(layout: str, unit: str, root: str, category: str, kind: str, 
     ignored: list[str] = []
     train = _folder_images(os.path.join(folder, "train", normal), layout,
                            f"{base}/train/{normal}", "training", ignored)
-    val = _folder_images(os.path.join(folder, "validation", normal), layout,
-                         f"{base}/validation/{normal}", "validation", ignored) if validation else []
+    val_folder = index.VALIDATION_FOLDER
+    val = _folder_images(os.path.join(folder, val_folder, normal), layout,
+                         f"{base}/{val_folder}/{normal}", "validation", ignored) if validation else []
     test_root = os.path.join(folder, "test")
     _require(os.path.join(test_root, normal), layout, f"{base}/test/{normal}")
     files, labels, defects, masks = _test_split(

@@ -36,8 +36,17 @@ def test_defect_kinds_lists_subfolders_with_images(tmp_path):
         lv.defect_kinds(str(tmp_path / "missing"))
     (tmp_path / "flat").mkdir()
     shutil.copy(sorted((WASHER / "test" / "stain").glob("*.png"))[0], tmp_path / "flat")
-    with pytest.raises(ValueError, match="no subfolder with images"):
+    with pytest.raises(ValueError, match="no subfolder of defect images"):
         lv.defect_kinds(str(tmp_path / "flat"))
+    # MVTec LOCO keeps normal images in validation/good: they are not a kind of defect.
+    (tmp_path / "flat" / "good").mkdir()
+    shutil.copy(sorted((WASHER / "train" / "good").glob("*.png"))[0], tmp_path / "flat" / "good")
+    with pytest.raises(ValueError, match="good/ holds normal ones"):
+        lv.defect_kinds(str(tmp_path / "flat"))
+    good = _validation_dir(tmp_path / "with_good") / "good"
+    good.mkdir()
+    shutil.copy(sorted((WASHER / "train" / "good").glob("*.png"))[0], good)
+    assert list(lv.defect_kinds(str(good.parent))) == ["scratch", "stain"]
 
 
 def test_validation_auroc_per_kind_and_over_all(tiny_run):
