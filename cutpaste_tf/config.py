@@ -28,6 +28,9 @@ TASK_VIEWS: dict[str, tuple[str, ...]] = {
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CLASSIFIER_INITS = ("zeros", "glorot_uniform")
+# Kernel initialisers of the head's Dense layers (before BatchNorm): Keras' default, or
+# PyTorch's nn.Linear default, uniform in +-1/sqrt(fan_in) (a third of its variance).
+HEAD_INITS = ("glorot_uniform", "torch")
 
 
 def check_range(name: str, bounds, lo: float, hi: float) -> None:
@@ -100,6 +103,9 @@ class ModelConfig:
     # BatchNorm in each head layer (Dense -> BN -> ReLU); False: Dense with bias and He
     # initialisation -> ReLU.
     head_batchnorm: bool = True
+    # The head's Dense kernels when they feed BatchNorm (HEAD_INITS): BatchNorm undoes their
+    # scale, so this sets how fast they turn (a smaller kernel turns faster).
+    head_init: str = "glorot_uniform"
 
     def __post_init__(self):
         if any(w <= 0 for w in self.head_widths):
@@ -107,6 +113,8 @@ class ModelConfig:
         if self.classifier_init not in CLASSIFIER_INITS:
             raise ValueError(f"classifier_init must be one of {CLASSIFIER_INITS}, got "
                              f"{self.classifier_init!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,7 +94,8 @@ def model_config() -> ModelConfig:
     check_backbone_weights(FLAGS.backbone, weights)
     return ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"),
                        classifier_init=FLAGS.classifier_init,
-                       head_batchnorm=FLAGS.head_batchnorm, backbone_weights=weights)
+                       head_batchnorm=FLAGS.head_batchnorm, head_init=FLAGS.head_init,
+                       backbone_weights=weights)
 
 
 def density_config() -> DensityConfig:

@@ -116,6 +116,9 @@ flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's D
                   "BatchNorm -> ReLU layers ('' for none); the authors' DROC code has eight 512s.")
 flags.DEFINE_bool("head_batchnorm", True, "BatchNorm in each head layer; --nohead_batchnorm "
                   "gives Dense (with bias, He initialisation) -> ReLU layers.")
+flags.DEFINE_enum("head_init", "glorot_uniform", ["glorot_uniform", "torch"],
+                  "Initial kernels of the head's Dense layers before BatchNorm: Keras' default, "
+                  "or PyTorch's nn.Linear default (uniform in +-1/sqrt(fan_in)).")
 
 # CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1).
 flags.DEFINE_list("area_ratio", ["0.02", "0.15"], "CutPaste patch area / image area range.")

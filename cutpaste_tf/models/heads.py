@@ -10,10 +10,21 @@ from keras import layers
 from cutpaste_tf.models.norm import BatchNorm
 
 
-def projection_head(widths: Sequence[int], name: str = "head",
-                    batchnorm: bool = True) -> keras.layers.Layer:
-    """Builds Dense(no bias) -> BN -> ReLU per width, or with ``batchnorm=False`` Dense (bias,
-    He initialisation) -> ReLU; empty widths give an identity layer."""
+def head_initializer(kind: str) -> keras.initializers.Initializer:
+    """"glorot_uniform" (Keras' Dense default) or "torch": PyTorch's nn.Linear default,
+    uniform in +-1/sqrt(fan_in)."""
+    if kind == "torch":
+        return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+    if kind == "glorot_uniform":
+        return keras.initializers.GlorotUniform()
+    raise ValueError(f"head_init must be 'glorot_uniform' or 'torch', got {kind!r}")
+
+
+def projection_head(widths: Sequence[int], name: str = "head", batchnorm: bool = True,
+                    init: str = "glorot_uniform") -> keras.layers.Layer:
+    """Builds Dense(no bias, ``init``: :func:`head_initializer`) -> BN -> ReLU per width, or
+    with ``batchnorm=False`` Dense (bias, He initialisation) -> ReLU; empty widths give an
+    identity layer."""
     widths = tuple(int(w) for w in widths)
     if not widths:
         return layers.Identity(name=name)
@@ -22,7 +33,8 @@ def projection_head(widths: Sequence[int], name: str = "head",
         if not batchnorm:
             head.add(layers.Dense(width, kernel_initializer="he_normal", name=f"{name}_dense_{i}"))
         else:
-            head.add(layers.Dense(width, use_bias=False, name=f"{name}_dense_{i}"))
+            head.add(layers.Dense(width, use_bias=False, kernel_initializer=head_initializer(init),
+                                  name=f"{name}_dense_{i}"))
             head.add(BatchNorm(epsilon=1e-5, momentum=0.9, name=f"{name}_bn_{i}"))
         head.add(layers.ReLU(name=f"{name}_relu_{i}"))
     return head

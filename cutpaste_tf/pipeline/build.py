@@ -36,7 +36,8 @@ def build_model(config: RunConfig, precision: str = "float32",
                                     backbone_weights=(config.model.backbone_weights
                                                       if pretrained else None),
                                     classifier_init=config.model.classifier_init,
-                                    head_batchnorm=config.model.head_batchnorm)
+                                    head_batchnorm=config.model.head_batchnorm,
+                                    head_init=config.model.head_init)
     finally:
         keras.config.set_dtype_policy(previous)
 

@@ -109,6 +109,11 @@ def _warmup_and_head_norm(previous: dict, config: RunConfig) -> None:
     previous.get("model", {}).setdefault("head_batchnorm", True)
 
 
+def _head_init(previous: dict, config: RunConfig) -> None:
+    """Before the head's initialisation was a choice: Keras' default."""
+    previous.get("model", {}).setdefault("head_init", "glorot_uniform")
+
+
 # Config fields renamed to the flag that sets them: (section, name before, name now).
 RENAMED_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("density", "normalize", "normalize_features"),
@@ -139,6 +144,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[dict, RunConfig], None]], ...] = (
     ("scar sizes in pixels", _scar_reference),
     ("fields named as their flags", _flag_names),
     ("warm-up and head batch norm", _warmup_and_head_norm),
+    ("head initialisation", _head_init),
 )
 
 

@@ -132,6 +132,20 @@ def test_projection_head_layers() -> None:
     assert len(bns) == 2
 
 
+@pytest.mark.parametrize("init, limit", [("torch", 1 / np.sqrt(512)),
+                                         ("glorot_uniform", np.sqrt(6 / (512 + 256)))])
+def test_head_init_sets_the_dense_kernel_range(init, limit) -> None:
+    # PyTorch's nn.Linear default is uniform in +-1/sqrt(fan_in); Keras' Glorot in
+    # +-sqrt(6 / (fan_in + fan_out)). A uniform kernel's variance is limit^2 / 3.
+    head = projection_head((256,), init=init)
+    head.build((None, 512))
+    kernel = [l for l in head.layers if isinstance(l, keras.layers.Dense)][0].kernel.numpy()
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.99 * limit
+    assert np.var(kernel) == pytest.approx(limit ** 2 / 3, rel=0.02)
+    with pytest.raises(ValueError, match="head_init"):
+        projection_head((8,), init="he_normal").build((None, 4))
+
+
 def test_projection_head_without_batchnorm_has_biased_he_initialised_layers() -> None:
     head = projection_head((256, 256), batchnorm=False)
     x = np.random.default_rng(0).standard_normal((512, 64)).astype(np.float32)
