@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
-from cutpaste_tf.config import GRADCAM_LAYERS, TASK_VIEWS
+from cutpaste_tf.config import (CLASSIFIER_INITS, GRADCAM_LAYERS, HEAD_INITS, PRECISIONS,
+                                 TASK_VIEWS)
 
 FLAGS = flags.FLAGS
 
@@ -87,7 +88,7 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_wor
                   "tf.distribute strategy (see launch/distribute.py); --batch_size is global.")
 flags.DEFINE_string("tpu", None, "--strategy=tpu: the Cloud TPU's name or grpc:// address, or "
                     "'local' on a TPU VM.")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+flags.DEFINE_enum("precision", "float32", list(PRECISIONS),
                   "Training compute precision (mixed_bfloat16 on TPU and recent GPUs); the "
                   "density, scores and export stay float32.")
 flags.DEFINE_bool("jit_augment", True, "Compile the tf.data pipeline's augmentation with XLA "
@@ -109,14 +110,14 @@ flags.DEFINE_float("head_learning_rate", 0.03, "Peak learning rate of the head-o
                    "cosine cycle.")
 flags.DEFINE_bool("freeze_batchnorm", False, "Keep the backbone's batch norm layers frozen "
                   "(inference mode) while the backbone trains (Appendix A.4).")
-flags.DEFINE_enum("classifier_init", "zeros", ["zeros", "glorot_uniform"],
+flags.DEFINE_enum("classifier_init", "zeros", list(CLASSIFIER_INITS),
                   "Initial kernel of the last (classifier) layer: zeros, so the first gradients "
                   "carry only the task, or Keras' default glorot_uniform (the authors' code).")
 flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's Dense -> "
                   "BatchNorm -> ReLU layers ('' for none); the authors' DROC code has eight 512s.")
 flags.DEFINE_bool("head_batchnorm", True, "BatchNorm in each head layer; --nohead_batchnorm "
                   "gives Dense (with bias, He initialisation) -> ReLU layers.")
-flags.DEFINE_enum("head_init", "glorot_uniform", ["glorot_uniform", "torch"],
+flags.DEFINE_enum("head_init", "glorot_uniform", list(HEAD_INITS),
                   "Initial kernels of the head's Dense layers before BatchNorm: Keras' default, "
                   "or PyTorch's nn.Linear default (uniform in +-1/sqrt(fan_in)).")
 
