@@ -62,9 +62,9 @@ class AugmentConfig:
     # colour jitter by default: 0.1 of brightness, contrast and saturation (the previous
     # default) cost about 2 points of 3-way accuracy at step 600 on real grey cells and scored
     # held-out synthetic anomalies (point 9) and real cracks kept apart (point 14) no better
-    # (docs/learning.md). A hue shift would also
-    # teach the representation to ignore the colour changes that stains are. The pasted patch
-    # keeps its own jitter (patch_jitter, above), whose strength the paper does state.
+    # (docs/learning.md). A hue shift would also teach the representation to ignore the colour
+    # changes that stains are. The pasted patch keeps its own jitter (patch_jitter, above),
+    # whose strength the paper does state.
     translate: float = 0.0
     jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
