@@ -1,4 +1,4 @@
-"""Writes the self-contained HTML report of a finished run.
+"""Writes the HTML report of a finished run (a few MB; links to the full-size heatmaps).
 
     python -m launch.report --model_dir=runs/quickstart [--report_path=report.html]
     python -m launch.report --experiment_dir=runs/3way_5seeds   (a launch.experiment dir)

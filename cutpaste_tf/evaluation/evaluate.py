@@ -140,12 +140,12 @@ def write_scores(path: str, data: CategoryData, scores: np.ndarray) -> None:
 def read_scores(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The image paths, labels (1 = defective) and scores of a :func:`write_scores` file, in
     its order."""
-    rows = _score_rows(path)
+    rows = score_rows(path)
     return ([r["path"] for r in rows], np.array([int(r["label"]) for r in rows], np.int32),
             np.array([float(r["score"]) for r in rows], np.float64))
 
 
-def _score_rows(path: str) -> list[dict[str, str]]:
+def score_rows(path: str) -> list[dict[str, str]]:
     """The rows of a :func:`write_scores` file, as dicts by column name."""
     with tf.io.gfile.GFile(path) as f:
         return list(csv.DictReader(io.StringIO(f.read())))
@@ -154,7 +154,7 @@ def _score_rows(path: str) -> list[dict[str, str]]:
 def defect_counts(path: str) -> dict[str, int]:
     """The number of defective test images per defect type in a :func:`write_scores` file."""
     counts: dict[str, int] = {}
-    for r in _score_rows(path):
+    for r in score_rows(path):
         if int(r["label"]) == 1:
             counts[r["defect"]] = counts.get(r["defect"], 0) + 1
     return counts

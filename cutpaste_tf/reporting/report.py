@@ -1,10 +1,12 @@
-"""A self-contained HTML report of a finished run.
+"""The HTML report of a finished run, a few MB whatever the size of the test set.
 
-One file, every image embedded as a base64 PNG data URI, inline CSS, no scripts and no external
-resources: the results against the paper, the proxy task's training accuracy per class (with a
-warning for a run that did not learn it), ROC curves, score histograms with the threshold,
-training curves, the augmented training views, heatmap galleries, the settings and the hardware.
-Plots need matplotlib (`pip install -e .[viz]`); the rest of the package works without it.
+One file that reads on its own (plots as embedded PNGs, pictures as small embedded JPEG
+thumbnails, inline CSS, no scripts) and links to the full-size pictures on disk: the results
+against the paper, the proxy task's training accuracy per class (with a warning for a run that
+did not learn it), ROC curves, score histograms with the threshold, training curves, the
+augmented training views, each category's errors (:mod:`gallery`: the lowest-scoring defects
+and the highest-scoring normals), the settings and the hardware. Plots need matplotlib
+(`pip install -e .[viz]`); the rest of the package works without it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.pipeline import rundir
+from cutpaste_tf.reporting import gallery
 from cutpaste_tf.training import learning
 
-MAX_HEATMAPS = 12  # per category
 MAX_VIEWS = 16  # augmented training views per category
+VIEW_THUMB = (160, 160)  # (height, width) at most
 CURVES = ("train/loss", "train/accuracy", "train/learning_rate")
 
 CSS = """
@@ -33,6 +36,7 @@ body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}
 td{text-align:right}td:first-child{text-align:left}
 .gallery img{max-width:180px;margin:3px;border:1px solid #ddd}
+.gallery a img{max-width:320px}
 .plots img{max-width:380px;margin:3px}figure{display:inline-block;margin:3px}
 figcaption{font-size:small;text-align:center}pre{background:#f4f4f4;padding:1em;overflow:auto}
 .warning{background:#fff3cd;border:1px solid #e0a800;padding:.6em 1em}
@@ -186,24 +190,6 @@ def training_section(model_dir: str, categories: list[str]) -> str:
     return "\n".join(parts)
 
 
-def _heatmap_files(category_dir: str) -> tuple[list[str], list[str]]:
-    """Heatmap PNGs of a category (bounded, spread over the defects) and its grid images."""
-    root = os.path.join(category_dir, rundir.HEATMAP_DIR)
-    grids = sorted(tf.io.gfile.glob(os.path.join(root, "*.png")))
-    folders = [d for d in sorted(tf.io.gfile.glob(os.path.join(root, "*")))
-               if tf.io.gfile.isdir(d)]
-    per_defect = [sorted(tf.io.gfile.glob(os.path.join(d, "*.png"))) for d in folders]
-    chosen: list[str] = []
-    for i in range(max((len(p) for p in per_defect), default=0)):
-        chosen += [p[i] for p in per_defect if i < len(p)]
-    return chosen[:MAX_HEATMAPS], grids
-
-
-def _read(path: str) -> bytes:
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()
-
-
 def _threshold(category_dir: str, result: dict) -> float | None:
     """The category's decision threshold, from results.json or threshold.json."""
     threshold = result.get("threshold")
@@ -257,8 +243,15 @@ def _categories(model_dir: str) -> list[str]:
                   for p in tf.io.gfile.glob(os.path.join(model_dir, "*", rundir.RESULTS_FILE)))
 
 
-def category_section(model_dir: str, category: str) -> str:
-    """The plots and galleries of one category."""
+def assets_dir(out_path: str) -> str:
+    """``<report>_files/`` beside the report: copies of the pictures it links to that the run
+    did not write (test images, when no heatmaps were written)."""
+    return os.path.splitext(out_path)[0] + "_files"
+
+
+def category_section(model_dir: str, category: str, out_path: str | None = None) -> str:
+    """The plots and galleries of one category, for a report written to ``out_path``."""
+    out_path = out_path or os.path.join(model_dir, rundir.REPORT_FILE)
     cdir = os.path.join(model_dir, category)
     result = files.read_json(os.path.join(cdir, rundir.RESULTS_FILE))
     parts = [f'<h2 id="{html.escape(category)}">{html.escape(category)}</h2>']
@@ -270,9 +263,10 @@ def category_section(model_dir: str, category: str) -> str:
     parts.append("<table>" + "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
         for k, v in summary.items()) + "</table>")
-    plots = []
+    plots, rows = [], []
     scores_csv = os.path.join(cdir, rundir.SCORES_FILE)
     if tf.io.gfile.exists(scores_csv):
+        rows = evaluate.score_rows(scores_csv)
         _, labels, scores = evaluate.read_scores(scores_csv)
         plots.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
         plots.append(img_tag(histogram_png(labels, scores, summary["threshold"],
@@ -285,13 +279,12 @@ def category_section(model_dir: str, category: str) -> str:
     views = [(tag, png) for tag in sorted(images) for png in images[tag]][:MAX_VIEWS]
     if views:
         parts.append("<h3>Augmented training views</h3><div class=\"gallery\">" + "".join(
-            _caption(img_tag(png, tag), tag) for tag, png in views) + "</div>")
-    heatmaps, grids = _heatmap_files(cdir)
-    if heatmaps or grids:
-        parts.append("<h3>Heatmaps</h3><div class=\"gallery\">" + "".join(
-            _caption(img_tag(_read(p), p), os.path.relpath(p, os.path.join(cdir, rundir.HEATMAP_DIR)))
-            for p in heatmaps) + "</div>")
-        parts += [f'<div class="plots">{img_tag(_read(p), "heatmap grid")}</div>' for p in grids]
+            _caption(gallery.jpeg_tag(gallery.thumbnail(png, VIEW_THUMB), tag), tag)
+            for tag, png in views) + "</div>")
+    if rows:
+        parts.append(gallery.section(cdir, rows, summary["threshold"],
+                                     os.path.dirname(out_path) or ".",
+                                     os.path.join(assets_dir(out_path), category)))
     return "\n".join(parts)
 
 
@@ -317,7 +310,7 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
     body.append(training_section(model_dir, categories))
     body.append("<p>" + " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>'
                                    for c in categories) + "</p>")
-    body += [category_section(model_dir, c) for c in categories]
+    body += [category_section(model_dir, c, out_path) for c in categories]
     config_path = os.path.join(model_dir, rundir.CONFIG_FILE)
     if tf.io.gfile.exists(config_path):
         config = json.dumps(files.read_json(config_path), indent=2, sort_keys=True)
