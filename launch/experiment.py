@@ -110,6 +110,7 @@ def main(argv: list[str]) -> None:
         settings = build_settings()
         runs = experiment.plan(settings, seeds, FLAGS.experiment_dir)
         strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
+        distribute.check_accelerator(strategy, FLAGS.require_accelerator)
         for setting in settings:
             build.check_batch(setting.config, strategy.num_replicas_in_sync)
         spec = configs.input_spec()

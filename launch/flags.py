@@ -88,6 +88,8 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_wor
                   "tf.distribute strategy (see launch/distribute.py); --batch_size is global.")
 flags.DEFINE_string("tpu", None, "--strategy=tpu: the Cloud TPU's name or grpc:// address, or "
                     "'local' on a TPU VM.")
+flags.DEFINE_bool("require_accelerator", False, "Refuse to start (exit 2, before any data is "
+                  "read) when TensorFlow sees no GPU or TPU, instead of training on the CPU.")
 flags.DEFINE_enum("precision", "float32", list(PRECISIONS),
                   "Training compute precision (mixed_bfloat16 on TPU and recent GPUs); the "
                   "density, scores and export stay float32.")

@@ -33,9 +33,10 @@ def prepare() -> tuple:
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required")
     config = configs.run_config()
+    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    distribute.check_accelerator(strategy, FLAGS.require_accelerator)
     if config.model.backbone_weights == "imagenet":  # fetched now, not after the checks
         efficientnet.imagenet_weights_file()
-    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     build.check_batch(config, strategy.num_replicas_in_sync)
     spec = configs.input_spec()
     categories = inputs.resolve_categories(spec)

@@ -47,7 +47,7 @@ def build_model(config: RunConfig, precision: str = "float32",
 
 def start_line(data: CategoryData, config: RunConfig, val_files: Sequence[str],
                strategy: tf.distribute.Strategy) -> str:
-    """What the run prints before training."""
+    """What the run prints before training (the runner adds where it computes)."""
     tcfg = config.train
     held = (f" (the dataset's {len(val_files)} validation images set the threshold)"
             if data.val_files else
@@ -55,8 +55,7 @@ def start_line(data: CategoryData, config: RunConfig, val_files: Sequence[str],
     stages = (f" ({tcfg.head_steps} head-only, then {tcfg.total_steps - tcfg.head_steps} "
               "all layers)" if tcfg.head_steps else "")
     return (f"[{data.name}] training {tcfg.task} for {tcfg.total_steps} steps{stages} "
-            f"on {len(data.train_files)} images{held}, "
-            f"{strategy.num_replicas_in_sync} replica(s), {tcfg.precision}")
+            f"on {len(data.train_files)} images{held}")
 
 
 def fit(model: keras.Model, data: CategoryData, config: RunConfig, out: str) -> Fitted:

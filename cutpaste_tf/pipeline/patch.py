@@ -58,7 +58,7 @@ def build_model(config: RunConfig, precision: str = "float32",
 
 def start_line(data: CategoryData, config: RunConfig, val_files: Sequence[str],
                strategy: tf.distribute.Strategy) -> str:
-    """What the run prints before training."""
+    """What the run prints before training (the runner adds where it computes)."""
     tcfg, crop = config.train, config.localization.train_patch_size
     return (f"[{data.name}] training patch model ({tcfg.task}, {crop[0]}x{crop[1]} crops of "
             f"{tcfg.image_size[0]}x{tcfg.image_size[1]}) for {tcfg.total_steps} steps")

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import files
+from cutpaste_tf.benchmark import environment
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
 from cutpaste_tf.evaluation import evaluate
@@ -98,7 +99,8 @@ def train_model(kind: ModuleType, data: CategoryData, config: RunConfig, out: st
         model = kind.build_model(config, tcfg.precision)
     batches = build.training_batches(data, config, strategy, train.restore_step(out))
     if verbose and train.is_chief(strategy):
-        print(kind.start_line(data, config, val_files, strategy))
+        print(f"{kind.start_line(data, config, val_files, strategy)}; "
+              f"{compute_phrase(config, strategy)}", flush=True)
     tic = time.perf_counter()
     last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
     seconds = time.perf_counter() - tic
@@ -114,6 +116,16 @@ def train_model(kind: ModuleType, data: CategoryData, config: RunConfig, out: st
         # Whether the proxy task left chance (None for a run too short to judge).
         "learning": learning.verdict(out, tcfg.total_steps, tcfg.num_classes),
     }
+
+
+def compute_phrase(config: RunConfig, strategy: tf.distribute.Strategy) -> str:
+    """Where and how training computes, for the start line: the devices (so that a run that
+    fell back to the CPU says so), the replicas, the precision and whether XLA compiles the
+    step, e.g. ``CPU (AMD EPYC, 2 cores), 1 replica, float32, XLA off``."""
+    replicas = strategy.num_replicas_in_sync
+    return (f"{environment.device_summary(strategy)}, {replicas} "
+            f"replica{'s' if replicas != 1 else ''}, {config.train.precision}, "
+            f"XLA {'on' if config.train.jit_compile else 'off'}")
 
 
 def export_scorer(scorer: savedmodel.AnomalyScorer, config: RunConfig,

@@ -158,6 +158,22 @@ def test_launchers_turn_on_onednn_unless_the_environment_says_otherwise(monkeypa
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == expected
 
 
+@pytest.mark.parametrize("launcher, where", [("launch.train", "--model_dir"),
+                                              ("launch.experiment", "--experiment_dir")])
+def test_require_accelerator_refuses_the_cpu_before_reading_data(tmp_path, launcher, where):
+    out = tmp_path / "out"
+    # --data_dir does not exist: the refusal comes before the dataset is looked at.
+    result = run_module(launcher, *TINY_TRAIN, f"{where}={out}", "--data_dir=/no/such/dir",
+                        "--require_accelerator")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert errors[0].startswith("error: --require_accelerator: TensorFlow sees no GPU or TPU "
+                                "here, only the CPU (")
+    assert 'pip install "tensorflow[and-cuda]"' in errors[0]
+    assert not out.exists()
+
+
 # ------------------------------------------------------- launch.train's errors, in process
 
 

@@ -95,3 +95,14 @@ def test_restored_names_the_missing_checkpoint_folder_and_restores_a_saved_one(t
     assert build.restored(model, str(tmp_path)) is model
     for got, want in zip(model.get_weights(), saved):
         np.testing.assert_array_equal(got, want)
+
+
+def test_the_start_line_names_the_device_precision_and_xla():
+    from cutpaste_tf.benchmark import environment
+    from cutpaste_tf.config import TrainConfig
+
+    strategy = tf.distribute.get_strategy()
+    config = RunConfig(train=TrainConfig(jit_compile=True, precision="mixed_bfloat16"))
+    assert runner.compute_phrase(config, strategy) == (
+        f"{environment.device_summary(strategy)}, 1 replica, mixed_bfloat16, XLA on")
+    assert runner.compute_phrase(RunConfig(), strategy).endswith(", 1 replica, float32, XLA off")
