@@ -107,10 +107,15 @@ class ModelConfig:
     # The head's Dense kernels when they feed BatchNorm (HEAD_INITS): BatchNorm undoes their
     # scale, so this sets how fast they turn (a smaller kernel turns faster).
     head_init: str = "glorot_uniform"
+    # Width of a last, linear Dense layer of the head (0: none). The authors' DROC head ends in
+    # a linear 128 layer after its eight 512 ones; the classifier then reads those 128.
+    head_embedding: int = 0
 
     def __post_init__(self):
         if any(w <= 0 for w in self.head_widths):
             raise ValueError(f"head_widths must be positive, got {self.head_widths}")
+        if self.head_embedding < 0:
+            raise ValueError(f"head_embedding must be >= 0 (0: none), got {self.head_embedding}")
         if self.classifier_init not in CLASSIFIER_INITS:
             raise ValueError(f"classifier_init must be one of {CLASSIFIER_INITS}, got "
                              f"{self.classifier_init!r}")

@@ -95,6 +95,7 @@ def model_config() -> ModelConfig:
     return ModelConfig(backbone=FLAGS.backbone, head_widths=_ints("head_widths"),
                        classifier_init=FLAGS.classifier_init,
                        head_batchnorm=FLAGS.head_batchnorm, head_init=FLAGS.head_init,
+                       head_embedding=FLAGS.head_embedding,
                        backbone_weights=weights)
 
 

@@ -117,6 +117,8 @@ flags.DEFINE_enum("classifier_init", "zeros", list(CLASSIFIER_INITS),
                   "carry only the task, or Keras' default glorot_uniform (the authors' code).")
 flags.DEFINE_list("head_widths", ["512"], "Widths of the MLP projection head's Dense -> "
                   "BatchNorm -> ReLU layers ('' for none); the authors' DROC code has eight 512s.")
+flags.DEFINE_integer("head_embedding", 0, "Width of a last, linear Dense layer of the head "
+                     "(0: none); the authors' DROC head ends in a linear 128 after its 512s.")
 flags.DEFINE_bool("head_batchnorm", True, "BatchNorm in each head layer; --nohead_batchnorm "
                   "gives Dense (with bias, He initialisation) -> ReLU layers.")
 flags.DEFINE_enum("head_init", "glorot_uniform", list(HEAD_INITS),

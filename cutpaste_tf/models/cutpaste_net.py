@@ -72,12 +72,14 @@ def build_cutpaste_model(
     classifier_init: str = "zeros",
     head_batchnorm: bool = True,
     head_init: str = "glorot_uniform",
+    head_embedding: int = 0,
 ) -> keras.Model:
     """Builds the classifier on [0, 1] images; returns a dict of logits/embedding/pooled/feature_map
     and, for backbones with more levels (EfficientNet's "level7"), each level pooled.
     ``classifier_init`` is the last layer's kernel initializer ("zeros" or "glorot_uniform");
     ``head_batchnorm`` puts BatchNorm in each head layer, ``head_init`` initialises their
-    Dense kernels (:func:`projection_head`).
+    Dense kernels, ``head_embedding`` > 0 ends the head in a linear layer of that width
+    (:func:`projection_head`).
 
     All outputs are cast to float32 so they stay full precision under a
     mixed-precision dtype policy.
@@ -91,7 +93,7 @@ def build_cutpaste_model(
     feature_map = levels["feature_map"]
     pooled = layers.GlobalAveragePooling2D(name="pool")(feature_map)
     embedding = projection_head(head_widths, name="head", batchnorm=head_batchnorm,
-                                init=head_init)(pooled)
+                                init=head_init, embedding=head_embedding)(pooled)
     # Zero-initialised by default: the first logits are 0 (loss ln V), so the first gradients
     # carry only the proxy task, not a push to shrink random logits (docs/learning.md);
     # "glorot_uniform" is Keras' default, as in the authors' code.

@@ -21,12 +21,13 @@ def head_initializer(kind: str) -> keras.initializers.Initializer:
 
 
 def projection_head(widths: Sequence[int], name: str = "head", batchnorm: bool = True,
-                    init: str = "glorot_uniform") -> keras.layers.Layer:
+                    init: str = "glorot_uniform", embedding: int = 0) -> keras.layers.Layer:
     """Builds Dense(no bias, ``init``: :func:`head_initializer`) -> BN -> ReLU per width, or
-    with ``batchnorm=False`` Dense (bias, He initialisation) -> ReLU; empty widths give an
-    identity layer."""
+    with ``batchnorm=False`` Dense (bias, He initialisation) -> ReLU, then, if ``embedding`` > 0,
+    a linear Dense of that width (the authors' DROC head ends in a linear 128 layer); no widths
+    and no embedding give an identity layer."""
     widths = tuple(int(w) for w in widths)
-    if not widths:
+    if not widths and not embedding:
         return layers.Identity(name=name)
     head = keras.Sequential(name=name)
     for i, width in enumerate(widths):
@@ -37,4 +38,6 @@ def projection_head(widths: Sequence[int], name: str = "head", batchnorm: bool =
                                   name=f"{name}_dense_{i}"))
             head.add(BatchNorm(epsilon=1e-5, momentum=0.9, name=f"{name}_bn_{i}"))
         head.add(layers.ReLU(name=f"{name}_relu_{i}"))
+    if embedding:
+        head.add(layers.Dense(int(embedding), name=f"{name}_embedding"))
     return head

@@ -37,7 +37,8 @@ def build_model(config: RunConfig, precision: str = "float32",
                                                       if pretrained else None),
                                     classifier_init=config.model.classifier_init,
                                     head_batchnorm=config.model.head_batchnorm,
-                                    head_init=config.model.head_init)
+                                    head_init=config.model.head_init,
+                                    head_embedding=config.model.head_embedding)
     finally:
         keras.config.set_dtype_policy(previous)
 

@@ -114,6 +114,11 @@ def _head_init(previous: dict, config: RunConfig) -> None:
     previous.get("model", {}).setdefault("head_init", "glorot_uniform")
 
 
+def _head_embedding(previous: dict, config: RunConfig) -> None:
+    """Before the head could end in a linear layer: it did not."""
+    previous.get("model", {}).setdefault("head_embedding", 0)
+
+
 # Config fields renamed to the flag that sets them: (section, name before, name now).
 RENAMED_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("density", "normalize", "normalize_features"),
@@ -145,6 +150,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[dict, RunConfig], None]], ...] = (
     ("fields named as their flags", _flag_names),
     ("warm-up and head batch norm", _warmup_and_head_norm),
     ("head initialisation", _head_init),
+    ("head embedding layer", _head_embedding),
 )
 
 

@@ -132,6 +132,22 @@ def test_projection_head_layers() -> None:
     assert len(bns) == 2
 
 
+def test_the_authors_head_ends_in_a_linear_embedding() -> None:
+    # DROC: eight 512 Dense -> BN -> ReLU layers, then a linear 128 layer that the classifier
+    # reads; the linear layer has a bias and no BatchNorm or ReLU after it, so it can go negative.
+    head = projection_head((512,) * 8, embedding=128)
+    y = head(np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32), training=False)
+    assert y.shape == (4, 128) and float(np.min(y)) < 0
+    dense = [l for l in head.layers if isinstance(l, keras.layers.Dense)]
+    bns = [l for l in head.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert [d.units for d in dense] == [512] * 8 + [128] and len(bns) == 8
+    assert dense[-1].use_bias and head.layers[-1] is dense[-1]
+    out = build_cutpaste_model(num_classes=3, head_widths=(16,), head_embedding=8)(
+        _images(2, 64, 64, 3), training=False)
+    assert out["embedding"].shape == (2, 8) and out["logits"].shape == (2, 3)
+    assert projection_head((), embedding=8)(np.ones((2, 4), np.float32)).shape == (2, 8)
+
+
 @pytest.mark.parametrize("init, limit", [("torch", 1 / np.sqrt(512)),
                                          ("glorot_uniform", np.sqrt(6 / (512 + 256)))])
 def test_head_init_sets_the_dense_kernel_range(init, limit) -> None:

@@ -77,7 +77,7 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
         del written["train"][key]
     del written["localization"]["gradcam_layer"]
     del written["train"]["warmup_steps"], written["model"]["head_batchnorm"]
-    del written["model"]["head_init"]
+    del written["model"]["head_init"], written["model"]["head_embedding"]
     written["train"]["augment"]["scar_reference_size"] = 256
     for section, before, now in rundir.RENAMED_FIELDS:
         written[section][before] = written[section].pop(now)
@@ -86,7 +86,8 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
     assert [name for name, _ in rundir.MIGRATIONS] == [
         "threshold settings", "two-stage training", "classifier initialisation",
         "mask threshold", "GradCAM layer", "scar sizes in pixels", "fields named as their flags",
-        "warm-up and head batch norm", "head initialisation"]
+        "warm-up and head batch norm", "head initialisation",
+        "head embedding layer"]
     del written[rundir.VERSION_KEY]
     migrated = rundir.migrate(written, config)
     assert migrated == json.loads(config_lib.to_json(config))
