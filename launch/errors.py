@@ -21,6 +21,8 @@ from typing import Iterator, NoReturn
 
 from absl import flags
 
+from cutpaste_tf import storage
+
 # Library names that differ from the flag that sets them: the fields whose flag carries the
 # section's name (launch/flags.py's rule), and the section's ``kind`` (the section's name).
 FLAG_FOR: dict[str, str] = {
@@ -71,3 +73,24 @@ def reported(*kinds: type[BaseException], status: int = 2, where: str = "") -> I
         yield
     except kinds as e:
         fail(e, status, where)
+
+
+def check_remote_paths() -> None:
+    """Ends the launcher when a flag names a remote path (``gs://...``) whose store cannot be
+    reached, with the cause in one line: ``--data_dir=gs://b/x: cannot reach Cloud Storage:
+    Could not resolve host: ...``, not a later "does not exist"."""
+    seen: set[str] = set()
+    for module, defined in flags.FLAGS.flags_by_module_dict().items():
+        if module.startswith("absl"):
+            continue
+        for flag in defined:
+            if flag.name in seen or not flag.present:
+                continue
+            seen.add(flag.name)
+            values = flag.value if isinstance(flag.value, list) else [flag.value]
+            for value in values:
+                if isinstance(value, str) and storage.is_remote(value):
+                    cause = storage.problem(value)
+                    if cause:
+                        print(f"error: --{flag.name}={value}: {cause}", file=sys.stderr)
+                        sys.exit(2)

@@ -18,6 +18,7 @@ from absl import app, flags, logging
 
 from cutpaste_tf.config import (CLASSIFIER_INITS, GRADCAM_LAYERS, HEAD_INITS, PRECISIONS,
                                  TASK_VIEWS)
+from launch import errors
 
 FLAGS = flags.FLAGS
 
@@ -243,7 +244,8 @@ flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clip
 
 def start(argv: list[str]) -> None:
     """The prologue every launcher's ``main`` begins with: no positional arguments (a typo'd
-    flag lands there), and only warnings from absl."""
+    flag lands there), only warnings from absl, and every remote path flag's store reachable."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
+    errors.check_remote_paths()

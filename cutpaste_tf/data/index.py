@@ -26,6 +26,7 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
+from cutpaste_tf import storage
 from cutpaste_tf.data.mvtec import MVTEC_ALIGNED, MVTEC_KINDS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -205,6 +206,9 @@ def _checked(data: CategoryData, where: str) -> CategoryData:
 
 def _require_dir(path: str, what: str) -> None:
     if not tf.io.gfile.isdir(path):
+        cause = storage.problem(path)  # isdir says False for a bucket it cannot reach
+        if cause:
+            raise DataError(f"{what} {path!r}: {cause}")
         raise DataError(f"{what} {path!r} does not exist or is not a directory")
 
 

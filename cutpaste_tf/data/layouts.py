@@ -57,6 +57,7 @@ from typing import Callable, Union
 
 import tensorflow as tf
 
+from cutpaste_tf import storage
 from cutpaste_tf.data import index, masks
 from cutpaste_tf.data.index import CategoryData, DataError
 
@@ -87,8 +88,14 @@ def _missing(layout: str, expects: str, path: str) -> DataError:
 
 
 def _require(path: str, layout: str, expects: str, is_dir: bool = True) -> None:
-    found = tf.io.gfile.isdir(path) if is_dir else tf.io.gfile.exists(path)
+    try:
+        found = tf.io.gfile.isdir(path) if is_dir else tf.io.gfile.exists(path)
+    except tf.errors.OpError as e:  # exists raises what it could not find out
+        raise DataError(f"{path}: {storage.describe(e, path)}") from e
     if not found:
+        cause = storage.problem(path)  # isdir says False for a bucket it cannot reach
+        if cause:
+            raise DataError(f"{path}: {cause}")
         raise _missing(layout, expects, path)
 
 

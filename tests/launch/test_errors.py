@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import tensorflow as tf
 from helpers import ROOT, TINY_TRAIN
 
 from cutpaste_tf.config import RunConfig
@@ -121,3 +122,45 @@ def test_only_the_given_errors_are_reported(capsys):
     with pytest.raises(RuntimeError):  # anything else is not swallowed
         with errors.reported(ValueError):
             raise RuntimeError("model_dir")
+
+
+def _store_raises(monkeypatch, error: tf.errors.OpError) -> None:
+    """``tf.io.gfile.stat`` raising, for every remote path, what TF raises for a store it
+    cannot reach (local paths as usual)."""
+    real_stat = tf.io.gfile.stat
+
+    def stat(path):
+        if "://" in path:
+            raise error
+        return real_stat(path)
+
+    monkeypatch.setattr(tf.io.gfile, "stat", stat)
+
+
+@pytest.mark.parametrize("launcher, args, error, line", [
+    (train_launcher, ["--data_dir=gs://b/x", "--model_dir={tmp}/model"],
+     tf.errors.FailedPreconditionError(
+         None, None, "Error executing an HTTP request: libcurl code 6 meaning 'Could not "
+         "resolve hostname', error details: Could not resolve host: www.googleapis.com\n\t when "
+         "reading metadata of gs://b/x"),
+     "error: --data_dir=gs://b/x: cannot reach Cloud Storage: Could not resolve host: "
+     "www.googleapis.com\n"),
+    (train_launcher, ["--data_dir={tmp}", "--model_dir=gs://b/runs/1"],
+     tf.errors.PermissionDeniedError(
+         None, None, "Error executing an HTTP request: HTTP response code 403 with body '{\n"
+         '  "error": {\n    "code": 403,\n    "message": "Anonymous caller does not have '
+         "storage.objects.get access to the Google Cloud Storage object.\"\n  }\n}\n'"),
+     "error: --model_dir=gs://b/runs/1: Cloud Storage denied access: Anonymous caller does not "
+     "have storage.objects.get access to the Google Cloud Storage object.\n"),
+    (export_launcher, ["--model_dir=gs://b/runs/1"],
+     tf.errors.UnauthenticatedError(None, None, "Could not locate the credentials file."),
+     "error: --model_dir=gs://b/runs/1: Cloud Storage needs credentials (gcloud auth "
+     "application-default login, or GOOGLE_APPLICATION_CREDENTIALS): Could not locate the "
+     "credentials file.\n"),
+])
+def test_an_unreachable_remote_path_gives_its_cause_in_one_line_with_status_2(
+        tmp_path, run_launcher, capsys, monkeypatch, launcher, args, error, line):
+    _store_raises(monkeypatch, error)
+    status = run_launcher(launcher, *[a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert status == 2 and err == line, err[-2000:]
