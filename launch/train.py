@@ -40,8 +40,8 @@ def prepare() -> tuple:
     build.check_batch(config, strategy.num_replicas_in_sync)
     spec = configs.input_spec()
     categories = inputs.resolve_categories(spec)
-    inputs.validate_categories(categories, spec, config.train.image_size)
-    validation = inputs.labelled_validation(categories, spec)
+    digests = inputs.validate_categories(categories, spec, config.train.image_size)
+    validation = inputs.labelled_validation(categories, spec, digests)
     inputs.check_holdout(categories, config)
     chief = train.is_chief(strategy)
     if chief:

@@ -26,6 +26,15 @@ What is skipped with a counted warning: files in the image folders whose names d
 image extension (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``), such as ``.DS_Store`` or notes;
 the indexer never lists them. A file *with* an image extension that is not a decodable image is
 an error, not a skip: it is a damaged dataset, and skipping it would silently change the data.
+
+No image may be in two of the training, validation and test sets: a network scores the images
+it trained on as normal, so a test image it trained on inflates the AUROC (the same folder as
+training and test folder gave an untrained network an image AUROC of 100). Each image is
+matched by its resolved path (symlinks and ``a/../a`` are the same file) and by a BLAKE2b hash
+of its bytes (a copy under another name), hashed from the one read that decodes it;
+:func:`find_overlaps` names the first pairs and counts them all. Copies of one image within
+the training set are only a warning: a ``--val_fraction`` hold-out may keep one copy out while
+the other trains.
 """
 
 from __future__ import annotations
@@ -33,8 +42,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import hashlib
 import os
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -42,8 +52,8 @@ from cutpaste_tf.data import masks as mask_lib
 from cutpaste_tf.data.headers import ImageHeader, read_header
 from cutpaste_tf.data.index import CategoryData, DataError
 
-__all__ = ["ImageHeader", "ValidationReport", "format_problems", "read_header",
-           "validate_category"]
+__all__ = ["ImageHeader", "ValidationReport", "find_overlaps", "format_problems", "hash_files",
+           "read_header", "validate_category"]
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: MVTec AD's largest images are 1024 x 1024 (1 MP).
 DEFAULT_MIN_SIZE = 32  # the smallest --image_size the model accepts
@@ -68,6 +78,10 @@ class ValidationReport:
     mask_conversions: dict = dataclasses.field(default_factory=dict)
     empty_masks: list = dataclasses.field(default_factory=list)  # of defective images
     full_masks: list = dataclasses.field(default_factory=list)  # every pixel a defect
+    # Training images whose bytes repeat an earlier training image's: (copy, first).
+    train_copies: list = dataclasses.field(default_factory=list)
+    # BLAKE2b of every image's bytes (path -> hex digest), for later overlap checks.
+    digests: dict = dataclasses.field(default_factory=dict)
 
     def notes(self) -> list[str]:
         """One line per kind of mask conversion, with its count (empty if masks were clean)."""
@@ -92,6 +106,11 @@ class ValidationReport:
             lines.append(f"[{self.category}] {len(self.full_masks)} mask(s) mark every pixel as "
                          f"a defect (inverted, defects black on white?): "
                          f"{_named(self.full_masks)}")
+        if self.train_copies:
+            pairs = [f"{copy} = {first}" for copy, first in self.train_copies]
+            lines.append(f"[{self.category}] {len(pairs)} training image(s) have the same bytes "
+                         f"as another training image (a --val_fraction hold-out may keep one "
+                         f"copy out while the other trains): {_named(pairs)}")
         return lines
 
     def summary(self) -> str:
@@ -145,9 +164,14 @@ def validate_category(data: CategoryData, min_size: int = DEFAULT_MIN_SIZE,
     headers, problems = _read_headers(images + mask_files, max_pixels)
     problems += _check_images(images, headers, min_size, image_size, report)
     problems += _check_masks(data, entries, headers, report)
+    workers = workers or min(16, os.cpu_count() or 1)
     if decode:
-        problems += _decode_all(data, images, entries, headers, mask_threshold,
-                                workers or min(16, os.cpu_count() or 1), report)
+        problems += _decode_all(data, images, entries, headers, mask_threshold, workers, report)
+    else:
+        report.digests.update(hash_files([p for p in images if p in headers], workers))
+    problems += find_overlaps({"training": data.train_files, "validation": data.val_files,
+                               "test": data.test_files}, report.digests)
+    report.train_copies = _copies(data.train_files, report.digests)
     report.num_images, report.num_masks = len(images), len(mask_files)
     if problems:
         raise DataError(format_problems(data.name, problems))
@@ -209,11 +233,14 @@ def _decode_all(data: CategoryData, images: Sequence[str], entries: dict[str, tu
     labels = dict(zip(data.test_files, data.test_labels))
     jobs = [(image, files) for image, files in entries.items()
             if all(path in headers for path in files)]
+    readable = [p for p in images if p in headers]
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for problem in pool.map(lambda p: _decode_problem(p, headers[p]),
-                                [p for p in images if p in headers]):
+        for path, (problem, digest) in zip(readable, pool.map(
+                lambda p: _decode_problem(p, headers[p]), readable)):
             if problem:
                 problems.append(problem)
+            if digest:
+                report.digests[path] = digest
         for (image, files), (bad, notes, empty, full) in zip(jobs, pool.map(
                 lambda job: _read_masks(job[0], job[1], headers, threshold), jobs)):
             problems += bad
@@ -266,19 +293,101 @@ def _expected_mask(data: CategoryData, image: str) -> str:
     return f"{stem}_mask.png or {stem}.png in the mask folder"
 
 
-def _decode_problem(path: str, header: ImageHeader) -> Optional[str]:
-    """Decodes image ``path`` as the pipeline does; returns what is wrong with it, or None."""
+def _decode_problem(path: str, header: ImageHeader) -> tuple[Optional[str], Optional[str]]:
+    """Decodes image ``path`` as the pipeline does: (what is wrong with it or None, the
+    BLAKE2b of its bytes or None if they could not be read)."""
+    digest = None
     try:
         contents = tf.io.read_file(path)
+        digest = _digest(contents.numpy())
         image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
                                    expand_animations=False).numpy()
     except tf.errors.OpError as e:
         reason = mask_lib.op_error_reason(e)
-        return f"{path}: truncated or corrupt {header.format} image ({reason})"
+        return f"{path}: truncated or corrupt {header.format} image ({reason})", digest
     if image.shape[:2] != (header.height, header.width):
         return (f"{path}: decodes to {image.shape[1]}x{image.shape[0]} but its header says "
-                f"{header.width}x{header.height}")
-    return None
+                f"{header.width}x{header.height}"), digest
+    return None, digest
+
+
+# ---------------------------------------------------------------------------------------------
+# The same image in two sets.
+
+
+def _digest(contents: bytes) -> str:
+    return hashlib.blake2b(contents, digest_size=16).hexdigest()
+
+
+def hash_files(paths: Sequence[str], workers: Optional[int] = None) -> dict[str, str]:
+    """BLAKE2b of each readable file's bytes (path -> hex digest); unreadable files are left
+    out (the header check names them)."""
+
+    def one(path: str) -> Optional[str]:
+        try:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                return _digest(f.read())
+        except (OSError, tf.errors.OpError):
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
+        return {p: d for p, d in zip(paths, pool.map(one, paths)) if d}
+
+
+def _resolved(path: str) -> str:
+    """The file a local path names (symlinks and ``..`` resolved); other URLs as given."""
+    return path if "://" in path else os.path.realpath(path)
+
+
+def find_overlaps(sets: Mapping[str, Sequence[str]], digests: Mapping[str, str],
+                  involving: Optional[str] = None) -> list[str]:
+    """One problem per pair of ``sets`` (name -> image paths, in order) that share an image:
+    the same file (resolved path) or the same bytes (``digests``: path -> hash), with the
+    number of such images and the first :data:`MAX_NAMED` pairs; only the pairs with set
+    ``involving`` if given."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}  # (how, key) -> (set name, path)
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for name, paths in sets.items():
+        mine: dict[tuple[str, str], tuple[str, str]] = {}
+        for path in paths:
+            keys = [("file", _resolved(path))]
+            if path in digests:
+                keys.append(("bytes", digests[path]))
+            match = next((seen[k] for k in keys if k in seen), None)
+            if match is not None:
+                other = match[1]
+                named = (path if path == other else f"{path} (= {other})"
+                         if _resolved(path) == _resolved(other)
+                         else f"{path} (the bytes of {other})")
+                pairs.setdefault((name, match[0]), []).append(named)
+            for key in keys:
+                mine.setdefault(key, (name, path))
+        for key, value in mine.items():
+            seen.setdefault(key, value)
+    return [f"{len(found)} {name} image(s) are also {earlier} images, as the same file or "
+            f"the same bytes: {_named(found)}; {_why(earlier)}: give the {name} set other images"
+            for (name, earlier), found in pairs.items() if involving in (None, name, earlier)]
+
+
+def _why(earlier: str) -> str:
+    if earlier == "training":
+        return "a network scores the images it trained on as normal, so results would be inflated"
+    return f"what is chosen on the {earlier} images would be judged on the same images"
+
+
+def _copies(paths: Sequence[str], digests: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(copy, first) for each of ``paths`` whose bytes repeat an earlier one's."""
+    first: dict[str, str] = {}
+    copies = []
+    for path in paths:
+        digest = digests.get(path)
+        if digest is None:
+            continue
+        if digest in first and _resolved(first[digest]) != _resolved(path):
+            copies.append((path, first[digest]))
+        first.setdefault(digest, path)
+    return copies
 
 
 def _read_masks(image: str, files: Sequence[str], headers: dict[str, ImageHeader],

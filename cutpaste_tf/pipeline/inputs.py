@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from cutpaste_tf import data as data_lib
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import cifar10, elpv
+from cutpaste_tf.data import validate as validate_lib
 from cutpaste_tf.evaluation import threshold as threshold_lib
 
 
@@ -102,14 +103,16 @@ def prepared_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
 
 
 def validate_categories(categories: Sequence[data_lib.CategoryData], spec: InputSpec,
-                        image_size: tuple[int, int]) -> None:
-    """Checks every image and mask of every category; prints counted warnings to stderr and
-    one line per kind of mask conversion to stdout."""
+                        image_size: tuple[int, int]) -> dict[str, str]:
+    """Checks every image and mask of every category, and that no image is in two of a
+    category's training, validation and test sets; prints counted warnings to stderr and one
+    line per kind of mask conversion to stdout. Returns the hash of every image's bytes (path
+    -> digest) for :func:`labelled_validation`."""
     if spec.min_image_size < 1 or spec.max_image_pixels < 1:
         raise ValueError("min_image_size and max_image_pixels must be positive")
     if not 0.0 < spec.mask_threshold <= 1.0:
         raise ValueError(f"mask_threshold must be in (0, 1], got {spec.mask_threshold}")
-    errors = []
+    errors, digests = [], {}
     for data in categories:  # every category, so that one run reports every problem
         try:
             report = data_lib.validate_category(
@@ -119,6 +122,7 @@ def validate_categories(categories: Sequence[data_lib.CategoryData], spec: Input
         except data_lib.DataError as e:
             errors.append(str(e))
             continue
+        digests.update(report.digests)
         for line in report.warnings():
             print(f"warning: {line}", file=sys.stderr)
         for line in report.notes():
@@ -127,11 +131,17 @@ def validate_categories(categories: Sequence[data_lib.CategoryData], spec: Input
             print(report.summary())
     if errors:
         raise data_lib.DataError("\n".join(errors))
+    return digests
 
 
-def labelled_validation(categories: Sequence[data_lib.CategoryData], spec: InputSpec
+def labelled_validation(categories: Sequence[data_lib.CategoryData], spec: InputSpec,
+                        digests: Optional[Mapping[str, str]] = None
                         ) -> Optional[tuple[list[str], list[int]]]:
-    """(files, labels) of --val_good_dir and --val_defect_dirs, or None when not given."""
+    """(files, labels) of --val_good_dir and --val_defect_dirs, or None when not given.
+
+    None of them may be a training or test image of the category (the same file or the same
+    bytes); ``digests`` (from :func:`validate_categories`) saves reading those twice.
+    """
     if not spec.val_good_dir and not spec.val_defect_dirs:
         return None
     if not spec.val_good_dir or not spec.val_defect_dirs:
@@ -148,6 +158,16 @@ def labelled_validation(categories: Sequence[data_lib.CategoryData], spec: Input
             raise ValueError(f"validation folder {folder!r} does not exist or holds no images")
         paths += found
         labels += [label] * len(found)
+    (data,) = categories
+    known = dict(digests or {})
+    known.update(validate_lib.hash_files(
+        [p for p in (*data.train_files, *data.test_files, *paths)
+         if p not in known]))
+    problems = validate_lib.find_overlaps(
+        {"training": data.train_files, "test": data.test_files,
+         "labelled validation": paths}, known, involving="labelled validation")
+    if problems:
+        raise data_lib.DataError(validate_lib.format_problems(data.name, problems))
     return paths, labels
 
 

@@ -5,6 +5,7 @@ valid inputs (16-bit, palette, RGBA, grey PNGs, JPEG, BMP) are accepted and conv
 tests are at the end.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -109,6 +110,74 @@ def test_empty_folder_in_folder_layout(tmp_path, root):
     with pytest.raises(DataError, match="defective test image folder '.*empty' holds no images"):
         data.index_folders("w", str(root / "washer/train/good"), str(root / "washer/test/good"),
                            [str(tmp_path / "empty")])
+
+
+# ------------------------------------------------------------------------------------------
+# The same image in two sets (a leak between training and test).
+
+
+def _folders(root, test_good: str, **kwargs):
+    """The copy of washer as a folder dataset with ``test_good`` as the normal test folder."""
+    washer = root / "washer"
+    indexed = data.index_folders("w", str(washer / "train/good"), test_good,
+                                 [str(washer / "test/scratch")])
+    return validate.validate_category(indexed, **kwargs)
+
+
+@pytest.mark.parametrize("decode", [True, False])
+def test_the_training_folder_as_test_folder_is_refused_naming_the_files(root, decode):
+    train = root / "washer" / "train" / "good"
+    for test_good in (str(train), f"{train}/../good"):  # also as another spelling of the path
+        with pytest.raises(DataError) as info:
+            _folders(root, test_good, decode=decode)
+        message = str(info.value)
+        assert "3 test image(s) are also training images" in message, message
+        assert "train/good/000.png" in message and "train/good/002.png" in message
+        assert "give the test set other images" in message
+
+
+def test_a_symlinked_folder_is_the_same_folder(root, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(root / "washer" / "train" / "good", target_is_directory=True)
+    with pytest.raises(DataError, match=rf"3 test image\(s\) are also training images.*"
+                                        rf"{link}/000.png \(= .*train/good/000.png\)"):
+        _folders(root, str(link))
+
+
+def test_a_training_image_copied_under_another_name_is_found_by_its_bytes(root):
+    good = root / "washer" / "test" / "good"
+    shutil.copy(root / "washer" / "train" / "good" / "001.png", good / "renamed.png")
+    message = _problem(root)
+    assert ("1 test image(s) are also training images, as the same file or the same bytes: "
+            f"{good / 'renamed.png'} (the bytes of "
+            f"{root / 'washer' / 'train' / 'good' / '001.png'})") in message, message
+    with pytest.raises(DataError, match="renamed.png"):  # headers only: hashed all the same
+        _validate(root, decode=False)
+
+
+def test_many_overlaps_are_counted_and_the_first_named(root):
+    train = root / "washer" / "train" / "good"
+    for i in range(3, 9):
+        shutil.copy(train / "000.png", train / f"00{i}.png")
+    report = _validate(root)  # copies within the training set: a warning, not an error
+    [warning] = report.warnings()
+    assert warning.startswith("[washer] 6 training image(s) have the same bytes as another")
+    assert f"{train / '003.png'} = {train / '000.png'}" in warning and "and 1 more" in warning
+    with pytest.raises(DataError) as info:
+        _folders(root, str(train))
+    assert "9 test image(s) are also training images" in str(info.value)
+    assert str(info.value).count("train/good/") == 5 and "and 4 more" in str(info.value)
+
+
+def test_validation_images_may_not_be_test_or_training_images(root, tmp_path):
+    indexed = data.index_mvtec(str(root), "washer")
+    clean = dataclasses.replace(indexed, val_files=(str(WASHER / "train/good/010.png"),))
+    assert validate.validate_category(clean).num_images == 8
+    leaky = dataclasses.replace(indexed, val_files=(indexed.train_files[0],
+                                                    indexed.test_files[0]))
+    message = str(pytest.raises(DataError, validate.validate_category, leaky).value)
+    assert "1 validation image(s) are also training images" in message
+    assert "1 test image(s) are also validation images" in message
 
 
 # ------------------------------------------------------------------------------------------

@@ -104,6 +104,22 @@ def test_train_reports_bad_input_in_flag_names_with_status_2(tmp_path, run_launc
     assert not (tmp_path / "model").exists()
 
 
+def test_train_refuses_the_training_folder_as_test_folder_before_training(tmp_path,
+                                                                           run_launcher, capsys):
+    washer = ROOT / "testdata" / "washer"
+    status = run_launcher(train_launcher, *TINY_TRAIN, f"--model_dir={tmp_path / 'model'}",
+                          "--dataset=folder", "--epochs=0", f"--train_dir={washer}/train/good",
+                          f"--test_good_dir={washer}/train/good",
+                          f"--test_defect_dirs={washer}/test/stain")
+    err = capsys.readouterr().err
+    assert status == 2, err[-2000:]
+    assert ("error: 1 problem(s) in the data of category 'washer', found before training:\n"
+            "  60 test image(s) are also training images, as the same file or the same bytes: "
+            f"{washer}/train/good/000.png, ") in err, err[-2000:]
+    assert "and 55 more; a network scores the images it trained on as normal" in err
+    assert not (tmp_path / "model").exists()
+
+
 def test_export_and_predict_report_missing_inputs_the_same_way(tmp_path, run_launcher, capsys):
     assert run_launcher(export_launcher, f"--model_dir={tmp_path}") == 2
     assert capsys.readouterr().err == (f"error: --model_dir={tmp_path} has no config.json; is "

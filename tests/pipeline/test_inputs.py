@@ -3,10 +3,12 @@ and launch.experiment share (launch/configs.py input_spec)."""
 
 import dataclasses
 import pathlib
+import shutil
 
 import pytest
 
 from cutpaste_tf.config import RunConfig, ThresholdConfig
+from cutpaste_tf.data import DataError
 from cutpaste_tf.pipeline import inputs
 
 TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
@@ -40,10 +42,18 @@ def test_categories_of_a_layout_and_of_folders(tmp_path):
         inputs.resolve_categories(inputs.InputSpec())
 
 
-def test_labelled_validation_and_hold_out_checks():
-    washer = f"{TESTDATA}/washer/test"
+def _labelled_folders(tmp_path) -> tuple[str, str]:
+    """A labelled validation set of fabric's images (none of them washer's)."""
+    good, bad = tmp_path / "val_good", tmp_path / "val_bad"
+    shutil.copytree(f"{TESTDATA}/fabric/test/good", good)
+    shutil.copytree(f"{TESTDATA}/fabric/test/hole", bad)
+    return str(good), str(bad)
+
+
+def test_labelled_validation_and_hold_out_checks(tmp_path):
+    good, bad = _labelled_folders(tmp_path)
     spec = inputs.InputSpec(data_dir=TESTDATA, categories=("washer",),
-                            val_good_dir=f"{washer}/good", val_defect_dirs=(f"{washer}/stain",))
+                            val_good_dir=good, val_defect_dirs=(bad,))
     categories = inputs.resolve_categories(spec)
     paths, labels = inputs.labelled_validation(categories, spec)
     assert len(paths) == len(labels) and set(labels) == {0, 1}
@@ -55,3 +65,20 @@ def test_labelled_validation_and_hold_out_checks():
     inputs.check_holdout(categories, RunConfig(threshold=ThresholdConfig(val_fraction=0.25)))
     with pytest.raises(ValueError, match="category 'washer': val_fraction=0.99 of 60"):
         inputs.check_holdout(categories, RunConfig(threshold=ThresholdConfig(val_fraction=0.99)))
+
+
+def test_labelled_validation_may_not_hold_test_or_training_images(tmp_path):
+    good, bad = _labelled_folders(tmp_path)
+    spec = inputs.InputSpec(data_dir=TESTDATA, categories=("washer",), val_good_dir=good,
+                            val_defect_dirs=(bad, f"{TESTDATA}/washer/test/stain"))
+    categories = inputs.resolve_categories(spec)
+    digests = inputs.validate_categories(categories, spec, (32, 32))
+    assert len(digests) == 96  # every image of washer, hashed once by the validation
+    with pytest.raises(DataError, match=r"8 labelled validation image\(s\) are also test "
+                                        r"images.*washer/test/stain/000.png"):
+        inputs.labelled_validation(categories, spec, digests)
+    shutil.copy(f"{TESTDATA}/washer/train/good/007.png", f"{good}/copy.png")
+    spec = dataclasses.replace(spec, val_defect_dirs=(bad,))
+    with pytest.raises(DataError, match=r"1 labelled validation image\(s\) are also training "
+                                        r"images.*copy.png \(the bytes of .*good/007.png\)"):
+        inputs.labelled_validation(categories, spec, digests)
