@@ -22,7 +22,7 @@ import sys
 from absl import app, flags
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import files
+from cutpaste_tf import console, files
 from cutpaste_tf.analysis import experiment
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
@@ -121,6 +121,7 @@ def main(argv: list[str]) -> None:
         if chief:
             for run in runs:
                 rundir.check_model_dir(run.model_dir, run.config, overwrite=FLAGS.overwrite)
+                inputs.record_test_split(categories, spec, run.model_dir)
     todo = [(run, data) for run in runs for data in categories
             if not experiment.is_finished(run, data.name)]
     total = len(runs) * len(categories)
@@ -135,7 +136,7 @@ def main(argv: list[str]) -> None:
                              where=f"[{run.model_dir}, {data.name}] "):
             runner.run_category(data, run.config, run.model_dir, export_dir(run),
                                 FLAGS.export_version, verbose=FLAGS.progress, strategy=strategy,
-                                validation=validation)
+                                validation=validation, progress_every_s=FLAGS.progress_every_s)
     if not chief:
         return
     write_tables(settings, runs, [data.name for data in categories], seeds)
@@ -170,7 +171,9 @@ def write_tables(settings: list[experiment.Setting], runs: list[experiment.Run],
           f"{rundir.RESULTS_FILE}; "
           f"each run: {os.path.join(FLAGS.experiment_dir, '<setting>', 'seed_<k>')}")
     try:
-        print(f"Report: {experiment_report.write_experiment_report(FLAGS.experiment_dir)}")
+        with console.stage("", "HTML report", FLAGS.progress):
+            path = experiment_report.write_experiment_report(FLAGS.experiment_dir)
+        print(f"Report: {path}")
     except ImportError:
         print("Report: pip install -e .[viz], then "
               f"python -m launch.report --experiment_dir={FLAGS.experiment_dir}")

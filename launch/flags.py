@@ -66,7 +66,11 @@ flags.DEFINE_string("export_dir", None, "SavedModel root (default: <model_dir>/e
                     "'none' skips the export.")
 flags.DEFINE_integer("export_version", 1, "Version folder of the export (TF Serving layout).")
 flags.DEFINE_bool("overwrite", False, "Delete an existing --model_dir and start from scratch.")
-flags.DEFINE_bool("progress", True, "Print a progress bar.")
+flags.DEFINE_bool("progress", True, "Show training progress (Keras' bar on a terminal, plain "
+                  "lines elsewhere) and a start and an end line for every later stage.")
+flags.DEFINE_float("progress_every_s", 30.0, "Where stdout is not a terminal (a log file, a "
+                   "pipe): seconds between plain progress lines (0: every step); the last step "
+                   "always prints one.")
 
 # Proxy task and optimisation (Appendix A.1).
 flags.DEFINE_enum("task", "3way", sorted(TASK_VIEWS), "Proxy task.")

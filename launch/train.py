@@ -15,7 +15,7 @@ import os
 
 from absl import app
 
-from cutpaste_tf import files
+from cutpaste_tf import console, files
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.models import efficientnet
 from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
                              where=where), errors.reported(efficientnet.WeightsError, where=where):
             runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
                                 verbose=FLAGS.progress, strategy=strategy,
-                                validation=validation)
+                                validation=validation, progress_every_s=FLAGS.progress_every_s)
     if not chief:
         return
     table = summary.summarize_run(FLAGS.model_dir, config.train.task)
@@ -80,7 +80,8 @@ def main(argv: list[str]) -> None:
 def print_report(model_dir: str) -> None:
     """Writes the HTML report and prints its path, or how to get it without matplotlib."""
     try:
-        path = report.write_report(model_dir)
+        with console.stage("", "HTML report", FLAGS.progress):
+            path = report.write_report(model_dir)
     except ImportError:
         print("Report: pip install -e .[viz], then "
               f"python -m launch.report --model_dir={model_dir}")

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import files
+from cutpaste_tf import console, files
 from cutpaste_tf.benchmark import environment
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
@@ -41,8 +41,8 @@ def kind_of(config: RunConfig) -> ModuleType:
 def run_category(data: CategoryData, config: RunConfig, model_dir: str,
                  export_dir: Optional[str] = None, export_version: int = 1,
                  verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
-                 validation: Optional[tuple[Sequence[str], Sequence[int]]] = None
-                 ) -> Optional[dict]:
+                 validation: Optional[tuple[Sequence[str], Sequence[int]]] = None,
+                 progress_every_s: float = 30.0) -> Optional[dict]:
     """Trains (or resumes) one category's model, fits its density, sets the decision threshold,
     evaluates and exports it.
 
@@ -53,29 +53,48 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     ``config.train.precision``; the density, scores and export use a float32 copy of the trained
     weights on this host, on the chief only (other workers return None). Returns the category's
     results (also in ``<model_dir>/<category>/results.json``).
+
+    With ``verbose``, training shows its progress (a plain line every ``progress_every_s``
+    seconds where stdout is not a terminal) and every later stage prints a start and an end
+    line with its duration (:mod:`cutpaste_tf.console`).
     """
     kind = kind_of(config)
     out = rundir.category_dir(model_dir, data.name)
     data, val_files = hold_out(data, config)
-    trained = train_model(kind, data, config, out, val_files, verbose, strategy)
+    trained = train_model(kind, data, config, out, val_files, verbose, strategy,
+                          progress_every_s)
     if trained is None:  # not the chief
         return None
     model, training = trained
-    fitted = kind.fit(model, data, config, out)
-    cut, record = kind.threshold(fitted, val_files, validation, config)
-    rundir.write_threshold(out, record)
-    scores = kind.score(fitted, data, config)
-    evaluate.write_scores(os.path.join(out, rundir.SCORES_FILE), data, scores)
-    result = {"category": data.name, "kind": data.kind, **evaluate.evaluate(scores, data),
-              "threshold": cut.to_dict(), **training,
-              **kind.result_fields(fitted, data, config, scores, cut, val_files, out)}
+    where = f"[{data.name}] "
+    with console.stage(where, f"density fit on {len(data.train_files)} training images",
+                       verbose):
+        fitted = kind.fit(model, data, config, out)
+    with console.stage(where, "threshold", verbose):
+        cut, record = kind.threshold(fitted, val_files, validation, config)
+        rundir.write_threshold(out, record)
+    with console.stage(where, f"evaluation on {len(data.test_files)} test images", verbose):
+        scores = kind.score(fitted, data, config)
+        evaluate.write_scores(os.path.join(out, rundir.SCORES_FILE), data, scores)
+    with console.stage(where, fields_stage(config), verbose):
+        result = {"category": data.name, "kind": data.kind, **evaluate.evaluate(scores, data),
+                  "threshold": cut.to_dict(), **training,
+                  **kind.result_fields(fitted, data, config, scores, cut, val_files, out)}
     if export_dir:
-        result["export_path"] = export_scorer(kind.scorer(fitted, config, cut), config, cut,
-                                              export_dir, data.name, export_version)
+        with console.stage(where, "SavedModel export", verbose):
+            result["export_path"] = export_scorer(kind.scorer(fitted, config, cut), config, cut,
+                                                  export_dir, data.name, export_version)
     files.write_json(os.path.join(out, rundir.RESULTS_FILE), result)
     if verbose:
-        print(kind.end_line(data.name, result, cut))
+        print(kind.end_line(data.name, result, cut), flush=True)
     return result
+
+
+def fields_stage(config: RunConfig) -> str:
+    """The name of the stage that computes the model type's own result fields."""
+    if config.localization.model_type == "patch":
+        return "pixel metrics and heatmaps"
+    return "GradCAM localisation and metrics" if config.localization.gradcam else "metrics"
 
 
 def hold_out(data: CategoryData, config: RunConfig) -> tuple[CategoryData, tuple[str, ...]]:
@@ -89,7 +108,7 @@ def hold_out(data: CategoryData, config: RunConfig) -> tuple[CategoryData, tuple
 
 def train_model(kind: ModuleType, data: CategoryData, config: RunConfig, out: str,
                 val_files: Sequence[str], verbose: bool,
-                strategy: Optional[tf.distribute.Strategy]
+                strategy: Optional[tf.distribute.Strategy], progress_every_s: float = 30.0
                 ) -> Optional[tuple[keras.Model, dict]]:
     """Trains (or resumes) the model under ``strategy``; on the chief, returns the float32,
     undistributed model that is evaluated and exported, and the training's result fields."""
@@ -102,10 +121,13 @@ def train_model(kind: ModuleType, data: CategoryData, config: RunConfig, out: st
         print(f"{kind.start_line(data, config, val_files, strategy)}; "
               f"{compute_phrase(config, strategy)}", flush=True)
     tic = time.perf_counter()
-    last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy)
+    last = train.train(model, batches, tcfg, out, verbose=verbose, strategy=strategy,
+                       progress_every_s=progress_every_s)
     seconds = time.perf_counter() - tic
     if not train.is_chief(strategy):
         return None
+    if verbose:
+        print(f"[{data.name}] training: done in {console.duration(seconds)}", flush=True)
     if strategy is not tf.distribute.get_strategy() or tcfg.precision != "float32":
         model = kind.build_model(config, pretrained=False)  # weights from the checkpoint
         train.restore_weights(model, out)

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import console, files
 from cutpaste_tf.config import TASK_VIEWS, TrainConfig
 from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.training import learning
@@ -67,7 +67,7 @@ class _Loop:
     save_dir: str  # model_dir on the chief, a scratch folder on other workers
     start: int
     writer: Any
-    progress: keras.utils.Progbar
+    progress: console.Progress  # Keras' bar on a terminal, plain lines elsewhere
     schedule: Callable  # the optimizer's learning rate, for logging
     names: tuple[str, ...]  # the classes of the task
     curve: list[dict]
@@ -82,8 +82,8 @@ class _Loop:
 
 
 def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir: str,
-          verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None
-          ) -> dict[str, float]:
+          verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
+          progress_every_s: float = 30.0) -> dict[str, float]:
     """Trains ``model`` until ``config.total_steps``, resuming from ``model_dir`` if possible.
 
     Args:
@@ -94,16 +94,20 @@ def train(model: keras.Model, batches: Iterator, config: TrainConfig, model_dir:
         ``train_dataset(start_step=)``).
       config: optimisation settings.
       model_dir: where ``checkpoints/`` and ``logs/train`` go.
-      verbose: print a progress bar (on the chief only).
+      verbose: show the progress (on the chief only): Keras' bar on a terminal, else a plain
+        line every ``progress_every_s`` seconds and at the last step (:mod:`cutpaste_tf.console`).
       strategy: a ``tf.distribute`` strategy (default: the current one, i.e. none).
+      progress_every_s: seconds between plain progress lines (0: every step).
 
     Returns:
       The last logged metrics and the step reached.
     """
-    loop = _start(model, config, model_dir, strategy or tf.distribute.get_strategy(), verbose)
+    loop = _start(model, config, model_dir, strategy or tf.distribute.get_strategy(), verbose,
+                  progress_every_s)
     for step in range(loop.start, config.total_steps):
         _run_step(loop, step, batches)
         done = step + 1
+        loop.progress.step(done, loop.window[-1])
         save = (done % config.checkpoint_every == 0
                 or done in (config.total_steps, config.head_steps))
         if save or done % config.log_every == 0:
@@ -136,7 +140,7 @@ def _restore(model: keras.Model, config: TrainConfig, model_dir: str,
 
 
 def _start(model: keras.Model, config: TrainConfig, model_dir: str,
-           strategy: tf.distribute.Strategy, verbose: bool) -> _Loop:
+           strategy: tf.distribute.Strategy, verbose: bool, progress_every_s: float) -> _Loop:
     """Restores the run and opens its log writer, progress bar and training curve."""
     chief = is_chief(strategy)
     restored = _restore(model, config, model_dir, strategy, chief)
@@ -144,13 +148,13 @@ def _start(model: keras.Model, config: TrainConfig, model_dir: str,
     schedule = step_lib.make_schedule(config)  # the optimizer's, for logging
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, rundir.LOG_DIR)) if chief
               else tf.summary.create_noop_writer())
-    progress = keras.utils.Progbar(max(total, 1), stateful_metrics=["loss", "accuracy", "lr"],
-                                   verbose=1 if verbose and chief and total else 0)
     if chief and start:  # said even without a progress bar: a resume should never be silent
         print(f"Resuming from step {start} of {total} ({restored['latest']}), "
-              f"{step_lib.stage_of(start, config)} stage")
-    progress.update(start)
+              f"{step_lib.stage_of(start, config)} stage", flush=True)
     names = TASK_VIEWS[config.task]
+    progress = console.Progress(os.path.basename(os.path.normpath(model_dir)), total, start,
+                                names, config.batch_size, progress_every_s,
+                                enabled=verbose and chief)
     # The curve as far as the restored checkpoint; rows logged after it are redone.
     curve = [r for r in learning.read_curve(model_dir) if r["step"] <= start] if chief else []
     judged = learning.check(curve, total, len(names)) is not None
@@ -194,8 +198,7 @@ def _log(loop: _Loop, done: int) -> None:
             tf.summary.scalar(f"train/accuracy_{name}", value)
         tf.summary.scalar("train/learning_rate", lr)
         tf.summary.scalar("train/steps_per_second", rate)
-    loop.progress.update(done, [("loss", last["loss"]), ("accuracy", last["accuracy"]),
-                                ("lr", lr)])
+    loop.progress.log(done, last["loss"], last["accuracy"], lr)
     loop.curve.append({"step": done, "loss": last["loss"], "xent": last["xent"],
                        "accuracy": last["accuracy"], "accuracy_per_class": per_class,
                        "learning_rate": lr,
@@ -212,7 +215,7 @@ def _judge(loop: _Loop) -> None:
     if verdict is not None:
         loop.judged = True
         if not verdict["learned"] and loop.chief:
-            _warn(verdict, loop.config.task, loop.model_dir)
+            _warn(verdict, loop.config.task, loop.model_dir, loop.progress.bar is not None)
             loop.warned = True
 
 
@@ -237,9 +240,11 @@ def _finish(loop: _Loop) -> dict[str, float]:
     if loop.chief and loop.start < total:
         verdict = learning.check(loop.curve, total, len(loop.names))
         if verdict is not None and not loop.warned and not verdict["learned"]:
-            _warn(verdict, loop.config.task, loop.model_dir)  # e.g. back at chance by the end
+            _warn(verdict, loop.config.task, loop.model_dir,  # e.g. back at chance by the end
+                  loop.progress.bar is not None)
         elif loop.warned and verdict is not None and learning.status(verdict) == "learned late":
-            print(f"\n[{os.path.basename(os.path.normpath(loop.model_dir))}] the proxy task "
+            print(("\n" if loop.progress.bar is not None else "")
+                  + f"[{os.path.basename(os.path.normpath(loop.model_dir))}] the proxy task "
                   f"learned late: {learning.figures(verdict)}. The run stays marked; more "
                   "steps (--epochs, --steps_per_epoch) would give it time to settle.",
                   file=sys.stderr, flush=True)
@@ -251,9 +256,11 @@ def _finish(loop: _Loop) -> dict[str, float]:
     return {**loop.last, "step": float(total)}
 
 
-def _warn(verdict: dict, task: str, model_dir: str) -> None:
-    """Prints :func:`learning.warning` for the category trained in ``model_dir``."""
-    print("\n" + learning.warning(verdict, task, os.path.basename(os.path.normpath(model_dir))),
+def _warn(verdict: dict, task: str, model_dir: str, after_bar: bool = False) -> None:
+    """Prints :func:`learning.warning` for the category trained in ``model_dir`` (on a line
+    of its own after a terminal's progress bar)."""
+    print(("\n" if after_bar else "")
+          + learning.warning(verdict, task, os.path.basename(os.path.normpath(model_dir))),
           file=sys.stderr, flush=True)
 
 

@@ -5,6 +5,7 @@ both launchers, run in this process."""
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -156,6 +157,39 @@ def test_launchers_turn_on_onednn_unless_the_environment_says_otherwise(monkeypa
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", preset)
     importlib.reload(launch)  # what importing any launcher does first
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == expected
+
+
+def test_console_output_in_a_log_file_is_plain_lines(tmp_path):
+    """What `> log 2>&1` holds: the start line naming the device, a plain progress line per
+    step, a start and an end line for every later stage, and no carriage return, backspace,
+    colour code or TensorFlow start-up chatter."""
+    env = {k: v for k, v in CPU_ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user has it
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.train", *TINY_TRAIN, "--progress", "--progress_every_s=0",
+         f"--model_dir={tmp_path / 'model'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=600)
+    log = result.stdout
+    assert result.returncode == 0, log[-4000:]
+    assert not re.search(r"[\r\x08\x1b]", log)
+    for noise in ("cuInit", "absl::InitializeLog", "oneDNN custom operations", "cudart_stub"):
+        assert noise not in log
+    lines = log.splitlines()
+    assert any(re.fullmatch(r"\[washer\] training cutpaste for 3 steps on 45 images \(15 held "
+                            r"out to set the threshold\); CPU \(.+, \d+ cores?\), 1 replica, "
+                            r"float32, XLA off", line) for line in lines), log[-4000:]
+    steps = [line for line in lines if line.startswith("[washer] step ")]
+    assert [s.split(" (")[0] for s in steps] == [f"[washer] step {i}/3" for i in (1, 2, 3)]
+    assert all(re.fullmatch(r"\[washer\] step \d/3 \(\d+%\) loss \d+\.\d{3} acc \d\.\d\d "
+                            r"\(normal \d\.\d\d / cutpaste \d\.\d\d\) \d+ views/s"
+                            r"( ETA \S+)?", s) for s in steps), steps
+    assert re.search(r"^\[washer\] training: done in \S+$", log, re.M)
+    for stage in ("[washer] density fit on 45 training images", "[washer] threshold",
+                  "[washer] evaluation on 36 test images", "[washer] metrics",
+                  "[washer] SavedModel export", "HTML report"):
+        start, end = f"{stage}: started", f"{stage}: done in "
+        assert start in lines and any(line.startswith(end) for line in lines), stage
+        assert lines.index(start) < next(i for i, line in enumerate(lines)
+                                         if line.startswith(end))
 
 
 @pytest.mark.parametrize("launcher, where", [("launch.train", "--model_dir"),

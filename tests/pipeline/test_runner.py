@@ -82,7 +82,7 @@ def test_run_category_keeps_its_signature():
 
     params = list(inspect.signature(runner.run_category).parameters)
     assert params == ["data", "config", "model_dir", "export_dir", "export_version", "verbose",
-                      "strategy", "validation"]
+                      "strategy", "validation", "progress_every_s"]
 
 
 def test_restored_names_the_missing_checkpoint_folder_and_restores_a_saved_one(tmp_path):
