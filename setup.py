@@ -23,8 +23,11 @@ setup(
     install_requires=REQUIREMENTS,
     # The tests also check the split of the real ELPV labels, so they install that package.
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9",
-                             "matplotlib>=3.7", "elpv-dataset>=1.0"],
+                             "matplotlib>=3.7", "elpv-dataset>=1.0",
+                             "tensorflow-serving-api>=2.16,<3"],
                     "viz": ["matplotlib>=3.7"],
+                    # gRPC requests to TF Serving (cutpaste_tf.serving.client.predict_request).
+                    "grpc": ["tensorflow-serving-api>=2.16,<3"],
                     # Real solar-cell images for --dataset=elpv (90 MB, CC BY-NC-SA 4.0).
                     "elpv": ["elpv-dataset>=1.0"]},
     license="Apache-2.0",

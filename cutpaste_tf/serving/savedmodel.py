@@ -39,6 +39,8 @@ from cutpaste_tf.pipeline import rundir
 
 METADATA_FILE = "cutpaste.json"  # in assets.extra/, which TF Serving ignores
 SIGNATURES = ("serving_default", "serve_uint8", "serve_float")
+BYTES_SIGNATURE = "serving_default"  # encoded image files in, what clients of TF Serving call
+BYTES_INPUT = "image_bytes"  # its input: string [B]; the _bytes suffix makes REST take b64
 
 # Preprocessed images [B, h, w, 3] at the model's size -> anomaly map [B, h', w'] (any size).
 MapFn = Callable[[tf.Tensor], tf.Tensor]
@@ -79,7 +81,7 @@ class AnomalyScorer(tf.Module):
         self.serve_float = tf.function(self._serve_float, input_signature=[floats])
         uint8s = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
         self.serve_uint8 = tf.function(self._serve_uint8, input_signature=[uint8s])
-        encoded = tf.TensorSpec([None], tf.string, name="image_bytes")
+        encoded = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)
         self.serve_bytes = tf.function(self._serve_bytes, input_signature=[encoded])
 
     @property
@@ -137,7 +139,7 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
     tmp = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     tf.io.gfile.makedirs(base)
     signatures = {
-        "serving_default": scorer.serve_bytes.get_concrete_function(),
+        BYTES_SIGNATURE: scorer.serve_bytes.get_concrete_function(),
         "serve_uint8": scorer.serve_uint8.get_concrete_function(),
         "serve_float": scorer.serve_float.get_concrete_function(),
     }
