@@ -56,10 +56,10 @@ def main(argv: list[str]) -> None:
         combinations=FLAGS.combinations,
         layout=FLAGS.dataset if FLAGS.dataset in data_lib.LAYOUTS else "mvtec",
         category_kind=FLAGS.category_kind)
-    run = report.get("training_run", {})
+    auroc = report.get("training_run", {}).get("image_auroc")
     print(f"mode {report['mode']}; {len(report['errors'])} error(s), "
-          f"{len(report['skipped'])} skipped; training-run AUROC {run.get('image_auroc')}; "
-          f"written: {FLAGS.check_output}")
+          f"{len(report['skipped'])} skipped; training-run image AUROC "
+          f"{'none' if auroc is None else f'{100 * auroc:.1f}%'}; written: {FLAGS.check_output}")
 
 
 if __name__ == "__main__":

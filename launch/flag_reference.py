@@ -55,15 +55,24 @@ def flag_modules() -> list[str]:
     return sorted(names, key=lambda name: (name != SHARED, name))
 
 
+def section_title(comment: list[str]) -> str:
+    """The title of a ``# Section.`` comment, which may run over several ``#`` lines."""
+    text = " ".join(line.strip().removeprefix("#").strip() for line in comment)
+    return _SECTION.match(f"# {text}").group(1)
+
+
 def sections(module: str) -> dict[str, str]:
-    """Flag name -> the ``# Section.`` comment above its definition (shared flags only)."""
+    """Flag name -> the ``# Section.`` comment above its definition (shared flags only); a
+    comment of several lines is one title."""
     source = (LAUNCH_DIR / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8")
     found, current, lines = {}, "General", source.splitlines()
     for i, line in enumerate(lines):
         following = next((n for n in lines[i + 1:] if n.strip()), "")
-        heading = _SECTION.match(line)
-        if heading and "DEFINE_" in following:
-            current = heading.group(1)
+        if _SECTION.match(line) and "DEFINE_" in following:
+            start = i
+            while start > 0 and _SECTION.match(lines[start - 1]):
+                start -= 1
+            current = section_title(lines[start:i + 1])
         for name in _DEFINE.findall(line):
             found.setdefault(name, current)
     return found

@@ -166,12 +166,11 @@ def load_scorer(config: RunConfig, out: str, value: float) -> savedmodel.Anomaly
 
 
 def end_line(name: str, result: dict, cut: threshold_lib.Threshold) -> str:
-    """What the run prints when the category is done."""
-    return (f"[{name}] image AUROC {result['auroc']:.4f}"
+    """What the run prints when the category is done (AUROCs in percent, as the tables)."""
+    return (f"[{name}] image AUROC {100 * result['auroc']:.1f}%"
             + (f", GradCAM ({result['gradcam_layer']}) pixel AUROC "
-               f"{result['pixel_auroc']:.4f}" if "pixel_auroc" in result else "")
+               f"{100 * result['pixel_auroc']:.1f}%" if "pixel_auroc" in result else "")
             + (f"; {result['pixel_auroc_not_reported']}"
                if "pixel_auroc_not_reported" in result else "")
             + f"; threshold {cut.value:.4g} ({cut.method})"
-            + (f"; PROXY TASK {learning.status(result['learning']).upper()}, see the warning "
-               "above" if learning.not_learned({name: result}) else ""))
+            + learning.end_note(result.get("learning")))

@@ -28,6 +28,7 @@ from cutpaste_tf.localization import dense
 from cutpaste_tf.localization import density as dense_density
 from cutpaste_tf.pipeline import build, localize, rundir
 from cutpaste_tf.serving.patch_scorer import PatchScorer
+from cutpaste_tf.training import learning
 
 DENSITY_FILE = rundir.DENSE_DENSITY_FILE
 EXPORT_METADATA = {"model_type": "patch"}  # what the SavedModel's cutpaste.json adds
@@ -159,7 +160,9 @@ def load_scorer(config: RunConfig, out: str, value: float) -> PatchScorer:
 
 
 def end_line(name: str, result: dict, cut: threshold_lib.Threshold) -> str:
-    """What the run prints when the category is done."""
-    return (f"[{name}] image AUROC {result['auroc']:.4f}"
-            + (f", pixel AUROC {result['pixel_auroc']:.4f}, AU-PRO {result['aupro']:.4f}"
-               if "pixel_auroc" in result else ""))
+    """What the run prints when the category is done (AUROCs and AU-PRO in percent, as the
+    tables)."""
+    return (f"[{name}] image AUROC {100 * result['auroc']:.1f}%"
+            + (f", pixel AUROC {100 * result['pixel_auroc']:.1f}%, AU-PRO "
+               f"{100 * result['aupro']:.1f}%" if "pixel_auroc" in result else "")
+            + learning.end_note(result.get("learning")))

@@ -115,6 +115,16 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
         "cannot support in the time given (--task=cutpaste).")
 
 
+def end_note(result: Optional[Mapping]) -> str:
+    """What a run's last line says about a run marked as not learning (its ``learning``
+    field): the status and figures in full, so that a rerun that skips the training, and with
+    it :func:`warning`, still says why; "" for a run that learned or was too short to judge."""
+    if not result or result["learned"]:
+        return ""
+    return (f"; PROXY TASK {status(result).upper()}: {figures(result)}, so this AUROC does not "
+            "measure the method (causes and flags to try: docs/learning.md)")
+
+
 def not_learned(results: Mapping[str, Mapping]) -> list[str]:
     """Categories of ``{category: results.json}`` whose run was marked as not learning."""
     return sorted(c for c, r in results.items()

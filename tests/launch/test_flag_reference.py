@@ -133,6 +133,18 @@ def test_links_of_readme_and_docs_resolve():
     assert not problems, "\n".join(problems)
 
 
+def test_a_section_comment_of_several_lines_is_one_heading():
+    assert flag_reference.section_title(["# Data."]) == "Data"
+    assert flag_reference.section_title(["# Analyses of a run: synthetic anomalies, labelled",
+                                         "# defects (launch.validate), t-SNE."]) == (
+        "Analyses of a run: synthetic anomalies, labelled defects (launch.validate), t-SNE")
+    where = flag_reference.sections(flag_reference.SHARED)
+    assert where["tsne_perplexity"].startswith("Analyses of a trained run: synthetic anomalies")
+    headings = [line for line in flag_reference.reference_text().splitlines()
+                if line.startswith("### ")]
+    assert headings and all(h[4].isupper() for h in headings), headings
+
+
 def test_readme_is_short_and_links_every_docs_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text) < 15_000

@@ -106,3 +106,20 @@ def test_the_start_line_names_the_device_precision_and_xla():
     assert runner.compute_phrase(config, strategy) == (
         f"{environment.device_summary(strategy)}, 1 replica, mixed_bfloat16, XLA on")
     assert runner.compute_phrase(RunConfig(), strategy).endswith(", 1 replica, float32, XLA off")
+
+
+def test_end_lines_give_aurocs_in_percent_as_the_tables_do():
+    from cutpaste_tf.evaluation.threshold import Threshold
+
+    cut = Threshold(36.39, "validation_quantile")
+    stuck = {"learned": False, "chance": 0.5, "margin": 0.05, "quarter_accuracy": 0.5,
+             "quarter_step": 1, "final_accuracy": 0.5, "final_step": 4}
+    line = image.end_line("washer", {"auroc": 0.88541, "learning": stuck}, cut)
+    assert line.startswith("[washer] image AUROC 88.5%; threshold 36.39 (validation_quantile); "
+                           "PROXY TASK NOT LEARNED: training accuracy 0.500 at step 1")
+    assert image.end_line("washer", {"auroc": 0.9, "pixel_auroc": 0.8123,
+                                     "gradcam_layer": "layer3", "learning": None}, cut) == (
+        "[washer] image AUROC 90.0%, GradCAM (layer3) pixel AUROC 81.2%; threshold 36.39 "
+        "(validation_quantile)")
+    assert patch.end_line("washer", {"auroc": 0.969, "pixel_auroc": 0.9561, "aupro": 0.8049},
+                          cut) == ("[washer] image AUROC 96.9%, pixel AUROC 95.6%, AU-PRO 80.5%")

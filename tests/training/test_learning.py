@@ -40,6 +40,20 @@ def test_figures_name_each_step_once():
     assert at_end == "training accuracy 0.340 at step 10, 0.370 at step 40 (chance 0.333)"
 
 
+def test_end_note_says_why_without_the_warning_above():
+    # A rerun skips the training and so its warning: the last line must carry the figures.
+    stuck = learning.check(_rows([0.34, 0.35, 0.36, 0.37]), 40, 3)
+    assert learning.end_note(stuck) == (
+        "; PROXY TASK NOT LEARNED: training accuracy 0.340 at step 10, 0.370 at step 40 "
+        "(chance 0.333), so this AUROC does not measure the method (causes and flags to try: "
+        "docs/learning.md)")
+    assert "above" not in learning.end_note(stuck)
+    late = learning.check(_rows([0.34, 0.36, 0.5, 0.9]), 40, 3)
+    assert learning.end_note(late).startswith("; PROXY TASK LEARNED LATE: training accuracy")
+    assert learning.end_note(learning.check(_rows([0.4, 0.5, 0.6, 0.9]), 40, 3)) == ""
+    assert learning.end_note(None) == ""  # too short to judge
+
+
 def test_check_marks_a_run_that_falls_back_to_chance_by_the_end():
     assert not learning.check(_rows([0.5, 0.6, 0.7, 0.34]), 40, 3)["learned"]
 
