@@ -11,7 +11,7 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.evaluation import evaluate, metrics
 from cutpaste_tf.pipeline import rundir
-from cutpaste_tf.reporting import tables
+from cutpaste_tf.reporting import paper_settings, tables
 from cutpaste_tf.training import learning
 
 
@@ -33,6 +33,10 @@ def summarize_run(model_dir: str, task: str) -> str:
         "averages": {k: v[0] for k, v in summary["averages"].items()},
         "not_learned": flagged,
     }
+    departures = run_departures(model_dir)
+    if departures is not None:
+        summary_json["paper_differences"] = departures
+        table += "\n" + paper_settings.markdown(departures)
     table += _localization(results, kinds, task, summary_json)
     transferred = {n: r for n, r in results.items() if "transfer" in r}
     if transferred:
@@ -43,6 +47,14 @@ def summarize_run(model_dir: str, task: str) -> str:
     files.write_json(os.path.join(model_dir, rundir.RESULTS_FILE), summary_json)
     files.write_text(os.path.join(model_dir, rundir.RESULTS_TABLE), table + "\n")
     return table
+
+
+def run_departures(model_dir: str) -> "list[dict] | None":
+    """The settings the run in ``model_dir`` departs from the paper in, from its config.json
+    (None without one)."""
+    if not tf.io.gfile.exists(os.path.join(model_dir, rundir.CONFIG_FILE)):
+        return None
+    return paper_settings.differences(rundir.load_run_config(model_dir))
 
 
 def _localization(results: dict[str, dict], kinds: dict[str, str], task: str,
