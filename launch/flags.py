@@ -28,17 +28,22 @@ flags.DEFINE_enum("dataset", "mvtec", ["mvtec", "visa", "btad", "mvtec_loco", "k
                                        "folder", "cifar10", "elpv"],
                   "mvtec: <data_dir>/<category>/{train,test,ground_truth} (MVTec AD, MPDD and "
                   "others in its layout); visa, btad, mvtec_loco, kolektorsdd2: those datasets "
-                  "as published, under --data_dir; folder: --train_dir, --test_good_dir, "
-                  "--test_defect_dirs (and --mask_dir); cifar10 (one class normal) and elpv "
+                  "as published, under --data_dir; folder: --train_dir, --test_defect_dirs "
+                  "(and --test_good_dir, --mask_dir); cifar10 (one class normal) and elpv "
                   "(solar cells): written once as PNGs into --data_dir (docs/datasets.md).")
 flags.DEFINE_string("source", None, "--dataset=cifar10: cifar-10-python.tar.gz, "
                     "cifar-10-binary.tar.gz or the folder extracted from either.")
 flags.DEFINE_float("heldout_fraction", 0.25, "--dataset=elpv: fraction of each cell type's "
                    "normal cells held out as normal test images.")
-flags.DEFINE_integer("split_seed", 0, "--dataset=elpv: seed of the train/test split.")
+flags.DEFINE_integer("split_seed", 0, "--dataset=elpv, and --dataset=folder without "
+                     "--test_good_dir: seed of the train/test split.")
 flags.DEFINE_list("category", ["all"], "Categories to run (comma-separated), or 'all'.")
 flags.DEFINE_string("train_dir", None, "--dataset=folder: folder of normal training images.")
-flags.DEFINE_string("test_good_dir", None, "--dataset=folder: folder of normal test images.")
+flags.DEFINE_string("test_good_dir", None, "--dataset=folder: folder of normal test images "
+                    "(none: --test_good_fraction of --train_dir is held out).")
+flags.DEFINE_float("test_good_fraction", 0.2, "--dataset=folder without --test_good_dir: "
+                   "fraction of --train_dir's images held out (seeded by --split_seed) as normal "
+                   "test images; the split is written to <model_dir>/<category>/test_split.json.")
 flags.DEFINE_list("test_defect_dirs", [], "--dataset=folder: folders of defective test images.")
 flags.DEFINE_string("mask_dir", None, "--dataset=folder: optional ground-truth masks.")
 flags.DEFINE_enum("category_kind", "object", ["texture", "object"],

@@ -46,6 +46,7 @@ def prepare() -> tuple:
     chief = train.is_chief(strategy)
     if chief:
         rundir.check_model_dir(FLAGS.model_dir, config, overwrite=FLAGS.overwrite)
+        inputs.record_test_split(categories, spec, FLAGS.model_dir)
     return config, strategy, categories, validation, chief
 
 

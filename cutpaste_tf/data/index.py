@@ -1,7 +1,9 @@
 """Finding the images of one category: the MVTec AD layout and a generic folder layout.
 
 Both produce a :class:`CategoryData`: lists of file paths and labels, checked up front so that a
-wrong path or an empty folder fails with a clear message before anything is built.
+wrong path or an empty folder fails with a clear message before anything is built. A folder
+dataset without a folder of normal test images holds a seeded fraction of its normal training
+images out as test normals (:func:`split_good`).
 
 MVTec AD layout::
 
@@ -24,6 +26,7 @@ import json
 import os
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import storage
@@ -159,11 +162,29 @@ def index_mvtec(data_dir: str, category: str, default_kind: str = "object") -> C
                     test_root)
 
 
-def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dirs: Sequence[str],
-                  mask_dir: Optional[str] = None, kind: str = "object",
-                  aligned: bool = False) -> CategoryData:
+def split_good(files: Sequence[str], fraction: float, seed: int,
+               min_train: int = 2) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(training, held-out test normals) of normal images ``files``, by ``seed``: ``round(fraction
+    * n)`` of them (at least one) held out; both keep the files' order."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"test_good_fraction must be in (0, 1), got {fraction}")
+    count = max(1, int(round(fraction * len(files))))
+    if len(files) - count < min_train:
+        raise DataError(f"test_good_fraction={fraction} of {len(files)} good images leaves "
+                        f"{len(files) - count} to train on; need at least {min_train}")
+    held = set(np.random.default_rng(seed).permutation(len(files))[:count].tolist())
+    return (tuple(f for i, f in enumerate(files) if i not in held),
+            tuple(f for i, f in enumerate(files) if i in held))
+
+
+def index_folders(name: str, train_dir: str, test_good_dir: Optional[str],
+                  test_defect_dirs: Sequence[str], mask_dir: Optional[str] = None,
+                  kind: str = "object", aligned: bool = False, test_good_fraction: float = 0.2,
+                  split_seed: int = 0) -> CategoryData:
     """Indexes a generic dataset: a folder of normal training images, a folder of normal test
     images and one or more folders of defective test images (the folder name is the defect type).
+    Without ``test_good_dir``, :func:`split_good` holds ``test_good_fraction`` of the training
+    folder's images out (by ``split_seed``) as the normal test images.
     Masks, if any, are ``<mask_dir>/<stem>_mask.<ext>`` or ``<mask_dir>/<stem>.<ext>``
     (``ext`` one of MASK_EXTENSIONS, PNG first).
     """
@@ -171,8 +192,15 @@ def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dir
         raise DataError(f"kind must be 'texture' or 'object', got {kind!r}")
     ignored: list[str] = []
     train = _require_images(train_dir, "training", ignored)
+    if test_good_dir:
+        good = _require_images(test_good_dir, "normal test", ignored)
+    else:
+        try:
+            train, good = split_good(train, test_good_fraction, split_seed)
+        except DataError as e:
+            raise DataError(f"{e} (train_dir {train_dir!r}, no test_good_dir)") from None
     files, labels, defects, masks = [], [], [], []
-    for path in _require_images(test_good_dir, "normal test", ignored):
+    for path in good:
         files.append(path), labels.append(0), defects.append("good"), masks.append(None)
     if not test_defect_dirs:
         raise DataError("no defective test folders given; AUROC needs defective test images")
@@ -182,7 +210,8 @@ def index_folders(name: str, train_dir: str, test_good_dir: str, test_defect_dir
             files.append(path), labels.append(1), defects.append(defect)
             masks.append(_find_mask(mask_dir, path) if mask_dir else None)
     return _checked(CategoryData(name, kind, aligned, tuple(train), tuple(files), tuple(labels),
-                                 tuple(defects), tuple(masks), tuple(ignored)), test_good_dir)
+                                 tuple(defects), tuple(masks), tuple(ignored)),
+                    test_good_dir or train_dir)
 
 
 def _find_mask(mask_dir: str, image_path: str,

@@ -5,14 +5,20 @@ validation set (``launch.train`` and ``launch.experiment`` share these)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 from typing import Mapping, Optional, Sequence
 
+import tensorflow as tf
+
 from cutpaste_tf import data as data_lib
+from cutpaste_tf import files
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import cifar10, elpv
 from cutpaste_tf.data import validate as validate_lib
 from cutpaste_tf.evaluation import threshold as threshold_lib
+from cutpaste_tf.pipeline import rundir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +35,11 @@ class InputSpec:
     test_good_dir: Optional[str] = None
     test_defect_dirs: tuple[str, ...] = ()
     mask_dir: Optional[str] = None
+    test_good_fraction: float = 0.2  # of train_dir, held out when there is no test_good_dir
     # --dataset=cifar10 / elpv
     source: Optional[str] = None
     heldout_fraction: float = 0.25
-    split_seed: int = 0
+    split_seed: int = 0  # elpv, and folder without test_good_dir
     # Validation of every image and mask.
     min_image_size: int = 32
     max_image_pixels: int = 50_000_000
@@ -55,14 +62,15 @@ def resolve_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
     if spec.dataset in ("cifar10", "elpv"):
         return prepared_categories(spec)
     if spec.dataset == "folder":
-        missing = [n for n in ("train_dir", "test_good_dir") if not getattr(spec, n)]
-        if missing or not spec.test_defect_dirs:
-            raise ValueError("dataset=folder needs train_dir, test_good_dir and "
-                             "test_defect_dirs")
+        if not spec.train_dir or not spec.test_defect_dirs:
+            raise ValueError("dataset=folder needs train_dir and test_defect_dirs, and "
+                             "test_good_dir or a test_good_fraction of train_dir held out")
         name = "custom" if spec.all_categories else spec.categories[0]
         return [data_lib.index_folders(name, spec.train_dir, spec.test_good_dir,
                                        list(spec.test_defect_dirs), spec.mask_dir,
-                                       kind=spec.category_kind)]
+                                       kind=spec.category_kind,
+                                       test_good_fraction=spec.test_good_fraction,
+                                       split_seed=spec.split_seed)]
     raise ValueError(f"dataset={spec.dataset} is not a dataset choice")
 
 
@@ -169,6 +177,60 @@ def labelled_validation(categories: Sequence[data_lib.CategoryData], spec: Input
     if problems:
         raise data_lib.DataError(validate_lib.format_problems(data.name, problems))
     return paths, labels
+
+
+def record_test_split(categories: Sequence[data_lib.CategoryData], spec: InputSpec,
+                      model_dir: str) -> None:
+    """--dataset=folder without --test_good_dir: writes the held-out test normals into
+    ``<model_dir>/<category>/test_split.json`` and says so in one line; a resumed run must
+    find the same split there (same fraction, seed and images), else it is refused."""
+    if spec.dataset != "folder" or spec.test_good_dir:
+        return
+    for data in categories:
+        good = [p for p, label in zip(data.test_files, data.test_labels) if not label]
+        split = {"train_dir": spec.train_dir, "test_good_fraction": spec.test_good_fraction,
+                 "split_seed": spec.split_seed,
+                 "train": sorted(os.path.basename(p) for p in data.train_files),
+                 "test_good": sorted(os.path.basename(p) for p in good)}
+        path = os.path.join(rundir.category_dir(model_dir, data.name), rundir.TEST_SPLIT_FILE)
+        if tf.io.gfile.exists(path):
+            _check_same_split(path, split)
+            where = f"split reused from {path}"
+        else:
+            files.write_json(path, split)
+            where = f"split in {path}"
+        total = len(data.train_files) + len(good)
+        print(f"[{data.name}] no --test_good_dir: {spec.test_good_fraction * 100:g}% of {total} "
+              f"good images ({len(good)}, seed {spec.split_seed}) held out as test normals; "
+              f"{where}")
+
+
+def _check_same_split(path: str, split: dict) -> None:
+    """Raises DataError naming what differs between the split recorded at ``path`` and
+    ``split`` (the settings, or images added to or removed from the folder)."""
+    try:
+        recorded = files.read_json(path)
+    except json.JSONDecodeError as e:
+        raise data_lib.DataError(f"{path} is not valid JSON ({e}); use another model dir, or "
+                                 "overwrite=True to start again") from None
+    again = "; use those, another model dir, or overwrite=True to start again from scratch"
+    for name in ("test_good_fraction", "split_seed"):
+        if recorded.get(name) != split[name]:
+            raise data_lib.DataError(f"{path}: the run's test normals were held out with "
+                                     f"{name}={recorded.get(name)}, this run asks for "
+                                     f"{name}={split[name]}{again}")
+    before = set(recorded.get("train", [])) | set(recorded.get("test_good", []))
+    now = set(split["train"]) | set(split["test_good"])
+    if before != now:
+        added, removed = sorted(now - before), sorted(before - now)
+        raise data_lib.DataError(
+            f"{path}: train_dir {split['train_dir']!r} has changed since its split was "
+            f"recorded: {len(added)} image(s) added ({', '.join(added[:5]) or '-'}), "
+            f"{len(removed)} removed ({', '.join(removed[:5]) or '-'}); restore them, or use "
+            "another model dir, or overwrite=True to start again from scratch")
+    if recorded.get("test_good") != split["test_good"]:
+        raise data_lib.DataError(f"{path}: the recorded test normals differ from this run's "
+                                 f"with the same settings{again}")
 
 
 def check_holdout(categories: Sequence[data_lib.CategoryData], config: RunConfig) -> None:

@@ -92,6 +92,27 @@ def test_index_folders(tmp_path):
         data.index_folders("w", str(root / "train" / "good"), str(root / "test" / "good"), [])
 
 
+def test_index_folders_without_a_test_good_dir_holds_out_a_seeded_fraction():
+    washer = f"{TESTDATA}/washer"
+    args = ("w", f"{washer}/train/good", None, [f"{washer}/test/stain"])
+    d = data.index_folders(*args, test_good_fraction=0.2, split_seed=0)
+    good = [p for p, label in zip(d.test_files, d.test_labels) if not label]
+    assert len(good) == 12 and len(d.train_files) == 48  # 20 % of 60
+    assert not set(good) & set(d.train_files)
+    assert sorted(good + list(d.train_files)) == data.list_images(f"{washer}/train/good")
+    assert d.test_defects[:12] == ("good",) * 12 and d.test_labels.count(1) == 8
+    again = data.index_folders(*args, test_good_fraction=0.2, split_seed=0)
+    assert again == d  # the same seed, the same split
+    other = data.index_folders(*args, test_good_fraction=0.2, split_seed=1)
+    assert set(other.test_files) != set(d.test_files) and len(other.train_files) == 48
+    assert len(data.index_folders(*args, test_good_fraction=0.5).train_files) == 30
+    with pytest.raises(data.DataError, match=r"test_good_fraction must be in \(0, 1\), got 1.0"):
+        data.index_folders(*args, test_good_fraction=1.0)
+    with pytest.raises(data.DataError, match=r"test_good_fraction=0.99 of 60 good images leaves "
+                                             r"1 to train on; need at least 2 \(train_dir '"):
+        data.index_folders(*args, test_good_fraction=0.99)
+
+
 # ------------------------------------------------------------------------------------------
 # Decoding and preprocessing.
 

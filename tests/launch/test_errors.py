@@ -4,6 +4,7 @@ messages (config fields) shown as flags, and flags named as the config fields th
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import tensorflow as tf
@@ -91,8 +92,8 @@ def test_the_old_feature_spelling_still_works_with_one_deprecation_line(parse_fl
     (["--backbone_weights=imagenet"], "error: --backbone_weights=imagenet: backbone "
      "'resnet18' has no pretrained weights; it takes 'none' or a .weights.h5 file saved from a "
      "resnet18 backbone (ImageNet weights: --backbone=efficientnet_b4)\n"),
-    (["--dataset=folder"], "error: --dataset=folder needs --train_dir, --test_good_dir and "
-     "--test_defect_dirs\n"),
+    (["--dataset=folder"], "error: --dataset=folder needs --train_dir and --test_defect_dirs, "
+     "and --test_good_dir or a --test_good_fraction of --train_dir held out\n"),
 ])
 def test_train_reports_bad_input_in_flag_names_with_status_2(tmp_path, run_launcher, capsys,
                                                              args, message):
@@ -118,6 +119,26 @@ def test_train_refuses_the_training_folder_as_test_folder_before_training(tmp_pa
             f"{washer}/train/good/000.png, ") in err, err[-2000:]
     assert "and 55 more; a network scores the images it trained on as normal" in err
     assert not (tmp_path / "model").exists()
+
+
+def test_train_holds_test_normals_out_of_a_lone_good_folder_and_keeps_the_split(
+        tmp_path, run_launcher, capsys):
+    washer = ROOT / "testdata" / "washer"
+    model_dir = tmp_path / "model"
+    args = [*TINY_TRAIN, f"--model_dir={model_dir}", "--dataset=folder", "--category=widget",
+            "--epochs=0", "--export_dir=none", f"--train_dir={washer}/train/good",
+            f"--test_defect_dirs={washer}/test/stain"]
+    assert run_launcher(train_launcher, *args) == 0
+    split = model_dir / "widget" / "test_split.json"
+    assert (f"[widget] no --test_good_dir: 20% of 60 good images (12, seed 0) held out as test "
+            f"normals; split in {split}\n") in capsys.readouterr().out
+    assert len(json.loads(split.read_text())["test_good"]) == 12
+    status = run_launcher(train_launcher, *args, "--split_seed=1")
+    err = capsys.readouterr().err
+    assert status == 2, err[-2000:]
+    assert err.endswith(f"error: {split}: the run's test normals were held out with "
+                        "--split_seed=0, this run asks for --split_seed=1; use those, another "
+                        "model dir, or --overwrite to start again from scratch\n"), err[-2000:]
 
 
 def test_export_and_predict_report_missing_inputs_the_same_way(tmp_path, run_launcher, capsys):

@@ -2,7 +2,10 @@
 and launch.experiment share (launch/configs.py input_spec)."""
 
 import dataclasses
+import json
+import os
 import pathlib
+import re
 import shutil
 
 import pytest
@@ -82,3 +85,55 @@ def test_labelled_validation_may_not_hold_test_or_training_images(tmp_path):
     with pytest.raises(DataError, match=r"1 labelled validation image\(s\) are also training "
                                         r"images.*copy.png \(the bytes of .*good/007.png\)"):
         inputs.labelled_validation(categories, spec, digests)
+
+
+def _split_spec(train_dir, **kwargs) -> inputs.InputSpec:
+    return inputs.InputSpec(dataset="folder", categories=("widget",), train_dir=str(train_dir),
+                            test_defect_dirs=(f"{TESTDATA}/washer/test/stain",), **kwargs)
+
+
+def test_a_folder_without_test_normals_holds_a_stated_recorded_split_out(tmp_path, capsys):
+    good = tmp_path / "good"
+    shutil.copytree(f"{TESTDATA}/washer/train/good", good)
+    spec = _split_spec(good, test_good_fraction=0.25, split_seed=3)
+    categories = inputs.resolve_categories(spec)
+    inputs.validate_categories(categories, spec, (32, 32))  # the leak check passes
+    (data,) = categories
+    held = [p for p, label in zip(data.test_files, data.test_labels) if not label]
+    model_dir = tmp_path / "model"
+    inputs.record_test_split(categories, spec, str(model_dir))
+    path = model_dir / "widget" / "test_split.json"
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "[widget] no --test_good_dir: 25% of 60 good images (15, seed 3) held out as test "
+        f"normals; split in {path}")
+    recorded = json.loads(path.read_text())
+    assert recorded["test_good"] == sorted(os.path.basename(p) for p in held)
+    assert len(recorded["train"]) == 45 and not set(recorded["train"]) & set(recorded["test_good"])
+    assert (recorded["test_good_fraction"], recorded["split_seed"]) == (0.25, 3)
+    assert not list(model_dir.glob("**/*.tmp-*"))  # written atomically
+    # A resumed run: the same split, reused and said so.
+    again = inputs.resolve_categories(spec)
+    assert again == categories
+    inputs.record_test_split(again, spec, str(model_dir))
+    assert capsys.readouterr().out.strip().endswith(f"held out as test normals; split reused "
+                                                    f"from {path}")
+    assert json.loads(path.read_text()) == recorded
+    # A changed split is refused: another seed or fraction, or images added to the folder.
+    for changed, message in [({"split_seed": 4}, "split_seed=3, this run asks for split_seed=4"),
+                             ({"test_good_fraction": 0.2}, "test_good_fraction=0.25, this run "
+                                                           "asks for test_good_fraction=0.2")]:
+        other = dataclasses.replace(spec, **changed)
+        with pytest.raises(DataError, match=re.escape(message)):
+            inputs.record_test_split(inputs.resolve_categories(other), other, str(model_dir))
+    shutil.copy(f"{TESTDATA}/fabric/train/good/000.png", good / "new.png")
+    with pytest.raises(DataError, match=r"has changed since its split was recorded: 1 image\(s\) "
+                                        r"added \(new.png\), 0 removed"):
+        inputs.record_test_split(inputs.resolve_categories(spec), spec, str(model_dir))
+    assert json.loads(path.read_text()) == recorded
+
+
+def test_a_test_good_dir_records_no_split(tmp_path):
+    spec = dataclasses.replace(_split_spec(f"{TESTDATA}/washer/train/good"),
+                               test_good_dir=f"{TESTDATA}/washer/test/good")
+    inputs.record_test_split(inputs.resolve_categories(spec), spec, str(tmp_path))
+    assert not list(tmp_path.iterdir())
