@@ -9,7 +9,9 @@ such name that a flag sets into that flag (``--dataset=visa``, ``--overwrite``,
 
 Each launcher's ``main`` wraps its work in :func:`reported` with the errors it expects from bad
 input; such an error ends the run with one line on stderr, ``error: <message>``, and exit
-status 2 (1 where the launcher says so).
+status 2 (1 where the launcher says so). A category that fails once training has begun does
+not end the run: :func:`category_failed` says so and the run goes on; :func:`end_with_failures`
+ends it with status 1 and a summary line.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import traceback
 from typing import Iterator, NoReturn
 
 from absl import flags
 
 from cutpaste_tf import storage
+from cutpaste_tf.pipeline import failures
 
 # Library names that differ from the flag that sets them: the fields whose flag carries the
 # section's name (launch/flags.py's rule), and the section's ``kind`` (the section's name).
@@ -73,6 +77,31 @@ def reported(*kinds: type[BaseException], status: int = 2, where: str = "") -> I
         yield
     except kinds as e:
         fail(e, status, where)
+
+
+def category_failed(where: str, error: BaseException) -> dict:
+    """Says on stderr that a category failed while the run goes on: ``error: <where><stage>:
+    <type>: <message in flag names>; going on with the others`` (and the traceback, for an
+    error that is likely a bug rather than bad input); returns the failure's description
+    (:func:`cutpaste_tf.pipeline.failures.describe`)."""
+    failure = failures.describe(error)
+    if not isinstance(error, failures.EXPECTED):
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    print(f"error: {where}{failure['stage']}: {failure['error']}: "
+          f"{to_flags(failure['message'])}; going on with the others", file=sys.stderr,
+          flush=True)
+    return failure
+
+
+def end_with_failures(failed: dict[str, dict], total: int, results: str,
+                      what: str = "categories") -> None:
+    """Ends the launcher with status 1 and one summary line on stderr when anything in
+    ``failed`` (name -> failure) failed (:func:`cutpaste_tf.pipeline.failures.summary_line`);
+    returns when nothing did."""
+    if failed:
+        named = {n: {**f, "message": to_flags(f["message"])} for n, f in failed.items()}
+        print(failures.summary_line(named, total, results, what), file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def check_remote_paths() -> None:

@@ -11,6 +11,9 @@ Every launch.train flag applies to every run (``--model_dir`` excepted: each run
 values are all checked before anything trains. Running the command again skips every finished
 (run, category) and resumes unfinished ones from their checkpoints; ``--overwrite`` deletes the
 experiment's runs and starts again. Tables: ``<experiment_dir>/results.md`` and ``results.json``.
+A (run, category) that fails once training has begun is recorded (in the tables too) and the
+others go on; the experiment then ends with status 1 and a line naming what failed, and running
+it again tries the failed ones again.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from absl import app, flags
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import console, files
 from cutpaste_tf.analysis import experiment
-from cutpaste_tf.evaluation import evaluate
-from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
+from cutpaste_tf.models import efficientnet
+from cutpaste_tf.pipeline import build, failures, inputs, rundir, runner, summary
 from cutpaste_tf.reporting import experiment_report, experiment_tables
 from cutpaste_tf.training import train
 from launch import configs, distribute, errors
@@ -130,16 +133,25 @@ def main(argv: list[str]) -> None:
           f"{len(todo)} to run")
     if chief:
         write_flagfiles(runs, base_flags)
+    failed = {}
     for run, data in todo:
         print(f"== {run.setting.name}, seed {run.seed}, {data.name}")
-        with errors.reported(train.TrainingError, evaluate.EvaluationError, status=1,
-                             where=f"[{run.model_dir}, {data.name}] "):
-            runner.run_category(data, run.config, run.model_dir, export_dir(run),
-                                FLAGS.export_version, verbose=FLAGS.progress, strategy=strategy,
-                                validation=validation, progress_every_s=FLAGS.progress_every_s)
-    if not chief:
-        return
-    write_tables(settings, runs, [data.name for data in categories], seeds)
+        where = f"[{run.model_dir}, {data.name}] "
+        with errors.reported(efficientnet.WeightsError, where=where):
+            error = failures.attempt(
+                lambda: runner.run_category(
+                    data, run.config, run.model_dir, export_dir(run), FLAGS.export_version,
+                    verbose=FLAGS.progress, strategy=strategy, validation=validation,
+                    progress_every_s=FLAGS.progress_every_s),
+                run.model_dir, data.name, record=chief, stop=(efficientnet.WeightsError,))
+        if error is not None:  # recorded; the other (run, category) pairs go on
+            name = f"{os.path.relpath(run.model_dir, FLAGS.experiment_dir)} {data.name}"
+            failed[name] = errors.category_failed(where, error)
+    if chief:
+        write_tables(settings, runs, [data.name for data in categories], seeds)
+    errors.end_with_failures(failed, total,
+                             os.path.join(FLAGS.experiment_dir, rundir.RESULTS_TABLE),
+                             what="models")
 
 
 def write_flagfiles(runs: list[experiment.Run], base_flags: str) -> None:
@@ -157,7 +169,8 @@ def write_tables(settings: list[experiment.Setting], runs: list[experiment.Run],
                  names: list[str], seeds: list[int]) -> None:
     """Each run's summary, then the experiment's tables and report; prints where they are."""
     for run in runs:
-        if any(experiment.is_finished(run, n) for n in names):
+        if any(experiment.is_finished(run, n) or failures.read(run.model_dir, n)
+               for n in names):
             summary.summarize_run(run.model_dir, run.config.train.task)
     summaries = [{"name": s.name,
                   **experiment.summarize_setting(s, runs, names, FLAGS.experiment_dir)}

@@ -7,6 +7,10 @@ Everything that can be checked before training is checked first: flags, the data
 every requested category, every image and mask in them (decoded once; see
 ``cutpaste_tf.data.validate``), and the model dir. The resolved config (JSON) and the flags (a
 flagfile that reproduces the run) are written into the model dir.
+
+A category that fails after that (training, a later stage, its files) is recorded and the
+others go on; the run then ends with status 1 and a line naming what failed, and running the
+same command again tries the failed categories again (``cutpaste_tf.pipeline.failures``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ import os
 from absl import app
 
 from cutpaste_tf import console, files
-from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.models import efficientnet
-from cutpaste_tf.pipeline import build, inputs, rundir, runner, summary
+from cutpaste_tf.pipeline import build, failures, inputs, rundir, runner, summary
 from cutpaste_tf.reporting import report
 from cutpaste_tf.training import train
 from launch import configs, distribute, errors
@@ -60,22 +63,29 @@ def main(argv: list[str]) -> None:
     export_dir = FLAGS.export_dir or rundir.default_export_dir(FLAGS.model_dir)
     if export_dir.lower() == "none":
         export_dir = None
+    failed = {}
     for data in categories:
         where = f"[{data.name}] "
-        # Exit 1: training or evaluation failed; 2: a weights file that exists but does not load.
-        with errors.reported(train.TrainingError, evaluate.EvaluationError, status=1,
-                             where=where), errors.reported(efficientnet.WeightsError, where=where):
-            runner.run_category(data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
-                                verbose=FLAGS.progress, strategy=strategy,
-                                validation=validation, progress_every_s=FLAGS.progress_every_s)
-    if not chief:
-        return
-    table = summary.summarize_run(FLAGS.model_dir, config.train.task)
-    print(table)
-    print(f"Results: {os.path.join(FLAGS.model_dir, rundir.RESULTS_FILE)}")
-    if export_dir:
-        print(f"SavedModels: {export_dir}/<category>/{FLAGS.export_version}")
-    print_report(FLAGS.model_dir)
+        # A weights file that exists but does not load fails every category alike: exit 2.
+        with errors.reported(efficientnet.WeightsError, where=where):
+            error = failures.attempt(
+                lambda: runner.run_category(
+                    data, config, FLAGS.model_dir, export_dir, FLAGS.export_version,
+                    verbose=FLAGS.progress, strategy=strategy, validation=validation,
+                    progress_every_s=FLAGS.progress_every_s),
+                FLAGS.model_dir, data.name, record=chief, stop=(efficientnet.WeightsError,))
+        if error is not None:  # recorded; the other categories go on
+            failed[data.name] = errors.category_failed(where, error)
+    if chief:
+        table = summary.summarize_run(FLAGS.model_dir, config.train.task)
+        print(table)
+        print(f"Results: {os.path.join(FLAGS.model_dir, rundir.RESULTS_FILE)}")
+        if export_dir and len(failed) < len(categories):
+            print(f"SavedModels: {export_dir}/<category>/{FLAGS.export_version}")
+        print_report(FLAGS.model_dir)
+    # Exit 1 when a category failed (its cause is in results.md and <category>/failed.json).
+    errors.end_with_failures(failed, len(categories),
+                             os.path.join(FLAGS.model_dir, rundir.RESULTS_TABLE))
 
 
 def print_report(model_dir: str) -> None:

@@ -11,7 +11,7 @@ it, so that each can also be inspected, reported or exported alone::
 A (run, category) pair is finished when ``<run>/<category>/results.json`` exists (it is written
 last by :func:`cutpaste_tf.pipeline.runner.run_category`) in a model dir whose config is this run's
 (:func:`cutpaste_tf.pipeline.rundir.check_model_dir` refuses any other); unfinished ones resume from their
-last checkpoint.
+last checkpoint. One whose last attempt failed has ``<run>/<category>/failed.json`` instead.
 
 Statistics: per category, mean ± s.e. (sample standard deviation / sqrt(n)) over the seeds. For
 the texture / object / all averages, the paper's statistic (Sec. 4.1, "the average of mean and
@@ -34,7 +34,7 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.evaluation import evaluate, metrics
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf.pipeline import failures, rundir
 
 GROUPS: tuple[str, ...] = ("texture", "object", "all")
 # Flags an experiment sets itself, or that choose data and outputs rather than a training setting.
@@ -251,6 +251,18 @@ def not_learned(runs: Sequence[Run], categories: Sequence[str]) -> list[dict]:
     return found
 
 
+def failed(runs: Sequence[Run], categories: Sequence[str]) -> list[dict]:
+    """The (seed, category) runs whose last attempt failed, each with its stage, error and
+    message (:mod:`cutpaste_tf.pipeline.failures`)."""
+    found = []
+    for run in runs:
+        for category in categories:
+            failure = failures.read(run.model_dir, category)
+            if failure:
+                found.append({"seed": run.seed, "category": category, **failure})
+    return found
+
+
 def summarize_setting(setting: Setting, runs: Sequence[Run], categories: Sequence[str],
                       experiment_dir: str) -> dict:
     """One setting's aggregate, and the ensemble of its seeds' models when there are several."""
@@ -263,6 +275,7 @@ def summarize_setting(setting: Setting, runs: Sequence[Run], categories: Sequenc
         **(aggregate(per_seed, kinds) if per_seed else {"per_category": {}, "averages": {}}),
         "ensemble": None,
         "not_learned": not_learned(mine, categories),
+        "failed": failed(mine, categories),
     }
     complete = [c for c in per_seed if len(per_seed[c]) == len(mine)]
     if len(mine) > 1 and complete:

@@ -10,6 +10,7 @@ Every other module asks this one for a file's name or place::
     <model_dir>/<category>/threshold.json  the decision threshold and the scores it came from
     <model_dir>/<category>/scores.csv, results.json, heatmaps/, model-v<version>.tflite
     <model_dir>/<category>/test_split.json  normal test images held out of a training folder
+    <model_dir>/<category>/failed.json  why the category's last attempt failed (until it succeeds)
     <export_dir>/<category>/<version>/  SavedModel (export_dir defaults to <model_dir>/export)
 
 Only this module reads and writes ``config.json`` and ``threshold.json``. A config.json written
@@ -47,6 +48,7 @@ THRESHOLD_FILE = "threshold.json"
 SCORES_FILE = "scores.csv"
 HEATMAP_DIR = "heatmaps"
 TEST_SPLIT_FILE = "test_split.json"  # --dataset=folder without --test_good_dir: held-out normals
+FAILED_FILE = "failed.json"  # the last attempt's failure (cutpaste_tf.pipeline.failures)
 
 
 def category_dir(model_dir: str, category: str) -> str:

@@ -25,7 +25,7 @@ from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import build, image, patch, rundir
+from cutpaste_tf.pipeline import build, failures, image, patch, rundir
 from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import learning, train
 
@@ -56,35 +56,40 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
 
     With ``verbose``, training shows its progress (a plain line every ``progress_every_s``
     seconds where stdout is not a terminal) and every later stage prints a start and an end
-    line with its duration (:mod:`cutpaste_tf.console`).
+    line with its duration (:mod:`cutpaste_tf.console`). An error that leaves a stage is
+    marked with its name ("training", "density fit", "threshold", "evaluation", "metrics",
+    "export", "results") for :mod:`cutpaste_tf.pipeline.failures`.
     """
     kind = kind_of(config)
     out = rundir.category_dir(model_dir, data.name)
-    data, val_files = hold_out(data, config)
-    trained = train_model(kind, data, config, out, val_files, verbose, strategy,
-                          progress_every_s)
+    with failures.stage("training"):
+        data, val_files = hold_out(data, config)
+        trained = train_model(kind, data, config, out, val_files, verbose, strategy,
+                              progress_every_s)
     if trained is None:  # not the chief
         return None
     model, training = trained
     where = f"[{data.name}] "
-    with console.stage(where, f"density fit on {len(data.train_files)} training images",
-                       verbose):
+    with failures.stage("density fit"), console.stage(
+            where, f"density fit on {len(data.train_files)} training images", verbose):
         fitted = kind.fit(model, data, config, out)
-    with console.stage(where, "threshold", verbose):
+    with failures.stage("threshold"), console.stage(where, "threshold", verbose):
         cut, record = kind.threshold(fitted, val_files, validation, config)
         rundir.write_threshold(out, record)
-    with console.stage(where, f"evaluation on {len(data.test_files)} test images", verbose):
+    with failures.stage("evaluation"), console.stage(
+            where, f"evaluation on {len(data.test_files)} test images", verbose):
         scores = kind.score(fitted, data, config)
         evaluate.write_scores(os.path.join(out, rundir.SCORES_FILE), data, scores)
-    with console.stage(where, fields_stage(config), verbose):
+    with failures.stage("metrics"), console.stage(where, fields_stage(config), verbose):
         result = {"category": data.name, "kind": data.kind, **evaluate.evaluate(scores, data),
                   "threshold": cut.to_dict(), **training,
                   **kind.result_fields(fitted, data, config, scores, cut, val_files, out)}
     if export_dir:
-        with console.stage(where, "SavedModel export", verbose):
+        with failures.stage("export"), console.stage(where, "SavedModel export", verbose):
             result["export_path"] = export_scorer(kind.scorer(fitted, config, cut), config, cut,
                                                   export_dir, data.name, export_version)
-    files.write_json(os.path.join(out, rundir.RESULTS_FILE), result)
+    with failures.stage("results"):
+        files.write_json(os.path.join(out, rundir.RESULTS_FILE), result)
     if verbose:
         print(kind.end_line(data.name, result, cut), flush=True)
     return result

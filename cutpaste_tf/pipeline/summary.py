@@ -1,5 +1,6 @@
 """A run's summary over its categories: ``results.json`` and the Table-1-style ``results.md``
-(image AUROC, localisation, Table 3 features, per defect type, runs that did not learn)."""
+(image AUROC, localisation, Table 3 features, per defect type, runs that did not learn,
+categories that failed)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,36 @@ import tensorflow as tf
 
 from cutpaste_tf import files
 from cutpaste_tf.evaluation import evaluate, metrics
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf.pipeline import failures, rundir
 from cutpaste_tf.reporting import paper_settings, tables
 from cutpaste_tf.training import learning
 
 
 def summarize_run(model_dir: str, task: str) -> str:
     """Writes ``results.json`` and the Table-1-style ``results.md`` over every category in
-    ``model_dir``; returns the Markdown."""
+    ``model_dir``, with the categories whose last attempt failed ("failed": category ->
+    stage, error, message; :mod:`cutpaste_tf.pipeline.failures`); returns the Markdown."""
     results = rundir.collect_results(model_dir)
+    failed = failures.collect(model_dir)
     per_category = {name: r["auroc"] for name, r in results.items()}
     kinds = {name: r["kind"] for name, r in results.items()}
-    summary = metrics.summarize(per_category, kinds)
     flagged = learning.not_learned(results)
-    table = tables.markdown_table(per_category, kinds, task,
-                                  title=f"Image AUROC (%), {task_title(task)}", flagged=flagged)
+    title = f"Image AUROC (%), {task_title(task)}"
+    if results:
+        table = tables.markdown_table(per_category, kinds, task, title=title, flagged=flagged)
+        averages = metrics.summarize(per_category, kinds)["averages"]
+    else:
+        table, averages = f"### {title}\n\nNo category finished.\n", {}
     if flagged:
         table += "\n" + not_learned_note(results, flagged) + "\n"
+    if failed:
+        table += "\n" + failures.markdown(failed)
     summary_json = {
         "task": task,
         "categories": results,
-        "averages": {k: v[0] for k, v in summary["averages"].items()},
+        "averages": {k: v[0] for k, v in averages.items()},
         "not_learned": flagged,
+        "failed": failed,
     }
     departures = run_departures(model_dir)
     if departures is not None:

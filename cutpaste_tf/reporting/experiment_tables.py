@@ -168,6 +168,16 @@ def markdown(summary: Mapping) -> str:
               for s in settings for r in s.get("not_learned", [])]
     if notes:
         parts += ["Notes:", "", *notes, ""]
+    failed = [(s["name"], f) for s in settings for f in s.get("failed", [])]
+    if failed:
+        parts += ["### Failed runs", "",
+                  f"{len(failed)} (setting, seed, category) failed; each run's "
+                  "`<category>/failed.json` has the traceback. Running the same command again "
+                  "tries them again.", "",
+                  "| Setting | Seed | Category | Stage | Error |", "| --- | ---: | --- | --- | --- |",
+                  *(f"| {name} | {f['seed']} | {f['category']} | {f['stage']} | "
+                    + f"{f['error']}: {f['message']}".replace("|", "/") + " |"
+                    for name, f in failed), ""]
     parts.append("Paper numbers: CutPaste (Li et al., CVPR 2021), 5 seeds on MVTec AD; \"—\" where "
                  "the paper has no number for this setting or these categories.")
     return "\n".join(parts) + "\n"
