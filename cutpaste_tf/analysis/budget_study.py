@@ -333,7 +333,8 @@ def plot(records: Sequence[dict], path: str) -> str:
         ax.set_title(CHOICES[arm], fontsize=9)
         ax.set_xlabel("training steps")
     axes[0][0].set_ylabel("validation AUROC, paper − CPU choice (points)")
-    axes[0][0].legend(fontsize=7)
+    if arms:
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
