@@ -15,8 +15,6 @@ Exit codes: 0 written (failed parts are recorded in it, under ``errors``), 2 bad
 
 from __future__ import annotations
 
-from absl import app
-
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
 from cutpaste_tf.benchmark import accelerator_check as check
@@ -36,7 +34,7 @@ flag_defs.flags.DEFINE_list("combinations", list(check.COMBINATION_NAMES),
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.accelerator_check")
     try:
         config = configs.run_config()
         unknown = sorted(set(FLAGS.combinations) - set(check.COMBINATION_NAMES))
@@ -63,4 +61,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

@@ -33,8 +33,6 @@ and always the hardware and software they were measured on.
 
 from __future__ import annotations
 
-from absl import app
-
 from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
 from cutpaste_tf.benchmark import speed
@@ -106,7 +104,7 @@ def task_views(config, steps: int, names: list[str], sources: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.benchmark")
     with errors.reported(ValueError):
         config = configs.run_config()
         name = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
@@ -181,4 +179,4 @@ def _dense_figures(config, steps: int) -> dict:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

@@ -26,11 +26,12 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 from cutpaste_tf import files
 from cutpaste_tf.analysis import budget_study as study
 from launch import errors
+from launch import flags as flag_defs
 
 flags.DEFINE_string("study_dir", None, "Where the cells, tables and figure go.")
 flags.DEFINE_string("data_root", None, "Where the study's data goes (ELPV, carved copies).")
@@ -99,8 +100,7 @@ def summarize() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    flag_defs.start(argv, "launch.budget_study")
     with errors.reported(ValueError):
         if not FLAGS.study_dir or not FLAGS.data_root:
             raise ValueError("--study_dir and --data_root are required")
@@ -130,4 +130,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

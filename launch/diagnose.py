@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from absl import app
-
 from cutpaste_tf import files
 from cutpaste_tf.data import train_dataset
 from cutpaste_tf.pipeline import build, inputs
@@ -50,7 +48,7 @@ def parse_head(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.diagnose")
     with errors.reported(ValueError):  # DataError too
         config = configs.run_config()
         heads = [(text, parse_head(text)) for text in FLAGS.heads]
@@ -75,4 +73,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

@@ -22,7 +22,7 @@ import contextlib
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import console, files
@@ -58,9 +58,9 @@ def build_settings() -> list[experiment.Setting]:
         raise ValueError(f"--tasks={','.join(tasks)}: each task once, from "
                          f"{', '.join(sorted(config_lib.TASK_VIEWS))}")
     sweep = experiment.parse_sweep(FLAGS.sweep) if FLAGS.sweep else None
-    if sweep and sweep[0] not in FLAGS:
-        raise ValueError(f"--sweep: there is no flag --{sweep[0]} (e.g. learning_rate, epochs, "
-                         "patch_jitter, area_ratio)")
+    if sweep and sweep[0] not in flag_defs.accepted("launch.train"):
+        raise ValueError(f"--sweep: there is no flag --{sweep[0]} of launch.train (e.g. "
+                         "learning_rate, epochs, patch_jitter, area_ratio)")
     settings = []
     for task in tasks:
         with flag_set("task", task):
@@ -98,8 +98,8 @@ def export_dir(run: experiment.Run) -> "str | None":
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
-    base_flags = FLAGS.flags_into_string()
+    flag_defs.start(argv, "launch.experiment")
+    base_flags = flag_defs.flags_into_string("launch.train")  # each run's flags.txt
     with errors.reported(ValueError):  # DataError and WeightsError are ValueErrors too
         if not FLAGS.experiment_dir:
             raise ValueError("--experiment_dir is required")
@@ -193,4 +193,4 @@ def write_tables(settings: list[experiment.Setting], runs: list[experiment.Run],
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

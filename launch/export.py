@@ -15,11 +15,10 @@ version (``--export_version`` to choose), so a running TF Serving picks it up.
 
 from __future__ import annotations
 
-from absl import app
-
+from cutpaste_tf.config import ThresholdConfig
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.pipeline import reexport, rundir
-from launch import configs, errors
+from launch import errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS
@@ -36,7 +35,7 @@ def new_threshold(record: dict) -> threshold_lib.Threshold:
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.export")
     with errors.reported(ValueError, FileNotFoundError):
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
@@ -44,11 +43,11 @@ def main(argv: list[str]) -> None:
         if FLAGS.threshold is not None and FLAGS["threshold_quantile"].present:
             raise ValueError("give --threshold or --threshold_quantile, not both")
         if FLAGS["threshold_quantile"].present:
-            configs.threshold_config()  # checks the value
+            ThresholdConfig(quantile=FLAGS.threshold_quantile)  # checks the value
         reexport.reexport_run(
             FLAGS.model_dir, FLAGS.category, FLAGS.export_dir, FLAGS.threshold, quantile(),
             FLAGS.export_version if FLAGS["export_version"].present else None, FLAGS.tflite)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

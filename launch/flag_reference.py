@@ -37,9 +37,13 @@ Every flag of the launchers, generated from their definitions by
 `{COMMAND}`; do not edit it by hand
 (`tests/launch/test_flag_reference.py` fails when it is out of date).
 
-`launch/flags.py` defines the flags all launchers share (each launcher reads the ones it needs);
-a launcher's own flags are listed under its name. A flagfile (`--flagfile=configs/...`) holds any
-of them, one per line. A bool flag is set with `--name` or `--name=true` and cleared with
+`launch/flags.py` defines the shared flags in sections; each launcher accepts the sections (and
+single flags) the table below names, plus its own flags, listed under its name, and absl's
+(`--flagfile`, `--helpfull`, ...). A flag of another launcher is refused with exit status 2
+(`error: --tflite is a flag of launch.export, not launch.train`), and
+`python -m launch.<name> --help` lists exactly what that launcher accepts. A flagfile
+(`--flagfile=configs/...`) holds flags one per line; the shipped configs hold training flags, which
+the training launchers share. A bool flag is set with `--name` or `--name=true` and cleared with
 `--noname` or `--name=false`; a list flag takes comma-separated values.
 """
 
@@ -53,6 +57,11 @@ def flag_modules() -> list[str]:
         if _DEFINE.search(path.read_text(encoding="utf-8")):
             names.append(f"launch.{path.stem}")
     return sorted(names, key=lambda name: (name != SHARED, name))
+
+
+def defined_flags(module: str) -> list[str]:
+    """The flags ``launch.<name>``'s source defines, in order."""
+    return _DEFINE.findall((LAUNCH_DIR / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8"))
 
 
 def section_title(comment: list[str]) -> str:
@@ -121,15 +130,48 @@ def _table(rows: list[str]) -> list[str]:
     return ["| Flag | Type | Default | Meaning |", "| --- | --- | --- | --- |", *rows, ""]
 
 
+def _names(items: list[str]) -> str:
+    return ", ".join(f"`{item}`" for item in items)
+
+
+def launcher_table() -> list[str]:
+    """Which sections and single flags each launcher accepts (``LAUNCHER_FLAGS``)."""
+    from launch import flags as flag_defs
+    out = ["| Launcher | Accepts (sections of the shared flags; single flags) |", "| --- | --- |"]
+    for launcher, entries in flag_defs.LAUNCHER_FLAGS.items():
+        parts = [e for e in entries if not e.startswith("--")]
+        single = [e for e in entries if e.startswith("--")]
+        text = "; ".join(filter(None, [", ".join(parts), _names(single)]))
+        if any(m == launcher for m in flag_defs.own_flags().values()):
+            text = "; ".join(filter(None, [text, "its own flags (below)"]))
+        out.append(f"| `{launcher}` | {text} |")
+    return [*out, ""]
+
+
+def accepted_by(title: str, names: list[str]) -> str:
+    """The line under a shared section's heading: the launchers that accept all of it, and
+    those that accept single flags of it."""
+    from launch import flags as flag_defs
+    key = flag_defs.section_key(title)
+    whole = [n for n, entries in flag_defs.LAUNCHER_FLAGS.items() if key in entries]
+    single = []
+    for name in names:
+        also = [n for n, entries in flag_defs.LAUNCHER_FLAGS.items() if f"--{name}" in entries]
+        if also:
+            single.append(f"`--{name}` also by {_names(also)}")
+    return "Accepted by " + "; ".join([_names(whole) or "no launcher as a whole", *single]) + "."
+
+
 def _module_text(module: str, defined: list[flags.Flag]) -> list[str]:
     if module == SHARED:
-        out = ["## Shared flags (`launch/flags.py`)", ""]
+        out = ["## Shared flags (`launch/flags.py`)", "", *launcher_table()]
         where = sections(module)
-        groups: dict[str, list[str]] = {}
+        groups: dict[str, list[flags.Flag]] = {}
         for flag in defined:
-            groups.setdefault(where.get(flag.name, "Other"), []).append(row(flag))
-        for title, rows in groups.items():
-            out += [f"### {title}", "", *_table(rows)]
+            groups.setdefault(where.get(flag.name, "Other"), []).append(flag)
+        for title, group in groups.items():
+            out += [f"### {title}", "", accepted_by(title, [f.name for f in group]), "",
+                    *_table([row(f) for f in group])]
         return out
     doc = (sys.modules[module].__doc__ or "").strip().splitlines()
     intro = [doc[0], ""] if doc else []

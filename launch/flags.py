@@ -14,6 +14,12 @@ name in front (``--threshold_quantile`` is ``threshold.quantile``, ``--threshold
 
 from __future__ import annotations
 
+import functools
+import re
+import sys
+import textwrap
+from typing import Callable
+
 from absl import app, flags, logging
 
 from cutpaste_tf.config import (CLASSIFIER_INITS, GRADCAM_LAYERS, HEAD_INITS, PRECISIONS,
@@ -166,7 +172,7 @@ flags.DEFINE_bool("normalize_features", True, "L2-normalise features before the 
 flags.DEFINE_float("kde_gamma", None, "KDE kernel width gamma (default: 10 / (var * dim)).")
 flags.DEFINE_integer("eval_batch_size", 32, "Batch size for feature extraction.")
 
-# Deployment: the decision threshold (launch.train, launch.export), prediction (launch.predict).
+# Threshold: how training sets the exported decision threshold (launch.export can recompute it).
 flags.DEFINE_float("val_fraction", 0.0,
                    "Fraction of train/good held out (split by --seed) from training and the "
                    "density fit, to set the threshold. 0 (the paper's protocol): out-of-fold "
@@ -179,9 +185,14 @@ flags.DEFINE_integer("threshold_folds", 10, "Folds of the out-of-fold fallback (
 flags.DEFINE_string("val_good_dir", None, "Optional labelled validation set: normal images. With "
                     "--val_defect_dirs the threshold maximises F1 on it (one category only).")
 flags.DEFINE_list("val_defect_dirs", [], "Optional labelled validation set: defective images.")
-flags.DEFINE_float("threshold", None, "launch.export: set this threshold (no retraining).")
+
+# Re-export (launch.export).
+flags.DEFINE_float("threshold", None, "Set this threshold (no retraining); launch.predict: decide "
+                   "with it instead of the model's stored one.")
 flags.DEFINE_bool("tflite", False, "launch.export: also write a TFLite model of the float "
                   "signature (images already at the model size).")
+
+# Prediction (launch.predict).
 flags.DEFINE_string("model", None, "launch.predict: an export version folder, a folder of "
                     "versions (the newest is used) or a model dir (with --category).")
 flags.DEFINE_string("images", None, "launch.predict: an image folder (searched recursively) or "
@@ -231,8 +242,7 @@ flags.DEFINE_string("sweep", None, "launch.experiment: FLAG=V1,V2,... runs every
                     "with ':' (--sweep=area_ratio=0.02:0.1,0.02:0.2).")
 
 
-# Analyses of a trained run: synthetic anomalies (launch.synthetic), labelled validation defects
-# (launch.validate), t-SNE (launch.tsne).
+# Synthetic anomalies (launch.synthetic).
 flags.DEFINE_string("natural_dir", None, "launch.synthetic: folder of images whose patches fill "
                     "the natural-image shapes (default: train/good of the dataset's other "
                     "categories).")
@@ -244,17 +254,166 @@ flags.DEFINE_enum("synthetic_on", "test", ["test", "heldout"], "launch.synthetic
                   "so settings can be compared without defect labels).")
 flags.DEFINE_bool("synthetic_examples", True, "launch.synthetic: write a PNG grid of examples "
                   "into each category folder.")
+
+# Labelled validation (launch.validate).
 flags.DEFINE_string("validation_dir", None, "launch.validate: labelled defects kept apart from "
                     "the test set, one subfolder per kind (default: <data_dir>/<category>/"
                     "validation, where --dataset=elpv writes its uncertain cells).")
+
+# Embedding plot: t-SNE (launch.tsne).
 flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clipped to "
                    "(N - 1) / 3 for small sets).")
 
 
-def start(argv: list[str]) -> None:
+# Which flags each launcher accepts: whole sections of this file (a ``# Section.`` comment's title
+# up to its first ':' or ' (') and single flags of other sections ('--name'). A launcher also
+# accepts the flags its own module defines, and absl's (--flagfile, --helpfull, --verbosity, ...);
+# a flag of any other launcher is refused (:func:`check_flags`). The training sections go
+# together: the shipped configs/*.flags hold them and serve launch.train, launch.experiment and
+# the launchers that measure training (benchmark, diagnose, accelerator_check) alike.
+TRAINING = ("Data", "Output", "Proxy task and optimisation", "Scale", "Model",
+            "CutPaste augmentation", "Density and evaluation", "Threshold", "Localisation")
+LAUNCHER_FLAGS: dict[str, tuple[str, ...]] = {
+    "launch.train": TRAINING,
+    "launch.experiment": (*TRAINING, "Experiments"),
+    "launch.benchmark": TRAINING,
+    "launch.diagnose": TRAINING,
+    "launch.accelerator_check": TRAINING,
+    "launch.export": ("Re-export", "--model_dir", "--category", "--export_dir",
+                      "--export_version", "--threshold_quantile"),
+    "launch.predict": ("Prediction", "--category", "--threshold", "--heatmaps", "--progress"),
+    "launch.report": ("Report", "--model_dir", "--experiment_dir"),
+    "launch.synthetic": ("Synthetic anomalies", "--model_dir", "--data_dir", "--dataset",
+                         "--category", "--category_kind", "--seed"),
+    "launch.validate": ("Labelled validation", "--model_dir", "--data_dir", "--category"),
+    "launch.tsne": ("Embedding plot", "--model_dir", "--data_dir", "--dataset", "--category",
+                    "--category_kind", "--seed"),
+    "launch.budget_study": (),
+}
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+
+
+def section_key(title: str) -> str:
+    """The name :data:`LAUNCHER_FLAGS` gives a section: its title up to a ':' or ' ('."""
+    return re.split(r":| \(", title, maxsplit=1)[0].strip()
+
+
+@functools.lru_cache(maxsize=None)
+def shared_sections() -> dict[str, str]:
+    """Flag of this module -> its section's title, in definition order."""
+    from launch import flag_reference  # reads the sources; imports no launcher
+    return flag_reference.sections(__name__)
+
+
+@functools.lru_cache(maxsize=None)
+def own_flags() -> dict[str, str]:
+    """Flag defined in a launcher's own module (launch.benchmark's --steps) -> that launcher,
+    read from the sources, so that a launcher knows the flags of modules it does not import."""
+    from launch import flag_reference
+    return {name: module for module in flag_reference.flag_modules() if module != __name__
+            for name in flag_reference.defined_flags(module)}
+
+
+def accepted(launcher: str) -> list[str]:
+    """The project's flags ``launcher`` accepts, in definition order (absl's not listed)."""
+    entries = LAUNCHER_FLAGS[launcher]
+    shared = [name for name, title in shared_sections().items()
+              if section_key(title) in entries or f"--{name}" in entries]
+    return shared + [name for name, module in own_flags().items() if module == launcher]
+
+
+def owners(name: str) -> list[str]:
+    """The launchers that accept flag ``name`` (none: not a project flag)."""
+    return [launcher for launcher in LAUNCHER_FLAGS if name in accepted(launcher)]
+
+
+def foreign_flag_message(name: str, launcher: str) -> "str | None":
+    """``--tflite is a flag of launch.export, not launch.train (...)`` when ``name`` is a flag
+    of other launchers than ``launcher``; None when ``launcher`` accepts it or no launcher does."""
+    others = owners(name)
+    if not others or launcher in others:
+        return None
+    first = others[0]
+    more = f" and {len(others) - 1} other launcher{'s' if len(others) > 2 else ''}" if len(
+        others) > 1 else ""
+    return (f"--{name} is a flag of {first}{more}, not {launcher} "
+            f"(python -m {first} --help)")
+
+
+def check_flags(launcher: str) -> None:
+    """Ends the launcher (exit 2) when a flag of another launcher was given, on the command line
+    or in a flagfile: one line naming the launcher it belongs to."""
+    for name in [*shared_sections(), *own_flags()]:
+        if name in FLAGS and FLAGS[name].present:
+            message = foreign_flag_message(name, launcher)
+            if message:
+                errors.fail(message)
+
+
+def flags_into_string(launcher: str) -> str:
+    """A flagfile of every flag ``launcher`` accepts, at its current value (what absl's
+    ``FLAGS.flags_into_string()`` writes, without absl's own flags and other launchers')."""
+    return "".join(FLAGS[name].serialize() + "\n" for name in accepted(launcher)
+                   if name in FLAGS and FLAGS[name].value is not None)
+
+
+def _flag_help(flag: flags.Flag) -> list[str]:
+    name = f"--[no]{flag.name}" if isinstance(flag, flags.BooleanFlag) else f"--{flag.name}"
+    default = "unset" if flag.default is None else (flag.default_as_str or "").strip("'")
+    text = flag.help or ""
+    values = getattr(flag.parser, "enum_values", None)
+    if values:
+        text = f"one of {', '.join(values)}. " + text.removeprefix(f"<{'|'.join(values)}>: ")
+    wrapped = textwrap.wrap(text, 96, initial_indent="      ", subsequent_indent="      ")
+    return [f"  {name}  (default: {default or 'empty'})", *wrapped]
+
+
+def help_text(launcher: str, doc: str = "") -> str:
+    """What ``python -m <launcher> --help`` prints: the module's docstring, then the flags it
+    accepts, grouped by section, with their defaults and help."""
+    groups: dict[str, list[str]] = {}
+    sections = shared_sections()
+    for name in accepted(launcher):
+        title = sections[name] if name in sections else f"{launcher}'s own flags"
+        if name in FLAGS:
+            groups.setdefault(title, []).extend(_flag_help(FLAGS[name]))
+    out = [f"python -m {launcher}", "", textwrap.dedent(doc).strip(), ""]
+    for title, lines in groups.items():
+        out += [title, *lines, ""]
+    out += ["absl's flags are accepted too: --flagfile=FILE (a file of flags, one a line, as in",
+            "configs/), --helpfull (every flag absl knows), --verbosity, --logtostderr."]
+    return "\n".join(out) + "\n"
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """``app.run(main)`` for a launcher (``if __name__ == "__main__": flags.run(main)``):
+    ``--help`` prints :func:`help_text` and exits 0; a flag absl cannot parse, or one of another
+    launcher, ends it with one ``error:`` line and exit status 2."""
+    module = sys.modules[main.__module__]
+    launcher = module.__spec__.name
+    if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+        sys.stdout.write(help_text(launcher, module.__doc__ or ""))
+        sys.exit(0)
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return FLAGS(argv)
+        except flags.UnrecognizedFlagError as e:  # maybe a flag of a module not imported here
+            names = [e.flagname, e.flagname.removeprefix("no")]  # --noNAME: bool flag NAME
+            known = [m for m in (foreign_flag_message(n, launcher) for n in names) if m]
+            errors.fail(known[0] if known else f"{e} (python -m {launcher} --help)")
+        except flags.Error as e:
+            errors.fail(f"{e} (python -m {launcher} --help)")
+
+    app.run(main, flags_parser=parse)
+
+
+def start(argv: list[str], launcher: str) -> None:
     """The prologue every launcher's ``main`` begins with: no positional arguments (a typo'd
-    flag lands there), only warnings from absl, and every remote path flag's store reachable."""
+    flag lands there), no flag of another launcher (:func:`check_flags`), only warnings from
+    absl, and every remote path flag's store reachable. ``launcher``: the module's name."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_flags(launcher)
     logging.set_verbosity(logging.WARNING)
     errors.check_remote_paths()

@@ -22,8 +22,6 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app
-
 from cutpaste_tf.serving import predictions
 from launch import errors
 from launch import flags as flag_defs
@@ -32,7 +30,7 @@ FLAGS = flag_defs.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.predict")
     with errors.reported(ValueError, FileNotFoundError):
         if not FLAGS.model or not FLAGS.images:
             raise ValueError("--model and --images are required")
@@ -57,4 +55,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

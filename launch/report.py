@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import experiment_report, report
 from launch import errors
@@ -21,7 +19,7 @@ FLAGS = flag_defs.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.report")
     if FLAGS.experiment_dir:  # an experiment of launch.experiment: its tables and ROC curves
         with errors.reported(ImportError, ValueError, status=1,
                              where=f"--experiment_dir={FLAGS.experiment_dir}: "):
@@ -38,4 +36,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

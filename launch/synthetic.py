@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 
 import tensorflow as tf
-from absl import app
 
 from cutpaste_tf import files
 from cutpaste_tf.analysis import synthetic_benchmark as bench
@@ -85,7 +84,7 @@ def normal_files(data: index.CategoryData) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.synthetic")
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     with errors.reported(ValueError, FileNotFoundError):
         config, work = plan()
@@ -122,4 +121,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

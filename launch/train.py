@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from cutpaste_tf import console, files
 from cutpaste_tf.models import efficientnet
 from cutpaste_tf.pipeline import build, failures, inputs, rundir, runner, summary
@@ -54,12 +52,12 @@ def prepare() -> tuple:
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.train")
     with errors.reported(ValueError):  # DataError and WeightsError are ValueErrors too
         config, strategy, categories, validation, chief = prepare()
     if chief:
         files.write_text(os.path.join(FLAGS.model_dir, rundir.FLAGS_FILE),
-                         FLAGS.flags_into_string())
+                         flag_defs.flags_into_string("launch.train"))
     export_dir = FLAGS.export_dir or rundir.default_export_dir(FLAGS.model_dir)
     if export_dir.lower() == "none":
         export_dir = None
@@ -101,4 +99,4 @@ def print_report(model_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 import tensorflow as tf
-from absl import app
 
 from cutpaste_tf import files
 from cutpaste_tf.analysis import tsne
@@ -27,7 +26,7 @@ FLAGS = flag_defs.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.tsne")
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     with errors.reported(ValueError, FileNotFoundError, ImportError):
         report.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
@@ -66,4 +65,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

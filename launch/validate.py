@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from cutpaste_tf import files
 from cutpaste_tf.analysis import labelled_validation as lv
 from cutpaste_tf.config import RunConfig
@@ -69,7 +67,7 @@ def table_markdown(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    flag_defs.start(argv)
+    flag_defs.start(argv, "launch.validate")
     with errors.reported(ValueError, FileNotFoundError):
         config, work = plan()
         path = os.path.join(FLAGS.model_dir, RESULTS)
@@ -94,4 +92,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_defs.run(main)

@@ -139,7 +139,8 @@ def test_a_section_comment_of_several_lines_is_one_heading():
                                          "# defects (launch.validate), t-SNE."]) == (
         "Analyses of a run: synthetic anomalies, labelled defects (launch.validate), t-SNE")
     where = flag_reference.sections(flag_reference.SHARED)
-    assert where["tsne_perplexity"].startswith("Analyses of a trained run: synthetic anomalies")
+    assert where["tsne_perplexity"] == "Embedding plot: t-SNE (launch.tsne)"
+    assert where["threshold"] == "Re-export (launch.export)" and where["tflite"] == where["threshold"]
     headings = [line for line in flag_reference.reference_text().splitlines()
                 if line.startswith("### ")]
     assert headings and all(h[4].isupper() for h in headings), headings
