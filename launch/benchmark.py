@@ -1,4 +1,4 @@
-"""Measures the speed of every stage on this machine; prints the figures and writes them as JSON.
+r"""Measures the speed of every stage on this machine; prints the figures and writes them as JSON.
 
     python -m launch.benchmark --flagfile=configs/3way.flags --data_dir=testdata --steps=3
     python -m launch.benchmark --flagfile=configs/quickstart.flags --steps=20

@@ -1,4 +1,4 @@
-"""The budget-scaling study of the departures from the paper (docs/learning.md, point 15).
+r"""The budget-scaling study of the departures from the paper (docs/learning.md, point 15).
 
     python -m launch.budget_study --study_dir=runs/budget_study --data_root=/data/study \
         --mvtec_dir=/data/mvtec_ad [--study_steps=600,2400,9600] [--study_seeds=3] \

@@ -1,4 +1,4 @@
-"""Before training: does the proxy task's gradient reach the backbone, for each projection head?
+r"""Before training: does the proxy task's gradient reach the backbone, for each projection head?
 
     python -m launch.diagnose --flagfile=configs/3way_cpu.flags --data_dir=testdata \
         --category=fabric --heads=512,512x8 [--probe_batches=8]

@@ -1,4 +1,4 @@
-"""Categories x tasks x seeds (x the values of one swept flag), each run as launch.train runs it,
+r"""Categories x tasks x seeds (x the values of one swept flag), each run as launch.train runs it,
 then mean ± standard error tables beside the paper's numbers and an ensemble of the seeds.
 
     python -m launch.experiment --flagfile=configs/3way.flags --data_dir=/data/mvtec_ad \

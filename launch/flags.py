@@ -1,4 +1,6 @@
-"""All command-line flags, defined once; :mod:`launch.configs` turns them into typed configs.
+"""The shared command-line flags, defined once in sections; :mod:`launch.configs` turns them into
+typed configs. :data:`LAUNCHER_FLAGS` says which sections each launcher accepts: its ``--help``
+lists them (:func:`help_text`), and a flag of another launcher is refused (:func:`check_flags`).
 
 Defaults are the paper's settings (Appendix A.1-A.2) for the 3-way task; the files in
 ``configs/`` set the task-specific values (batch size 96 for 3-way, 64 for binary tasks).

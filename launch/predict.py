@@ -1,4 +1,4 @@
-"""Scores a folder (or glob) of images with an exported model: CSV, JSON and heatmap overlays.
+r"""Scores a folder (or glob) of images with an exported model: CSV, JSON and heatmap overlays.
 
     python -m launch.predict --model=runs/quickstart --category=washer \
         --images=testdata/washer/test --output_dir=predictions/washer

@@ -1,4 +1,4 @@
-"""Synthetic anomalies (Sec. 5.3, Table 6) against a trained run.
+r"""Synthetic anomalies (Sec. 5.3, Table 6) against a trained run.
 
     python -m launch.synthetic --model_dir=runs/quickstart --data_dir=testdata \
         [--category=washer] [--natural_dir=some/images] [--synthetic_copies=1] [--seed=0] \

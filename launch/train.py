@@ -1,4 +1,4 @@
-"""Train -> density -> evaluate -> export for one category, several, or all.
+r"""Train -> density -> evaluate -> export for one category, several, or all.
 
     python -m launch.train --flagfile=configs/3way.flags --data_dir=/data/mvtec_ad \
         --model_dir=runs/3way --category=bottle

@@ -1,4 +1,4 @@
-"""Figure 3: t-SNE of a trained model's features for normal test images, real anomalies, and
+r"""Figure 3: t-SNE of a trained model's features for normal test images, real anomalies, and
 CutPaste and Scar views of the normal training images.
 
     python -m launch.tsne --model_dir=runs/quickstart --data_dir=testdata --category=washer \

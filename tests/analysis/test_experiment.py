@@ -310,6 +310,9 @@ def test_mini_experiment_writes_tables_and_a_rerun_trains_nothing(tmp_path, monk
         assert s["ensemble"]["num_models"] == 2 and not s["ensemble"]["unavailable"]
         flags_txt = (exp_dir / s["runs"]["1"] / "flags.txt").read_text()
         assert f"--task={s['task']}\n--seed=1\n" in flags_txt
+        # launch.train --flagfile= on it redoes the run: no flag launch.train would refuse.
+        assert "--experiment_dir" not in flags_txt and "--seeds" not in flags_txt
+        assert "--test_tmpdir" not in flags_txt
     table = (exp_dir / "results.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| washer |"))
     assert row.count("±") == 2 and row.count("—") == 2  # ours ± s.e.; no paper numbers

@@ -35,7 +35,10 @@ def test_writes_results_table_config_and_export(tiny_run):
     assert "| washer | scratch | 8 |" in table  # testdata: eight scratch images
     config = json.loads((model_dir / "config.json").read_text())
     assert config["train"]["image_size"] == [32, 32] and config["model"]["head_widths"] == [16]
-    assert "--image_size=32" in (model_dir / "flags.txt").read_text()
+    flags_txt = (model_dir / "flags.txt").read_text()
+    assert "--image_size=32" in flags_txt and "--category=washer" in flags_txt
+    for absl_flag in ("--test_tmpdir", "--verbosity", "--logtostderr", "--helpfull"):
+        assert absl_flag not in flags_txt, absl_flag  # only the project's flags
     for name in ("density.npz", "scores.csv", "results.json"):
         assert (model_dir / "washer" / name).exists(), name
     assert (model_dir / "export" / "washer" / "1" / "saved_model.pb").exists()
