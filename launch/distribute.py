@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 from typing import Optional
 
 import tensorflow as tf
@@ -55,10 +56,28 @@ def make_strategy(name: str, tpu: Optional[str] = None) -> tf.distribute.Strateg
     if not tpu:
         raise ValueError("--strategy=tpu needs --tpu (the TPU's name, grpc:// address, or "
                          "'local' on a TPU VM)")
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (OSError, ValueError, RuntimeError, tf.errors.OpError) as e:  # URLError is an OSError
+        raise ValueError(f"--tpu={tpu}: cannot resolve the TPU: {tpu_cause(e)} (off Google "
+                         "Cloud, pass --tpu=grpc://<address>:8470 or run on a TPU VM)") from e
+
+
+def tpu_cause(error: BaseException) -> str:
+    """The cause of a failed TPU resolution in one line: a metadata-server lookup's reason
+    (``Name or service not known``), TensorFlow's message, or the error's text."""
+    if isinstance(error, urllib.error.URLError):
+        reason = error.reason
+        text = getattr(reason, "strerror", None) or str(reason)
+    elif isinstance(error, tf.errors.OpError):
+        text = error.message
+    else:
+        text = str(error) or type(error).__name__
+    text = " ".join(text.split("\n")[0].split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def check_accelerator(strategy: tf.distribute.Strategy, required: bool) -> None:

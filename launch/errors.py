@@ -35,6 +35,10 @@ FLAG_FOR: dict[str, str] = {
     "density.kind": "density",
 }
 
+# Flags whose value is an address, not a file path: the remote-path check leaves them alone
+# (``--tpu=grpc://10.0.0.2:8470``).
+ADDRESS_FLAGS = frozenset({"tpu"})
+
 # A name (optionally dotted), not inside a path, a flag or a longer word; then "=True", "=" or
 # nothing (then no word character, path separator or dotted continuation may follow).
 _NAME = re.compile(r"(?<![\w./=-])([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)"
@@ -107,13 +111,14 @@ def end_with_failures(failed: dict[str, dict], total: int, results: str,
 def check_remote_paths() -> None:
     """Ends the launcher when a flag names a remote path (``gs://...``) whose store cannot be
     reached, with the cause in one line: ``--data_dir=gs://b/x: cannot reach Cloud Storage:
-    Could not resolve host: ...``, not a later "does not exist"."""
+    Could not resolve host: ...``, not a later "does not exist". Only file path flags are
+    checked, not the addresses in :data:`ADDRESS_FLAGS`."""
     seen: set[str] = set()
     for module, defined in flags.FLAGS.flags_by_module_dict().items():
         if module.startswith("absl"):
             continue
         for flag in defined:
-            if flag.name in seen or not flag.present:
+            if flag.name in seen or flag.name in ADDRESS_FLAGS or not flag.present:
                 continue
             seen.add(flag.name)
             values = flag.value if isinstance(flag.value, list) else [flag.value]

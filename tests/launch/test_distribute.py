@@ -10,6 +10,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import urllib.error
 
 import numpy as np
 import pytest
@@ -93,6 +94,27 @@ def test_strategy_names(monkeypatch):
     with pytest.raises(ValueError, match="--tpu"):
         distribute.make_strategy("tpu")
     assert distribute.make_strategy("default") is tf.distribute.get_strategy()
+
+
+@pytest.mark.parametrize("error, cause", [
+    (urllib.error.URLError(socket.gaierror(-2, "Name or service not known")),
+     "Name or service not known"),
+    (ValueError("Please provide a TPU Name to connect to."),
+     "Please provide a TPU Name to connect to."),
+    (tf.errors.UnavailableError(None, None, "Socket closed\nmore detail"), "Socket closed"),
+])
+def test_an_unresolvable_tpu_is_one_line_naming_the_cause(monkeypatch, error, cause):
+    def resolver(tpu):
+        assert tpu == "my-tpu"
+        raise error
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", resolver)
+    with pytest.raises(ValueError) as raised:
+        distribute.make_strategy("tpu", "my-tpu")
+    message = str(raised.value)
+    assert message == (f"--tpu=my-tpu: cannot resolve the TPU: {cause} (off Google Cloud, "
+                       "pass --tpu=grpc://<address>:8470 or run on a TPU VM)")
+    assert "\n" not in message
 
 
 def test_batch_must_split_over_replicas():

@@ -201,3 +201,22 @@ def test_an_unreachable_remote_path_gives_its_cause_in_one_line_with_status_2(
     status = run_launcher(launcher, *[a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err
     assert status == 2 and err == line, err[-2000:]
+
+
+@pytest.mark.parametrize("tpu", ["grpc://10.0.0.2:8470", "my-tpu"])
+def test_a_tpu_address_is_not_a_path_and_an_unresolvable_tpu_is_one_line(
+        tmp_path, run_launcher, capsys, monkeypatch, tpu):
+    _store_raises(monkeypatch, tf.errors.UnimplementedError(
+        None, None, "File system scheme 'grpc' not implemented"))
+
+    def resolver(tpu):
+        raise ValueError(f"Could not connect to {tpu}")
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", resolver)
+    status = run_launcher(train_launcher, f"--data_dir={tmp_path}",
+                          f"--model_dir={tmp_path}/model", "--strategy=tpu", f"--tpu={tpu}")
+    err = capsys.readouterr().err
+    assert status == 2 and err == (
+        f"error: --tpu={tpu}: cannot resolve the TPU: Could not connect to {tpu} (off Google "
+        "Cloud, pass --tpu=grpc://<address>:8470 or run on a TPU VM)\n"), err[-2000:]
+    assert not (tmp_path / "model").exists()
