@@ -3,7 +3,9 @@ heatmap overlays (what ``launch.predict`` writes).
 
 Images are read and scored ``batch_size`` at a time through the model's ``serving_default``
 signature (encoded bytes, decoded and preprocessed in the graph), so memory stays bounded for
-any number of files; a file that cannot be read or decoded fails only itself.
+any number of files; a file that cannot be read or decoded fails only itself. The progress is
+Keras' bar on a terminal, else a plain line every :data:`PROGRESS_EVERY_S` seconds
+(:mod:`cutpaste_tf.console`), so a log file or pipe gets no carriage returns or colour codes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import csv
 import math
 import os
 import re
+import sys
+import time
 import uuid
 from typing import Iterator, Optional, Sequence
 
@@ -21,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import console, files
 from cutpaste_tf.data.index import IMAGE_EXTENSIONS
 from cutpaste_tf.serving import savedmodel
 
@@ -29,6 +33,7 @@ CSV_FIELDS = ["path", "score", "is_anomaly", "error"]
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_JSON = "predictions.json"
 HEATMAP_DIR = "heatmaps"
+PROGRESS_EVERY_S = 30.0  # seconds between plain progress lines (not on a terminal)
 
 
 def find_images(spec: str) -> tuple[list[str], str]:
@@ -146,8 +151,10 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
     heatmap_dir = os.path.join(output_dir, HEATMAP_DIR) if heatmaps else None
     tf.io.gfile.makedirs(output_dir)
     with _csv_writer(os.path.join(output_dir, PREDICTIONS_CSV)) as writer:
-        bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if progress else 0)
+        on_terminal = progress and console.is_terminal(sys.stdout)
+        bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if on_terminal else 0)
         rows, failed, stored = [], [], None
+        start = last = time.perf_counter()
         for chunk in batches(paths, batch_size):
             for path, out, error in score_batch(signature, chunk):
                 if out is None:
@@ -160,6 +167,12 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
                 rows.append(row)
                 writer.writerow([path, f"{row['score']:.9g}", int(row["is_anomaly"]), ""])
             bar.add(len(chunk))
+            done, now = len(rows) + len(failed), time.perf_counter()
+            if progress and not on_terminal and done < len(paths) and (
+                    now - last >= PROGRESS_EVERY_S):
+                last = now
+                print(f"scored {done}/{len(paths)} images "
+                      f"({1000 * (now - start) / done:.0f} ms/image)", flush=True)
     summary = _summary(model_path, len(paths), rows, failed, threshold, stored)
     files.write_json(os.path.join(output_dir, PREDICTIONS_JSON),
                      {"summary": summary, "predictions": rows, "failed": failed})

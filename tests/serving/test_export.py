@@ -202,6 +202,33 @@ def test_predict_names_a_corrupt_image_and_scores_the_rest(exported, tmp_path, r
     assert not [p for p in os.listdir(out_dir) if ".tmp-" in p]
 
 
+def test_predict_progress_off_a_terminal_is_plain_lines(exported, tmp_path, run_launcher,
+                                                         capsys, monkeypatch):
+    """captured stdout is not a terminal: no Keras bar (carriage returns, backspaces, colour
+    codes), a plain line per batch here (every 0 s), none after the last."""
+    from cutpaste_tf.serving import predictions
+    from launch import predict as launcher
+
+    monkeypatch.setattr(predictions, "PROGRESS_EVERY_S", 0.0)
+    path, _, paths, _ = exported
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, p in enumerate(paths[:5]):
+        shutil.copy(p, images / f"img{i}.png")
+    status = run_launcher(launcher, f"--model={path}", f"--images={images}",
+                          f"--output_dir={tmp_path / 'out'}", "--predict_batch_size=2",
+                          "--progress")
+    out = capsys.readouterr().out
+    assert status == 0, out[-2000:]
+    assert not re.search(r"[\r\x08\x1b]", out), repr(out[-2000:])
+    lines = out.splitlines()
+    assert [line.split(" (")[0] for line in lines if line.startswith("scored ")] == [
+        "scored 2/5 images", "scored 4/5 images"], lines
+    assert all(re.fullmatch(r"scored \d/5 images \(\d+ ms/image\)", line)
+               for line in lines if line.startswith("scored ")), lines
+    assert "Scored 5 of 5 images" in out
+
+
 def test_subclass_adds_an_anomaly_map_without_touching_export():
     class Mapped(savedmodel.AnomalyScorer):
         def anomaly_map(self, images):
