@@ -3,7 +3,7 @@
 Per defect type the lowest-scoring defective test images (the misses) and the highest-scoring
 normal ones (the false alarms), each as a small JPEG thumbnail linked to its full-size picture:
 the heatmap PNG the run wrote (``<category>/heatmaps/<defect>/<name>.png``) or, for a run that
-wrote none, a copy of the test image beside the report. The number shown and the bytes embedded
+wrote none, the test image itself where it lies. The number shown and the bytes embedded
 are capped, so the report stays a few MB whatever the size of the test set.
 """
 
@@ -15,7 +15,6 @@ import os
 
 import tensorflow as tf
 
-from cutpaste_tf import files
 from cutpaste_tf.pipeline import rundir
 
 MISSES_PER_DEFECT = 3  # lowest-scoring defective images per defect type
@@ -86,19 +85,15 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _full_size(category_dir: str, row: dict, assets_dir: str) -> tuple[str, bytes] | None:
+def _full_size(category_dir: str, row: dict) -> tuple[str, bytes] | None:
     """The full-size picture of a sampled test image and its bytes: the run's heatmap PNG, else
-    the test image copied under ``assets_dir``; None when neither can be read."""
+    the test image itself where it lies (nothing is copied); None when neither can be read."""
     heatmap = os.path.join(category_dir, rundir.HEATMAP_DIR, picture_name(row) + ".png")
     data = _read(heatmap)
     if data is not None:
         return heatmap, data
     data = _read(row["path"])
-    if data is None:
-        return None
-    copy = os.path.join(assets_dir, row["defect"], os.path.basename(row["path"]))
-    files.write_bytes(copy, data)
-    return copy, data
+    return None if data is None else (row["path"], data)
 
 
 def _caption(row: dict, threshold: float | None) -> str:
@@ -112,14 +107,14 @@ def _caption(row: dict, threshold: float | None) -> str:
     return f"{picture_name(row)} · {row['score']:.4g} · {verdict}"
 
 
-def section(category_dir: str, rows: list[dict], threshold: float | None, report_dir: str,
-            assets_dir: str) -> str:
+def section(category_dir: str, rows: list[dict], threshold: float | None,
+            report_dir: str) -> str:
     """The "Errors" part of a category's report section: the sample's thumbnails, each a link
     to its full-size picture, and links to the folder and grid of all heatmaps."""
     chosen = sample(rows)
     figures, embedded, dropped = [], 0, 0
     for row in chosen:
-        found = _full_size(category_dir, row, assets_dir)
+        found = _full_size(category_dir, row)
         if found is None:
             dropped += 1
             continue

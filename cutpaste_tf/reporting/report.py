@@ -243,12 +243,6 @@ def _categories(model_dir: str) -> list[str]:
                   for p in tf.io.gfile.glob(os.path.join(model_dir, "*", rundir.RESULTS_FILE)))
 
 
-def assets_dir(out_path: str) -> str:
-    """``<report>_files/`` beside the report: copies of the pictures it links to that the run
-    did not write (test images, when no heatmaps were written)."""
-    return os.path.splitext(out_path)[0] + "_files"
-
-
 def category_section(model_dir: str, category: str, out_path: str | None = None) -> str:
     """The plots and galleries of one category, for a report written to ``out_path``."""
     out_path = out_path or os.path.join(model_dir, rundir.REPORT_FILE)
@@ -283,8 +277,7 @@ def category_section(model_dir: str, category: str, out_path: str | None = None)
             for tag, png in views) + "</div>")
     if rows:
         parts.append(gallery.section(cdir, rows, summary["threshold"],
-                                     os.path.dirname(out_path) or ".",
-                                     os.path.join(assets_dir(out_path), category)))
+                                     os.path.dirname(out_path) or "."))
     return "\n".join(parts)
 
 
