@@ -200,7 +200,7 @@ flags.DEFINE_string("model", None, "launch.predict: an export version folder, a 
 flags.DEFINE_string("images", None, "launch.predict: an image folder (searched recursively) or "
                     "a glob pattern.")
 flags.DEFINE_string("output_dir", None, "launch.predict: where predictions.csv/.json and "
-                    "heatmaps/ go (default: ./predictions).")
+                    "heatmaps/ go (default: predictions/ in the current directory).")
 flags.DEFINE_integer("predict_batch_size", 16, "launch.predict: images per model call.")
 
 # Localisation (Sec. 2.4, 4.2, Appendix A.5).
