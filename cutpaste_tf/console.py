@@ -21,6 +21,9 @@ import keras
 import numpy as np
 
 
+LONG_RUN_S = 24 * 3600.0  # a remaining time past this is pointed out once
+
+
 def duration(seconds: float) -> str:
     """``seconds`` for a person: ``0.4s``, ``42s``, ``5m10s``, ``2h05m``."""
     seconds = max(0.0, seconds)
@@ -78,6 +81,7 @@ class Progress:
             self.bar.update(start)
         self._steps: list[dict] = []  # each step's metrics since the last line
         self._tic, self._tic_step = time.perf_counter(), start
+        self._lines, self._warned = 0, False
 
     @property
     def stream(self) -> TextIO:
@@ -98,10 +102,20 @@ class Progress:
         accuracy = float(np.mean([np.asarray(m["accuracy"]) for m in steps]))
         rate = (done - self._tic_step) / max(now - self._tic, 1e-9)
         self._tic, self._tic_step = now, done
+        eta = (self.total - done) / max(rate, 1e-9)
         print(progress_line(self.category, done, self.total, loss, accuracy,
                             [float(a) for a in np.atleast_1d(per_class)], self.names,
-                            rate * self.batch_size, (self.total - done) / max(rate, 1e-9)),
+                            rate * self.batch_size, eta),
               file=self.stream, flush=True)
+        self._lines += 1
+        # The first line's rate includes building the graph; from the second on it is the
+        # machine's. A run of days is usually the paper's protocol on a CPU by mistake.
+        if self._lines >= 2 and eta > LONG_RUN_S and not self._warned:
+            self._warned = True
+            print(f"[{self.category}] note: at this rate the other {self.total - done:,} steps "
+                  f"take {duration(eta)}; is this the machine you meant (the start line names "
+                  "the device; --require_accelerator refuses a CPU)?", file=self.stream,
+                  flush=True)
 
     def log(self, done: int, loss: float, accuracy: float, lr: float) -> None:
         """The metrics of a TensorBoard log, shown on the terminal's bar."""

@@ -77,3 +77,24 @@ def test_stage_prints_a_start_and_an_end_line_with_its_duration():
     with console.stage("", "export", verbose=False, stream=silent):
         pass
     assert silent.getvalue() == ""
+
+
+def test_a_run_of_days_is_pointed_out_once(monkeypatch):
+    clock = iter([0.0, 2.0, 4.0, 6.0, 8.0, 10.0])  # two seconds per step
+    monkeypatch.setattr(console.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    progress = console.Progress("bottle", 65536, 0, ("normal", "cutpaste", "scar"), 96,
+                                every_s=0, stream=out)
+    for done in range(1, 5):
+        progress.step(done, _metrics(1.0, 0.4, [0.5, 0.3, 0.3]))
+    lines = out.getvalue().splitlines()
+    notes = [line for line in lines if "note:" in line]
+    assert len(lines) == 5 and len(notes) == 1 and lines[2] == notes[0]  # after the 2nd line
+    assert "other 65,534 steps take 36h" in notes[0] and "--require_accelerator" in notes[0]
+    short = io.StringIO()
+    fast = console.Progress("washer", 600, 0, ("normal",), 6, every_s=0, stream=short)
+    clock2 = iter([0.0, 1.0, 2.0, 3.0])
+    monkeypatch.setattr(console.time, "perf_counter", lambda: next(clock2))
+    for done in range(1, 4):
+        fast.step(done, _metrics(1.0, 0.5, [0.5]))
+    assert "note:" not in short.getvalue()  # 600 steps at 1 s: minutes, not days
