@@ -53,6 +53,17 @@ class Threshold:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def shortfall(self) -> str:
+        """One line saying that too few normal images support the quantile asked for (so more
+        normal images than ``1 - quantile`` will be flagged), "" when they do."""
+        if self.quantile is None or self.achieved_quantile is None or (
+                self.achieved_quantile >= self.quantile - 1e-9):
+            return ""
+        return (f"warning: threshold: {self.note or f'quantile {self.quantile} not reached'}; "
+                f"the threshold is the highest of the {self.num_images} normal scores, so "
+                f"expect more than {100 * (1 - self.quantile):.3g}% of normal images flagged "
+                "(hold out more normal images, or ask for a lower quantile)")
+
 
 def split_holdout(files: Sequence[str], fraction: float, seed: int, min_train: int = 2,
                   given: Sequence[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:

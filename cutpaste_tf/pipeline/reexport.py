@@ -10,6 +10,7 @@ Serving picks it up. The category's ``threshold.json`` and ``results.json`` and 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -60,6 +61,8 @@ def reexport_category(model_dir: str, category: str, config: RunConfig, export_d
         print(f"[{category}] TFLite: {tflite_path}")
     print(f"[{category}] threshold {cut.value:.6g} ({cut.method}"
           f"{f', quantile {cut.quantile}' if cut.quantile else ''}) -> {path}")
+    if cut.shortfall():
+        print(f"[{category}] {cut.shortfall()}", file=sys.stderr, flush=True)
     return path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from types import ModuleType
 from typing import Optional, Sequence
@@ -76,6 +77,8 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
     with failures.stage("threshold"), console.stage(where, "threshold", verbose):
         cut, record = kind.threshold(fitted, val_files, validation, config)
         rundir.write_threshold(out, record)
+    if cut.shortfall():  # a warning about the results, whatever the progress display
+        print(f"{where}{cut.shortfall()}", file=sys.stderr, flush=True)
     with failures.stage("evaluation"), console.stage(
             where, f"evaluation on {len(data.test_files)} test images", verbose):
         scores = kind.score(fitted, data, config)

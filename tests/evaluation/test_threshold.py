@@ -46,6 +46,12 @@ def test_quantile_is_the_conformal_order_statistic():
     capped = th.quantile_threshold(scores, 0.995)
     assert capped.value == 99 and capped.achieved_quantile == pytest.approx(0.99)
     assert "need 199 for 0.995" in capped.note
+    assert not cut.shortfall()
+    assert capped.shortfall() == (
+        "warning: threshold: 99 images support at most quantile 0.990; need 199 for 0.995; the "
+        "threshold is the highest of the 99 normal scores, so expect more than 0.5% of normal "
+        "images flagged (hold out more normal images, or ask for a lower quantile)")
+    assert not th.Threshold(3.0, "labelled_f1", note="F1 0.9 on the labelled images").shortfall()
 
 
 def test_quantile_of_a_known_distribution():

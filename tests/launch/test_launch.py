@@ -186,6 +186,8 @@ def test_console_output_in_a_log_file_is_plain_lines(tmp_path):
                             r"\(normal \d\.\d\d / cutpaste \d\.\d\d\) \d+ views/s"
                             r"( ETA \S+)?", s) for s in steps), steps
     assert re.search(r"^\[washer\] training: done in \S+$", log, re.M)
+    assert ("[washer] warning: threshold: 15 images support at most quantile 0.938; need 19 for "
+            "0.95; the threshold is the highest of the 15 normal scores") in log
     for stage in ("[washer] density fit on 45 training images", "[washer] threshold",
                   "[washer] evaluation on 36 test images", "[washer] metrics",
                   "[washer] SavedModel export", "HTML report"):
