@@ -16,8 +16,10 @@ same command again tries the failed categories again (``cutpaste_tf.pipeline.fai
 from __future__ import annotations
 
 import os
+import sys
 
 from cutpaste_tf import console, files
+from cutpaste_tf.config import RunConfig
 from cutpaste_tf.models import efficientnet
 from cutpaste_tf.pipeline import build, failures, inputs, rundir, runner, summary
 from cutpaste_tf.reporting import report
@@ -28,12 +30,23 @@ from launch import flags as flag_defs
 FLAGS = flag_defs.FLAGS
 
 
+def untrained_warning(config: RunConfig) -> str:
+    """A warning line for a run whose features will be a random network's (no training steps
+    and no initial backbone weights; such a run is allowed, e.g. as a baseline), else ""."""
+    if config.train.epochs == 0 and not config.model.backbone_weights:
+        return ("warning: --epochs=0 with a randomly initialised backbone: the features are "
+                "untrained; the AUROC will not measure the method")
+    return ""
+
+
 def prepare() -> tuple:
     """Everything checked before training (flags, dataset, every image, the model dir):
     (config, strategy, categories, labelled validation or None, whether this is the chief)."""
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required")
     config = configs.run_config()
+    if untrained_warning(config):
+        print(untrained_warning(config), file=sys.stderr, flush=True)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     distribute.check_accelerator(strategy, FLAGS.require_accelerator)
     if config.model.backbone_weights == "imagenet":  # fetched now, not after the checks

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, TINY_TRAIN
 
-from cutpaste_tf.config import RunConfig
+from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig
 from launch import configs, errors
 from launch import export as export_launcher
 from launch import predict as predict_launcher
@@ -130,8 +130,12 @@ def test_train_holds_test_normals_out_of_a_lone_good_folder_and_keeps_the_split(
             f"--test_defect_dirs={washer}/test/stain"]
     assert run_launcher(train_launcher, *args) == 0
     split = model_dir / "widget" / "test_split.json"
+    out, err = capsys.readouterr()
     assert (f"[widget] no --test_good_dir: 20% of 60 good images (12, seed 0) held out as test "
-            f"normals; split in {split}\n") in capsys.readouterr().out
+            f"normals; split in {split}\n") in out
+    # --epochs=0 from scratch is allowed, with a warning that the features are a random net's.
+    assert err.startswith("warning: --epochs=0 with a randomly initialised backbone: the "
+                          "features are untrained; the AUROC will not measure the method\n")
     assert len(json.loads(split.read_text())["test_good"]) == 12
     status = run_launcher(train_launcher, *args, "--split_seed=1")
     err = capsys.readouterr().err
@@ -139,6 +143,17 @@ def test_train_holds_test_normals_out_of_a_lone_good_folder_and_keeps_the_split(
     assert err.endswith(f"error: {split}: the run's test normals were held out with "
                         "--split_seed=0, this run asks for --split_seed=1; use those, another "
                         "model dir, or --overwrite to start again from scratch\n"), err[-2000:]
+
+
+def test_untrained_warning_only_without_training_and_without_backbone_weights():
+    def config(epochs, weights):
+        return RunConfig(model=ModelConfig(backbone_weights=weights),
+                         train=TrainConfig(epochs=epochs))
+
+    assert "--epochs=0 with a randomly initialised backbone" in train_launcher.untrained_warning(
+        config(0, None))
+    assert train_launcher.untrained_warning(config(0, "imagenet")) == ""
+    assert train_launcher.untrained_warning(config(1, None)) == ""
 
 
 def test_export_and_predict_report_missing_inputs_the_same_way(tmp_path, run_launcher, capsys):
