@@ -387,6 +387,16 @@ def help_text(launcher: str, doc: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def suggested_as_flags(message: str) -> str:
+    """absl's unknown-flag message with its suggestions written as flags: ``Did you mean:
+    --threshold, --threshold_folds?``, not ``threshold, threshold_folds ?``."""
+    match = re.search(r"Did you mean: (.+?) \?$", message)
+    if not match:
+        return message
+    names = [f"--{n.strip().lstrip('-')}" for n in match.group(1).split(",")]
+    return f"{message[:match.start()]}Did you mean: {', '.join(names)}?"
+
+
 def run(main: Callable[[list[str]], None]) -> None:
     """``app.run(main)`` for a launcher (``if __name__ == "__main__": flags.run(main)``):
     ``--help`` prints :func:`help_text` and exits 0; a flag absl cannot parse, or one of another
@@ -403,7 +413,8 @@ def run(main: Callable[[list[str]], None]) -> None:
         except flags.UnrecognizedFlagError as e:  # maybe a flag of a module not imported here
             names = [e.flagname, e.flagname.removeprefix("no")]  # --noNAME: bool flag NAME
             known = [m for m in (foreign_flag_message(n, launcher) for n in names) if m]
-            errors.fail(known[0] if known else f"{e} (python -m {launcher} --help)")
+            errors.fail(known[0] if known else f"{suggested_as_flags(str(e))} "
+                        f"(python -m {launcher} --help)")
         except flags.Error as e:
             errors.fail(f"{e} (python -m {launcher} --help)")
 

@@ -91,12 +91,22 @@ def main(argv: list[str]) -> None:
         table = summary.summarize_run(FLAGS.model_dir, config.train.task)
         print(table)
         print(f"Results: {os.path.join(FLAGS.model_dir, rundir.RESULTS_FILE)}")
-        if export_dir and len(failed) < len(categories):
-            print(f"SavedModels: {export_dir}/<category>/{FLAGS.export_version}")
+        exported = [data.name for data in categories if data.name not in failed]
+        if export_dir and exported:
+            print(saved_models_line(export_dir, exported, FLAGS.export_version))
         print_report(FLAGS.model_dir)
     # Exit 1 when a category failed (its cause is in results.md and <category>/failed.json).
     errors.end_with_failures(failed, len(categories),
                              os.path.join(FLAGS.model_dir, rundir.RESULTS_TABLE))
+
+
+def saved_models_line(export_dir: str, names: list[str], version: int) -> str:
+    """The end line naming the exports: the folder itself for one category, else the pattern
+    and the categories that fill it."""
+    if len(names) == 1:
+        return f"SavedModels: {os.path.join(export_dir, names[0], str(version))}"
+    return (f"SavedModels: {os.path.join(export_dir, '<category>', str(version))} for "
+            f"<category> in {', '.join(names)}")
 
 
 def print_report(model_dir: str) -> None:

@@ -156,6 +156,13 @@ def test_untrained_warning_only_without_training_and_without_backbone_weights():
     assert train_launcher.untrained_warning(config(1, None)) == ""
 
 
+def test_the_saved_models_line_names_the_folder_of_a_single_category():
+    assert train_launcher.saved_models_line("runs/a/export", ["bottle"], 1) == (
+        "SavedModels: runs/a/export/bottle/1")
+    assert train_launcher.saved_models_line("runs/a/export", ["fabric", "washer"], 2) == (
+        "SavedModels: runs/a/export/<category>/2 for <category> in fabric, washer")
+
+
 def test_export_and_predict_report_missing_inputs_the_same_way(tmp_path, run_launcher, capsys):
     assert run_launcher(export_launcher, f"--model_dir={tmp_path}") == 2
     assert capsys.readouterr().err == (f"error: --model_dir={tmp_path} has no config.json; is "

@@ -229,3 +229,17 @@ def test_train_as_a_user_runs_it(args, out, err, code):
     assert out in result.stdout and result.stderr.endswith(err)
     if args == ["--help"]:
         assert "--[no]tflite" not in result.stdout and "--test_tmpdir" not in result.stdout
+
+
+def test_a_typo_gets_its_suggestions_as_flags():
+    assert flag_defs.suggested_as_flags(
+        "Unknown command line flag 'treshold'. Did you mean: threshold, threshold_folds ?") == (
+        "Unknown command line flag 'treshold'. Did you mean: --threshold, --threshold_folds?")
+    assert flag_defs.suggested_as_flags("Unknown command line flag 'zzz'") == (
+        "Unknown command line flag 'zzz'")
+    result = run_module("launch.export", "--model_dir=runs/x", "--treshold=20", timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "error: Unknown command line flag 'treshold'. Did you mean: --threshold, "
+        "--threshold_folds, --threshold_quantile? (python -m launch.export --help)\n"), (
+        result.stderr[-2000:])
