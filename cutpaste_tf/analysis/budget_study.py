@@ -330,9 +330,12 @@ def plot(records: Sequence[dict], path: str) -> str:
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=family)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log", base=2)
+        budgets = sorted(paired(records, arm))
+        ax.set_xticks(budgets, [f"{s:,}" for s in budgets])
+        ax.set_xlim(budgets[0] / 1.6, budgets[-1] * 1.6)
         ax.set_title(CHOICES[arm], fontsize=9)
         ax.set_xlabel("training steps")
-    axes[0][0].set_ylabel("validation AUROC, paper − CPU choice (points)")
+    axes[0][0].set_ylabel("validation AUROC: paper − CPU (points)")
     if arms:
         axes[0][0].legend(fontsize=7)
     fig.tight_layout()

@@ -117,3 +117,16 @@ def test_paired_differences_trend_and_table(tmp_path):
     unfinished = study.cell_dir(str(tmp_path), "elpv_poly", "jitter", 600, 7)
     os.makedirs(unfinished)  # no validation.json yet: not a record
     assert len(study.collect(str(tmp_path))) == len(records)
+
+
+def test_the_study_table_in_the_docs_is_that_of_its_recorded_cells():
+    """docs/learning.md (point 15) quotes the table that the recorded cells give, line for line."""
+    with open(os.path.join(ROOT, "docs", "budget_study", "cells.json")) as f:
+        records = json.load(f)["cells"]
+    assert records and all(r["final_accuracy"] > 0.4 for r in records)  # every cell learned
+    with open(os.path.join(ROOT, "docs", "learning.md"), encoding="utf-8") as f:
+        doc = f.read()
+    missing = [line for line in study.table_markdown(records).splitlines()
+               if line.strip() and line not in doc]
+    assert missing == []
+    assert os.path.exists(os.path.join(ROOT, "docs", "budget_study", "figure.png"))
