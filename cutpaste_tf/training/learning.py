@@ -105,12 +105,12 @@ def warning(result: Mapping, task: str, category: str = "") -> str:
         f"{where}warning: the {task} proxy task is not learning: {figures(result)}. "
         "Features of a network that has not learned its proxy task do not measure the "
         "method, whatever their AUROC. Likely causes, with the flags to "
-        "try: a deep projection head, whose exploding gradients reach the backbone scrambled "
-        "(--head_widths=512, the default); too few steps for this data (--epochs, "
-        "--steps_per_epoch); scars scaled down with the image until they vanish "
-        "(--scar_reference_size=0, the default, keeps them 2-16 px wide); a shift "
-        "or a whole-image colour jitter that slows learning on aligned images (--translate=0, "
-        "--jitter=0,0,0,0, the defaults); patches "
+        "try: too few steps for the paper's slow-starting setup, the authors' eight-layer "
+        "head, a random classifier, the whole-image shift and colour jitter (more --epochs or "
+        "--steps_per_epoch; for a short run --flagfile=configs/cpu_choices.flags after the "
+        "main config: one 512 head layer, a zero classifier, no shift or jitter); scars "
+        "scaled down with the image until they vanish (--scar_reference_size=0, the default, "
+        "keeps them 2-16 px wide); patches "
         "too faint on plain textures (--patch_jitter, --area_ratio); or a class this data "
         "cannot support in the time given (--task=cutpaste).")
 
