@@ -10,7 +10,6 @@ a test set, and the reading and summarising of finished cells; ``launch.budget_s
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -19,13 +18,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from cutpaste_tf import files
 from cutpaste_tf.data import index
+from cutpaste_tf.evaluation import metrics
 
-# The choices of the CPU-budget configs (configs/3way_cpu.flags): the baseline every arm is
-# paired with. Each arm below changes one of them back to what the paper or its authors state.
+# The choices of the CPU-budget configs (configs/cpu_choices.flags): the baseline every arm is
+# paired with, pinned after the family's own flags. Each arm below changes one of them back to
+# what the paper or its authors state.
 BASELINE = "cpu_choices"
-BASE_FLAGS = ("--head_widths=512", "--head_embedding=0", "--classifier_init=zeros",
-              "--translate=0", "--jitter=0,0,0,0")
+BASE_FLAGS = ("--flagfile=configs/cpu_choices.flags",)
 ARMS: dict[str, tuple[str, ...]] = {
     BASELINE: (),
     # Appendix A.1's whole-image colour jitter (strength not given: 0.1 of brightness, contrast
@@ -39,11 +40,9 @@ ARMS: dict[str, tuple[str, ...]] = {
                      "--classifier_init=glorot_uniform"),
     # The classifier's initialisation alone (one 512 layer, Glorot instead of zeros).
     "glorot_classifier": ("--classifier_init=glorot_uniform",),
-    # Everything the paper and its authors state at once: configs/3way.flags.
-    "paper": ("--jitter=0.1,0.1,0.1,0", "--translate=0.0625",
-              "--head_widths=512,512,512,512,512,512,512,512", "--head_embedding=128",
-              "--classifier_init=glorot_uniform"),
 }
+# Everything the paper and its authors state at once: configs/3way.flags.
+ARMS["paper"] = ARMS["jitter"] + ARMS["translate"] + ARMS["authors_head"]
 # What each arm departs from, for the tables: the choice it decides.
 CHOICES = {"jitter": "whole-image colour jitter", "translate": "random translation",
            "authors_head": "projection head (8x512 + 128) and its initialisation",
@@ -92,15 +91,13 @@ def carve_validation(category_dir: str, out_dir: str, fraction: float = 1 / 3,
         images = sorted(os.path.basename(p) for p in index.list_images(os.path.join(test, kind)))
         chosen = set(rng.sample(images, max(1, round(fraction * len(images)))))
         moved[kind] = len(chosen)
+        mask_dir = os.path.join(category_dir, "ground_truth", kind)
         for name in images:
             dest = "validation" if name in chosen else "test"
             _link(os.path.join(test, kind, name), os.path.join(out_dir, dest, kind, name))
-            mask_dir = os.path.join(category_dir, "ground_truth", kind)
-            stem = os.path.splitext(name)[0]
-            for mask in (os.listdir(mask_dir) if os.path.isdir(mask_dir) else []):
-                if dest == "test" and os.path.splitext(mask)[0] in (stem, f"{stem}_mask"):
-                    _link(os.path.join(mask_dir, mask),
-                          os.path.join(out_dir, "ground_truth", kind, mask))
+            mask = index.find_mask(mask_dir, name) if dest == "test" else None
+            if mask:
+                _link(mask, os.path.join(out_dir, "ground_truth", kind, os.path.basename(mask)))
     for folder in ("train/good", "test/good"):
         src = os.path.join(category_dir, folder)
         for path in index.list_images(src) if os.path.isdir(src) else []:
@@ -151,10 +148,8 @@ def read_cell(model_dir: str, family: str) -> Optional[dict]:
                            for name in ("results.json", "validation.json"))
     if not (os.path.exists(results) and os.path.exists(validation)):
         return None
-    with open(results) as f:
-        run = json.load(f)["categories"][category]
-    with open(validation) as f:
-        aurocs = json.load(f)["categories"][category]["auroc"]
+    run = files.read_json(results)["categories"][category]
+    aurocs = files.read_json(validation)["categories"][category]["auroc"]
     learning = run.get("learning", {})
     return {"final_accuracy": learning.get("final_accuracy"),
             "final_accuracy_per_class": learning.get("final_accuracy_per_class"),
@@ -188,9 +183,9 @@ def collect(study_dir: str) -> list[dict]:
 
 
 def _stat(values: Sequence[float]) -> dict:
-    values = np.asarray(values, float)
-    se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-    return {"mean": float(values.mean()), "se": se, "n": int(len(values))}
+    """{"mean", "se", "n"}; the standard error is NaN for one value (no ± in the tables)."""
+    mean, se = metrics.mean_and_stderr(values)
+    return {"mean": mean, "se": se if len(values) > 1 else float("nan"), "n": len(values)}
 
 
 def paired(records: Sequence[dict], arm: str, key: str = "yardstick",

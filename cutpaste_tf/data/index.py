@@ -150,7 +150,7 @@ def index_mvtec(data_dir: str, category: str, default_kind: str = "object") -> C
             files.append(path)
             labels.append(0 if is_good else 1)
             defects.append(defect)
-            masks.append(None if is_good else _find_mask(os.path.join(root, "ground_truth",
+            masks.append(None if is_good else find_mask(os.path.join(root, "ground_truth",
                                                                       defect), path, ("_mask",)))
     gt_root = os.path.join(root, "ground_truth")
     if tf.io.gfile.isdir(gt_root):
@@ -208,13 +208,13 @@ def index_folders(name: str, train_dir: str, test_good_dir: Optional[str],
         defect = os.path.basename(os.path.normpath(folder))
         for path in _require_images(folder, "defective test", ignored):
             files.append(path), labels.append(1), defects.append(defect)
-            masks.append(_find_mask(mask_dir, path) if mask_dir else None)
+            masks.append(find_mask(mask_dir, path) if mask_dir else None)
     return _checked(CategoryData(name, kind, aligned, tuple(train), tuple(files), tuple(labels),
                                  tuple(defects), tuple(masks), tuple(ignored)),
                     test_good_dir or train_dir)
 
 
-def _find_mask(mask_dir: str, image_path: str,
+def find_mask(mask_dir: str, image_path: str,
                suffixes: Sequence[str] = ("_mask", "")) -> Optional[str]:
     """``<mask_dir>/<stem><suffix><ext>`` of the first suffix and extension that exists."""
     stem = os.path.splitext(os.path.basename(image_path))[0]

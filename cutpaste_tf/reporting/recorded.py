@@ -14,11 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error (sample standard deviation over sqrt(n))."""
-    v = np.asarray(values, float)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+from cutpaste_tf.evaluation import metrics
 
 
 def render(values: Sequence[float], form: str) -> str:
@@ -27,7 +23,7 @@ def render(values: Sequence[float], form: str) -> str:
     kind, digits = form.split(":")
     d = int(digits)
     if kind == "mean_se":
-        m, s = mean_se(values)
+        m, s = metrics.mean_and_stderr(values)
         return f"{m:.{d}f} ± {s:.{d}f}"
     if kind == "mean":
         return f"{float(np.mean(values)):.{d}f}"

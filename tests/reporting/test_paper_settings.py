@@ -3,11 +3,12 @@ configs name what they change, and every run's results and report carry the tabl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig
+from cutpaste_tf.config import AugmentConfig, ModelConfig, RunConfig, TrainConfig
 from cutpaste_tf.reporting import paper_settings as ps
 
 
@@ -51,10 +52,9 @@ def test_the_cpu_budget_config_names_each_change(parse_flags):
 def test_each_setting_is_caught_alone():
     paper = RunConfig(model=ModelConfig(head_widths=(512,) * 8, head_embedding=128,
                                         classifier_init="glorot_uniform"),
-                      train=TrainConfig(augment=TrainConfig().augment.__class__(
-                          translate=0.0625, jitter=(0.1, 0.1, 0.1, 0))))
+                      train=TrainConfig(augment=AugmentConfig(translate=0.0625,
+                                                              jitter=(0.1, 0.1, 0.1, 0))))
     assert ps.differences(paper) == []
-    import dataclasses
     changed = {
         "schedule": dataclasses.replace(paper, train=dataclasses.replace(paper.train,
                                                                          warmup_steps=50)),
