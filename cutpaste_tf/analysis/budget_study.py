@@ -43,10 +43,16 @@ ARMS: dict[str, tuple[str, ...]] = {
 }
 # Everything the paper and its authors state at once: configs/3way.flags.
 ARMS["paper"] = ARMS["jitter"] + ARMS["translate"] + ARMS["authors_head"]
+# The drift arms (docs/learning.md, point 16): Appendix A.1's whole pre-augmentation (jitter and
+# translation) with the CPU-budget head, and a stronger whole-image jitter.
+ARMS["preaug"] = ARMS["jitter"] + ARMS["translate"]
+ARMS["jitter_strong"] = ("--jitter=0.2,0.2,0.2,0",)
 # What each arm departs from, for the tables: the choice it decides.
 CHOICES = {"jitter": "whole-image colour jitter", "translate": "random translation",
            "authors_head": "projection head (8x512 + 128) and its initialisation",
-           "glorot_classifier": "classifier initialisation", "paper": "all at once"}
+           "glorot_classifier": "classifier initialisation", "paper": "all at once",
+           "preaug": "whole-image jitter and translation (A.1)",
+           "jitter_strong": "whole-image colour jitter of 0.2"}
 
 # Families of images: flags that select the data (``{data_root}`` is replaced), and the kind of
 # validation defects the yardstick reads ("probable": ELPV's cells at defect probability 2/3;
