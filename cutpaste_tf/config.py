@@ -109,6 +109,11 @@ class ModelConfig:
     # Width of a last, linear Dense layer of the head (0: none). The authors' DROC head ends in
     # a linear 128 layer after its eight 512 ones; the classifier then reads those 128.
     head_embedding: int = 0
+    # Per-image intensity standardisation at the model's input: each image's luma is moved to
+    # mean 0.5 and standard deviation 0.2 before the backbone (in the graph, so training,
+    # evaluation and serving agree). Makes the features blind to a global brightness or
+    # contrast change, and so to defects that are only that.
+    input_standardization: bool = False
 
     def __post_init__(self):
         if any(w <= 0 for w in self.head_widths):
@@ -225,10 +230,25 @@ class DensityConfig:
     feature: str = "pooled"
     normalize_features: bool = True
     kde_gamma: Optional[float] = None
+    # The density on pre-augmented copies too: ``augment_copies`` colour-jittered copies (of
+    # strength ``augment_jitter``: brightness, contrast, saturation, hue) of each training image
+    # beside the image itself, so that the density is wide along lighting directions. 0: the
+    # paper's fit on un-augmented images only.
+    augment_copies: int = 0
+    augment_jitter: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 0.0)
 
     def __post_init__(self):
         if self.kind not in ("gde", "kde"):
             raise ValueError(f"density.kind must be 'gde' or 'kde', got {self.kind!r}")
+        if self.augment_copies < 0:
+            raise ValueError(f"density_augment_copies must be >= 0, got {self.augment_copies}")
+        if len(self.augment_jitter) != 4 or min(self.augment_jitter) < 0 or (
+                self.augment_jitter[3] > 0.5):
+            raise ValueError("density_augment_jitter takes brightness, contrast, saturation, hue, "
+                             f"each >= 0 and hue <= 0.5, got {self.augment_jitter}")
+        if self.augment_copies and max(self.augment_jitter) == 0:
+            raise ValueError(f"density_augment_copies={self.augment_copies} with no "
+                             "density_augment_jitter: the copies would equal the images")
         if self.feature not in FEATURES:
             raise ValueError(f"feature must be one of {FEATURES}, got {self.feature!r}")
 
@@ -314,6 +334,21 @@ class ThresholdConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RobustnessConfig:
+    """The drift stress test after evaluation (:mod:`cutpaste_tf.evaluation.robustness`): on
+    or off, its shifts (``cutpaste_tf.ops.shifts.parse_shifts``: "default", "photometric" or
+    kind:amount pairs) and the most normal images it shifts."""
+
+    stress_test: bool = True
+    shifts: str = "default"
+    max_images: int = 200
+
+    def __post_init__(self):
+        if self.max_images < 2:
+            raise ValueError(f"stress_max_images must be at least 2, got {self.max_images}")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything one category's train -> density -> evaluate -> export needs."""
 
@@ -323,6 +358,7 @@ class RunConfig:
     eval_batch_size: int = 32
     threshold: ThresholdConfig = ThresholdConfig()
     localization: LocalizationConfig = LocalizationConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     # Ground-truth masks: a pixel is a defect when its value is at least this fraction of the
     # mask's full scale (255, 65535); see cutpaste_tf.data.masks for the whole rule.
     mask_threshold: float = 0.5

@@ -17,11 +17,13 @@ from cutpaste_tf.config import (
     DensityConfig,
     LocalizationConfig,
     ModelConfig,
+    RobustnessConfig,
     RunConfig,
     ThresholdConfig,
     TrainConfig,
 )
 from cutpaste_tf.models.cutpaste_net import check_backbone_weights
+from cutpaste_tf.ops import shifts
 from cutpaste_tf.pipeline.inputs import InputSpec
 from launch.flags import FLAGS
 
@@ -96,13 +98,25 @@ def model_config() -> ModelConfig:
                        classifier_init=FLAGS.classifier_init,
                        head_batchnorm=FLAGS.head_batchnorm, head_init=FLAGS.head_init,
                        head_embedding=FLAGS.head_embedding,
+                       input_standardization=FLAGS.input_standardization,
                        backbone_weights=weights)
 
 
 def density_config() -> DensityConfig:
     return DensityConfig(kind=FLAGS.density, feature=value("feature"),
                          normalize_features=FLAGS.normalize_features,
-                         kde_gamma=FLAGS.kde_gamma)
+                         kde_gamma=FLAGS.kde_gamma,
+                         augment_copies=FLAGS.density_augment_copies,
+                         augment_jitter=_floats("density_augment_jitter", 4))
+
+
+def robustness_config() -> RobustnessConfig:
+    try:  # a bad entry fails now, before any training
+        shifts.parse_shifts(FLAGS.stress_shifts)
+    except ValueError as e:
+        raise ValueError(f"--stress_shifts={FLAGS.stress_shifts}: {e}") from None
+    return RobustnessConfig(stress_test=FLAGS.stress_test, shifts=FLAGS.stress_shifts,
+                            max_images=FLAGS.stress_max_images)
 
 
 def threshold_config() -> ThresholdConfig:
@@ -123,7 +137,8 @@ def run_config() -> RunConfig:
     """The typed config of the flags; a bad value raises ValueError naming its field."""
     return RunConfig(model=model_config(), train=train_config(), density=density_config(),
                      eval_batch_size=FLAGS.eval_batch_size, threshold=threshold_config(),
-                     localization=localization_config(), mask_threshold=FLAGS.mask_threshold)
+                     localization=localization_config(), robustness=robustness_config(),
+                     mask_threshold=FLAGS.mask_threshold)
 
 
 def input_spec() -> InputSpec:

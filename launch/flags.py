@@ -139,6 +139,9 @@ flags.DEFINE_integer("head_embedding", 0, "Width of a last, linear Dense layer o
                      "(0: none); the authors' DROC head ends in a linear 128 after its 512s.")
 flags.DEFINE_bool("head_batchnorm", True, "BatchNorm in each head layer; --nohead_batchnorm "
                   "gives Dense (with bias, He initialisation) -> ReLU layers.")
+flags.DEFINE_bool("input_standardization", False, "Standardise each image's grey level and "
+                  "contrast at the model's input (luma mean 0.5, std 0.2), in the graph: "
+                  "blind to global lighting changes, and to defects that are only that.")
 flags.DEFINE_enum("head_init", "glorot_uniform", list(HEAD_INITS),
                   "Initial kernels of the head's Dense layers before BatchNorm: Keras' default, "
                   "or PyTorch's nn.Linear default (uniform in +-1/sqrt(fan_in)).")
@@ -173,6 +176,22 @@ flags.DEFINE_enum("feature", "pooled", ["pooled", "pool", "embedding", "level7"]
 flags.DEFINE_bool("normalize_features", True, "L2-normalise features before the density.")
 flags.DEFINE_float("kde_gamma", None, "KDE kernel width gamma (default: 10 / (var * dim)).")
 flags.DEFINE_integer("eval_batch_size", 32, "Batch size for feature extraction.")
+flags.DEFINE_integer("density_augment_copies", 0, "Fit the density on this many colour-jittered "
+                     "copies of each training image too (0: un-augmented images only, as the "
+                     "paper), so that it is wide along lighting directions.")
+flags.DEFINE_list("density_augment_jitter", ["0.1", "0.1", "0.1", "0"],
+                  "--density_augment_copies: their colour jitter (brightness, contrast, "
+                  "saturation, hue).")
+
+# Drift: the stress test after evaluation (launch.train, launch.experiment, launch.robustness).
+flags.DEFINE_bool("stress_test", True, "After evaluation, score held-out (or out-of-fold) normal "
+                  "training images under lighting, pose, blur, noise and JPEG shifts: the share "
+                  "flagged and the AUROC against unshifted anomalies (results.md, report).")
+flags.DEFINE_string("stress_shifts", "default", "The stress test's shifts: 'default', "
+                    "'photometric' (no translation or rotation: for parts where a turn is a "
+                    "defect), or kind:amount pairs, e.g. brightness:-0.1,blur:1.")
+flags.DEFINE_integer("stress_max_images", 200, "The stress test shifts at most this many "
+                     "normal images (evenly spread), to bound its time.")
 
 # Threshold: how training sets the exported decision threshold (launch.export can recompute it).
 flags.DEFINE_float("val_fraction", 0.0,
@@ -274,7 +293,8 @@ flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clip
 # together: the shipped configs/*.flags hold them and serve launch.train, launch.experiment and
 # the launchers that measure training (benchmark, diagnose, accelerator_check) alike.
 TRAINING = ("Data", "Output", "Proxy task and optimisation", "Scale", "Model",
-            "CutPaste augmentation", "Density and evaluation", "Threshold", "Localisation")
+            "CutPaste augmentation", "Density and evaluation", "Drift", "Threshold",
+            "Localisation")
 LAUNCHER_FLAGS: dict[str, tuple[str, ...]] = {
     "launch.train": TRAINING,
     "launch.experiment": (*TRAINING, "Experiments"),
@@ -291,6 +311,8 @@ LAUNCHER_FLAGS: dict[str, tuple[str, ...]] = {
     "launch.tsne": ("Embedding plot", "--model_dir", "--data_dir", "--dataset", "--category",
                     "--category_kind", "--seed"),
     "launch.budget_study": (),
+    "launch.robustness": ("Drift", "--model_dir", "--data_dir", "--dataset", "--category",
+                          "--category_kind", "--seed", "--validation_dir"),
 }
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 

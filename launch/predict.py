@@ -11,7 +11,10 @@ stays bounded for any number of files. Writes ``predictions.csv`` (path, score, 
 error) and ``predictions.json`` (the same plus a summary), and ``heatmaps/<relative path>.png``
 overlays when the model has an anomaly map (``--noheatmaps`` to skip). ``--threshold`` overrides
 the model's stored threshold for the decisions written here
-(:mod:`cutpaste_tf.serving.predictions`).
+(:mod:`cutpaste_tf.serving.predictions`). The scored images are compared with the training
+images the model carries a reference of (image statistics, normal scores, the share above the
+threshold): a drift beyond the stated bounds is printed as one warning line and recorded in
+``predictions.json`` (:mod:`cutpaste_tf.evaluation.drift`).
 
 Exit codes: 0 every image scored; 1 some images could not be read or decoded (each is named,
 and every other image is still scored and written); 2 bad flags, no model or no images.
@@ -47,6 +50,8 @@ def main(argv: list[str]) -> None:
           f"anomalous (threshold {threshold if threshold is not None else 'none stored'}).")
     print(f"Results: {os.path.join(output_dir, predictions.PREDICTIONS_CSV)} and "
           f"{predictions.PREDICTIONS_JSON}")
+    if summary.get("drift_warning"):
+        print(summary["drift_warning"], file=sys.stderr, flush=True)
     if summary["failed"]:
         print(f"{summary['failed']} image(s) could not be scored:", file=sys.stderr)
         for item in summary["failed_files"]:

@@ -16,6 +16,7 @@ from cutpaste_tf import files
 from cutpaste_tf.config import DensityConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
 from cutpaste_tf.evaluation import metrics
+from cutpaste_tf.ops import color
 
 
 class EvaluationError(ValueError):
@@ -44,6 +45,21 @@ def embed(model: keras.Model, paths: Sequence[str], image_size: Sequence[int], f
     extract = cached_extractor(model, tuple(image_size), feature)
     chunks = [extract(x).numpy() for x in eval_dataset(paths, image_size, batch_size)]
     return np.concatenate(chunks, axis=0)
+
+
+def embed_jittered(model: keras.Model, paths: Sequence[str], image_size: Sequence[int],
+                   feature: str, copies: int, strength: Sequence[float], seed: int = 0,
+                   batch_size: int = 32) -> np.ndarray:
+    """``feature`` output for ``copies`` colour-jittered versions of each image file (each
+    copy its own seeded draw, rounded to 8 bits as a capture would be): ``[copies, N, D]``."""
+    extract = cached_extractor(model, tuple(image_size), feature)
+    out = [[] for _ in range(copies)]
+    for b, x in enumerate(eval_dataset(paths, image_size, batch_size)):
+        for c in range(copies):
+            jittered = color.color_jitter(x, tf.constant([seed, c * 1_000_003 + b], tf.int64),
+                                          tuple(strength))
+            out[c].append(extract(tf.round(jittered * 255.0) / 255.0).numpy())
+    return np.stack([np.concatenate(chunks) for chunks in out])
 
 
 def embed_images(model: keras.Model, images: np.ndarray, feature: str,
@@ -88,7 +104,11 @@ def fit_features_checked(features: np.ndarray, data: CategoryData,
 
 
 def fit_features(features: np.ndarray, config: DensityConfig) -> density_lib.Density:
-    """The density of ``config`` fitted on [N, D] features."""
+    """The density of ``config`` fitted on [N, D] features (or [N, copies, D]: every copy of
+    every image, see ``DensityConfig.augment_copies``)."""
+    features = np.asarray(features)
+    if features.ndim == 3:
+        features = features.reshape(-1, features.shape[-1])
     estimator = density_lib.fit_density(config.kind, features,
                                         normalize=config.normalize_features)
     if config.kind == "kde" and config.kde_gamma is not None:

@@ -10,6 +10,7 @@ from keras import layers
 
 from cutpaste_tf.models.efficientnet import WeightsError
 from cutpaste_tf.models.heads import projection_head
+from cutpaste_tf.models.norm import InputStandardization
 from cutpaste_tf.models.registry import BACKBONES
 
 # One hidden layer: deeper Dense -> BatchNorm -> ReLU heads explode and scramble the gradient
@@ -73,20 +74,24 @@ def build_cutpaste_model(
     head_batchnorm: bool = True,
     head_init: str = "glorot_uniform",
     head_embedding: int = 0,
+    input_standardization: bool = False,
 ) -> keras.Model:
     """Builds the classifier on [0, 1] images; returns a dict of logits/embedding/pooled/feature_map
     and, for backbones with more levels (EfficientNet's "level7"), each level pooled.
     ``classifier_init`` is the last layer's kernel initializer ("zeros" or "glorot_uniform");
     ``head_batchnorm`` puts BatchNorm in each head layer, ``head_init`` initialises their
     Dense kernels, ``head_embedding`` > 0 ends the head in a linear layer of that width
-    (:func:`projection_head`).
+    (:func:`projection_head`). ``input_standardization`` standardises each image's luma first
+    (:class:`~cutpaste_tf.models.norm.InputStandardization`).
 
     All outputs are cast to float32 so they stay full precision under a
     mixed-precision dtype policy.
     """
     preprocess = _lookup_backbone(backbone).preprocess
     images = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
-    x = preprocess()(images)
+    x = InputStandardization(name="input_standardization")(images) if input_standardization \
+        else images
+    x = preprocess()(x)
     levels = build_backbone(backbone, input_shape, backbone_weights)(x)
     if not isinstance(levels, dict):
         levels = {"feature_map": levels}

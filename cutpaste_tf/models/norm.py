@@ -54,3 +54,27 @@ class BatchNorm(layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon,
                 data_format="NHWC", is_training=False)
         return tf.cast(y, self.compute_dtype)
+
+
+class InputStandardization(layers.Layer):
+    """Per-image intensity standardisation of [0, 1] RGB images: every channel is moved and
+    scaled by the same amounts, so that the image's luma has mean :attr:`MEAN` and standard
+    deviation :attr:`STD` (no weights; ``epsilon`` keeps a flat image finite). A global
+    brightness or contrast change of the capture then leaves the model's input as it was."""
+
+    MEAN, STD = 0.5, 0.2
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, images):
+        x = tf.cast(images, tf.float32)
+        luma = 0.2989 * x[..., 0:1] + 0.587 * x[..., 1:2] + 0.114 * x[..., 2:3]
+        mean = tf.reduce_mean(luma, axis=[1, 2, 3], keepdims=True)
+        std = tf.math.reduce_std(luma, axis=[1, 2, 3], keepdims=True)
+        return tf.cast(self.MEAN + (x - mean) * (self.STD / (std + self.epsilon)),
+                       self.compute_dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "epsilon": self.epsilon}

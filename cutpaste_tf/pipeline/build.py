@@ -38,7 +38,8 @@ def build_model(config: RunConfig, precision: str = "float32",
                                     classifier_init=config.model.classifier_init,
                                     head_batchnorm=config.model.head_batchnorm,
                                     head_init=config.model.head_init,
-                                    head_embedding=config.model.head_embedding)
+                                    head_embedding=config.model.head_embedding,
+                                    input_standardization=config.model.input_standardization)
     finally:
         keras.config.set_dtype_policy(previous)
 

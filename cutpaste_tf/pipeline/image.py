@@ -20,9 +20,9 @@ from cutpaste_tf import density as density_lib
 from cutpaste_tf.analysis import transfer
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
-from cutpaste_tf.evaluation import evaluate, metrics
+from cutpaste_tf.evaluation import evaluate, metrics, robustness
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import build, localize, rundir
+from cutpaste_tf.pipeline import build, localize, rundir, stress
 from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import learning
 
@@ -32,11 +32,14 @@ EXPORT_METADATA: dict = {}  # what the SavedModel's cutpaste.json adds for this 
 
 @dataclasses.dataclass
 class Fitted:
-    """The trained model, its density, and the training images' features it was fitted on."""
+    """The trained model, its density, and the training images' features it was fitted on
+    (un-augmented; with ``density.augment_copies``, ``fit_features`` holds them and the
+    jittered copies' as [N, 1 + copies, D])."""
 
     model: keras.Model
     density: density_lib.Density
     features: np.ndarray
+    fit_features: Optional[np.ndarray] = None
 
 
 def build_model(config: RunConfig, precision: str = "float32",
@@ -61,20 +64,27 @@ def start_line(data: CategoryData, config: RunConfig, val_files: Sequence[str],
 def fit(model: keras.Model, data: CategoryData, config: RunConfig, out: str) -> Fitted:
     """Fits the density on the training images' features and saves it (``density.npz``)."""
     dcfg = config.density
-    features = evaluate.embed(model, data.train_files, config.train.image_size, dcfg.feature,
-                              config.eval_batch_size)
-    estimator = evaluate.fit_features_checked(features, data, dcfg)
+    size, batch = config.train.image_size, config.eval_batch_size
+    features = evaluate.embed(model, data.train_files, size, dcfg.feature, batch)
+    stacked = None
+    if dcfg.augment_copies:  # the training images and their jittered copies, per image
+        copies = evaluate.embed_jittered(model, data.train_files, size, dcfg.feature,
+                                         dcfg.augment_copies, dcfg.augment_jitter,
+                                         config.train.seed, batch)
+        stacked = np.concatenate([features[:, None], copies.transpose(1, 0, 2)], axis=1)
+    estimator = evaluate.fit_features_checked(features if stacked is None else stacked, data,
+                                              dcfg)
     density_lib.save_density(estimator, os.path.join(out, DENSITY_FILE),
                              metadata={"backbone": config.model.backbone, "feature": dcfg.feature})
-    return Fitted(model, estimator, features)
+    return Fitted(model, estimator, features, stacked)
 
 
 def threshold(fitted: Fitted, val_files: Sequence[str],
               validation: Optional[tuple[Sequence[str], Sequence[int]]],
               config: RunConfig) -> tuple[threshold_lib.Threshold, dict]:
     """The decision threshold and its ``threshold.json`` record (:func:`set_threshold`)."""
-    return set_threshold(fitted.model, fitted.density, fitted.features, val_files, validation,
-                         config)
+    train = fitted.features if fitted.fit_features is None else fitted.fit_features
+    return set_threshold(fitted.model, fitted.density, train, val_files, validation, config)
 
 
 def set_threshold(model: keras.Model, estimator: density_lib.Density, train_features,
@@ -84,7 +94,10 @@ def set_threshold(model: keras.Model, estimator: density_lib.Density, train_feat
     """The decision threshold (see :mod:`cutpaste_tf.evaluation.threshold`) and a record of the
     normal scores it came from, so that ``launch.export --threshold_quantile`` can redo it later:
     the quantile of the held-out images' scores, or of out-of-fold scores of the training
-    features without them; the F1 threshold on ``validation`` (files, labels) when given."""
+    features without them (``train_features`` [N, D], or [N, copies, D] when the density is
+    fitted on augmented copies too: each fold's density on every copy of its images, the
+    held-out fold scored un-augmented); the F1 threshold on ``validation`` (files, labels)
+    when given."""
     dcfg, size, batch = config.density, config.train.image_size, config.eval_batch_size
     q = config.threshold.quantile
     if val_files:
@@ -93,7 +106,8 @@ def set_threshold(model: keras.Model, estimator: density_lib.Density, train_feat
     else:
         def fit_fold(x):
             fold = evaluate.fit_features(x, dcfg)
-            return lambda y: fold.score(tf.constant(y, tf.float32)).numpy()
+            return lambda y: fold.score(tf.constant(y if y.ndim == 2 else y[:, 0],
+                                                    tf.float32)).numpy()
 
         normal = threshold_lib.out_of_fold_scores(train_features, fit_fold,
                                                   config.threshold.folds, config.train.seed)
@@ -111,6 +125,15 @@ def score(fitted: Fitted, data: CategoryData, config: RunConfig) -> np.ndarray:
     return evaluate.score_images(fitted.model, fitted.density, data.test_files,
                                  config.train.image_size, config.density.feature,
                                  config.eval_batch_size, category=data.name)
+
+
+def stress_normals(fitted: Fitted, unit: savedmodel.AnomalyScorer, data: CategoryData,
+                   config: RunConfig, val_files: Sequence[str]) -> robustness.Normals:
+    """The stress test's normals: held-out images, or out-of-fold training images
+    (:func:`cutpaste_tf.pipeline.stress.image_normals`)."""
+    train = fitted.features if fitted.fit_features is None else fitted.fit_features
+    return stress.image_normals(fitted.model, fitted.density, config, data.train_files,
+                                val_files, train)
 
 
 def result_fields(fitted: Fitted, data: CategoryData, config: RunConfig, scores: np.ndarray,

@@ -23,10 +23,11 @@ import tensorflow as tf
 
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
+from cutpaste_tf.evaluation import robustness
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.localization import dense
 from cutpaste_tf.localization import density as dense_density
-from cutpaste_tf.pipeline import build, localize, rundir
+from cutpaste_tf.pipeline import build, localize, rundir, stress
 from cutpaste_tf.serving.patch_scorer import PatchScorer
 from cutpaste_tf.training import learning
 
@@ -117,6 +118,13 @@ def score(fitted: Fitted, data: CategoryData, config: RunConfig) -> np.ndarray:
         images.append(x.numpy()), score_maps.append(s.numpy()), maps.append(m.numpy())
     fitted.images, fitted.maps = np.concatenate(images), np.concatenate(maps)
     return np.concatenate(score_maps).max(axis=(1, 2))
+
+
+def stress_normals(fitted: Fitted, unit: PatchScorer, data: CategoryData, config: RunConfig,
+                   val_files: Sequence[str]) -> robustness.Normals:
+    """The stress test's normals: the held-out images, scored by the exported unit (ValueError
+    without them: a patch density has no out-of-fold fit)."""
+    return stress.unit_normals(unit, config, val_files)
 
 
 def result_fields(fitted: Fitted, data: CategoryData, config: RunConfig, scores: np.ndarray,

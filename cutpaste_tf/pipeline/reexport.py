@@ -19,7 +19,7 @@ from cutpaste_tf import files
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import rundir, runner, summary
+from cutpaste_tf.pipeline import drift_check, rundir, runner, summary
 from cutpaste_tf.serving import savedmodel, tflite
 
 
@@ -51,7 +51,8 @@ def reexport_category(model_dir: str, category: str, config: RunConfig, export_d
     scorer = runner.kind_of(config).load_scorer(config, out, cut.value)
     if version is None:
         version = next_version(export_dir, category)
-    path = runner.export_scorer(scorer, config, cut, export_dir, category, version)
+    path = runner.export_scorer(scorer, config, cut, export_dir, category, version,
+                                drift_check.read_reference(out))
     record["threshold"] = cut.to_dict()
     rundir.write_threshold(out, record)
     update_result(out, cut, path)

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from cutpaste_tf import __version__, files
 from cutpaste_tf import config as config_lib
-from cutpaste_tf.config import RunConfig
+from cutpaste_tf.config import DensityConfig, RunConfig
 
 # The run (model dir root).
 CONFIG_FILE = "config.json"
@@ -123,6 +123,17 @@ def _head_embedding(previous: dict, config: RunConfig) -> None:
     previous.get("model", {}).setdefault("head_embedding", 0)
 
 
+def _drift_options(previous: dict, config: RunConfig) -> None:
+    """Before the drift options: no input standardisation, the density on un-augmented images
+    only. The stress test's settings change nothing that was trained, so a resumed run (of any
+    build) takes the new ones."""
+    previous.get("model", {}).setdefault("input_standardization", False)
+    density = previous.get("density", {})
+    density.setdefault("augment_copies", 0)
+    density.setdefault("augment_jitter", list(DensityConfig().augment_jitter))
+    previous["robustness"] = config_lib.to_dict(config.robustness)
+
+
 # Config fields renamed to the flag that sets them: (section, name before, name now).
 RENAMED_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("density", "normalize", "normalize_features"),
@@ -155,6 +166,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[dict, RunConfig], None]], ...] = (
     ("warm-up and head batch norm", _warmup_and_head_norm),
     ("head initialisation", _head_init),
     ("head embedding layer", _head_embedding),
+    ("drift options", _drift_options),
 )
 
 

@@ -26,7 +26,7 @@ from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import build, failures, image, patch, rundir
+from cutpaste_tf.pipeline import build, drift_check, failures, image, patch, rundir, stress
 from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import learning, train
 
@@ -87,15 +87,42 @@ def run_category(data: CategoryData, config: RunConfig, model_dir: str,
         result = {"category": data.name, "kind": data.kind, **evaluate.evaluate(scores, data),
                   "threshold": cut.to_dict(), **training,
                   **kind.result_fields(fitted, data, config, scores, cut, val_files, out)}
+    unit = kind.scorer(fitted, config, cut)
+    with failures.stage("drift check"), console.stage(where, "drift check", verbose):
+        fields, warning = drift_check.check_test_set(data, config, record, cut, scores, unit, out)
+        result.update(fields)
+    if warning:  # a warning about the results, whatever the progress display
+        print(f"{where}{warning}", file=sys.stderr, flush=True)
+    if config.robustness.stress_test:
+        with failures.stage("stress test"), console.stage(where, "drift stress test", verbose):
+            result["robustness"] = stress_test(kind, fitted, unit, data, config, val_files,
+                                               validation, cut, out)
+        if verbose:
+            print(f"{where}{stress.end_line(result['robustness'])}", flush=True)
     if export_dir:
         with failures.stage("export"), console.stage(where, "SavedModel export", verbose):
-            result["export_path"] = export_scorer(kind.scorer(fitted, config, cut), config, cut,
-                                                  export_dir, data.name, export_version)
+            result["export_path"] = export_scorer(unit, config, cut, export_dir, data.name,
+                                                  export_version, drift_check.read_reference(out))
     with failures.stage("results"):
         files.write_json(os.path.join(out, rundir.RESULTS_FILE), result)
     if verbose:
         print(kind.end_line(data.name, result, cut), flush=True)
     return result
+
+
+def stress_test(kind: ModuleType, fitted, unit: savedmodel.AnomalyScorer, data: CategoryData,
+                config: RunConfig, val_files: Sequence[str],
+                validation: Optional[tuple[Sequence[str], Sequence[int]]],
+                cut: threshold_lib.Threshold, out: str) -> dict:
+    """The drift stress test of the category (:mod:`cutpaste_tf.pipeline.stress`) against its
+    labelled validation defects if given, else synthetic anomalies; ``{"skipped": why}`` when
+    the model type cannot run it here."""
+    try:
+        normals = kind.stress_normals(fitted, unit, data, config, val_files)
+    except ValueError as e:
+        return {"skipped": str(e)}
+    defects = [p for p, y in zip(*validation) if y == 1] if validation else []
+    return stress.run(normals, cut.value, config, out, defects)
 
 
 def fields_stage(config: RunConfig) -> str:
@@ -160,9 +187,12 @@ def compute_phrase(config: RunConfig, strategy: tf.distribute.Strategy) -> str:
 
 def export_scorer(scorer: savedmodel.AnomalyScorer, config: RunConfig,
                   cut: threshold_lib.Threshold, export_dir: str, category: str,
-                  version: int) -> str:
-    """Writes the SavedModel ``<export_dir>/<category>/<version>`` with the run's config and
-    the threshold's record in its ``cutpaste.json``; returns its path."""
+                  version: int, drift_reference: Optional[dict] = None) -> str:
+    """Writes the SavedModel ``<export_dir>/<category>/<version>`` with the run's config, the
+    threshold's record and the drift reference (at this threshold) in its ``cutpaste.json``;
+    returns its path."""
     metadata = {"config": config_lib.to_dict(config), **kind_of(config).EXPORT_METADATA,
                 "threshold_info": cut.to_dict()}
+    if drift_reference is not None:
+        metadata["drift_reference"] = drift_check.at_threshold(drift_reference, cut)
     return savedmodel.export(scorer, export_dir, category, version, metadata=metadata)

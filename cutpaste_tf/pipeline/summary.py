@@ -1,5 +1,5 @@
 """A run's summary over its categories: ``results.json`` and the Table-1-style ``results.md``
-(image AUROC, localisation, Table 3 features, per defect type, runs that did not learn,
+(image AUROC, localisation, Table 3 features, per defect type, drift, runs that did not learn,
 categories that failed)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.evaluation import evaluate, metrics
 from cutpaste_tf.pipeline import failures, rundir
-from cutpaste_tf.reporting import paper_settings, tables
+from cutpaste_tf.reporting import paper_settings, robustness, tables
 from cutpaste_tf.training import learning
 
 
@@ -53,6 +53,12 @@ def summarize_run(model_dir: str, task: str) -> str:
     per_defect = defect_table(with_defect_counts(model_dir, results))
     if per_defect:
         table += "\n" + per_defect
+    drifted = robustness.summary_markdown(results)
+    if drifted:
+        table += "\n" + drifted
+        summary_json["drift_warnings"] = {
+            n: r["drift"]["warning"] for n, r in results.items()
+            if r.get("drift", {}).get("warning")}
     files.write_json(os.path.join(model_dir, rundir.RESULTS_FILE), summary_json)
     files.write_text(os.path.join(model_dir, rundir.RESULTS_TABLE), table + "\n")
     return table

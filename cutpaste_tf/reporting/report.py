@@ -24,7 +24,7 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.pipeline import rundir
-from cutpaste_tf.reporting import gallery
+from cutpaste_tf.reporting import gallery, robustness
 from cutpaste_tf.training import learning
 
 MAX_VIEWS = 16  # augmented training views per category
@@ -270,6 +270,7 @@ def category_section(model_dir: str, category: str, out_path: str | None = None)
     if curves:
         plots.append(img_tag(curves, "training curves"))
     parts.append('<h3>Scores and training</h3><div class="plots">' + "".join(plots) + "</div>")
+    parts.append(stress_section(category, result))
     views = [(tag, png) for tag in sorted(images) for png in images[tag]][:MAX_VIEWS]
     if views:
         parts.append("<h3>Augmented training views</h3><div class=\"gallery\">" + "".join(
@@ -279,6 +280,30 @@ def category_section(model_dir: str, category: str, out_path: str | None = None)
         parts.append(gallery.section(cdir, rows, summary["threshold"],
                                      os.path.dirname(out_path) or "."))
     return "\n".join(parts)
+
+
+def stress_section(category: str, result: dict) -> str:
+    """The category's drift stress test: its figure and its table (empty without one)."""
+    stress = result.get("robustness")
+    if not stress or "rows" not in stress:
+        return ""
+    return ('<h3>Drift stress test</h3><div class="plots">'
+            + img_tag(figure_png(robustness.figure(category, stress)), "drift stress test")
+            + "</div>" + markdown_to_html(robustness.table_markdown(category, stress)))
+
+
+def drift_banner(model_dir: str, categories: list[str]) -> str:
+    """A warning near the top naming the categories whose test normals drifted."""
+    lines = []
+    for category in categories:
+        result = files.read_json(os.path.join(model_dir, category, rundir.RESULTS_FILE))
+        warning = result.get("drift", {}).get("warning")
+        if warning:
+            lines.append(f"<b>{html.escape(category)}</b>: {html.escape(warning)}")
+    if not lines:
+        return ""
+    return ('<p class="warning"><b>The test images drifted from the training images.</b> '
+            + "<br>".join(lines) + "</p>")
 
 
 def _caption(img: str, caption: str) -> str:
@@ -300,6 +325,7 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
     if tf.io.gfile.exists(results_md):
         with tf.io.gfile.GFile(results_md, "r") as f:
             body.append(markdown_to_html(f.read()))
+    body.append(drift_banner(model_dir, categories))
     body.append(training_section(model_dir, categories))
     body.append("<p>" + " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>'
                                    for c in categories) + "</p>")

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from cutpaste_tf import console, files
 from cutpaste_tf.data.index import IMAGE_EXTENSIONS
+from cutpaste_tf.evaluation import drift
 from cutpaste_tf.serving import savedmodel
 
 CSV_FIELDS = ["path", "score", "is_anomaly", "error"]
@@ -147,13 +148,14 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
         raise ValueError(f"the model at {model_path!r} has no encoded-image serving_default "
                          "signature (exported by an older version?); re-export it with "
                          "python -m launch.export")
-    scale = savedmodel.read_metadata(model_path).get("anomaly_map_range")
+    metadata = savedmodel.read_metadata(model_path)
+    scale = metadata.get("anomaly_map_range")
     heatmap_dir = os.path.join(output_dir, HEATMAP_DIR) if heatmaps else None
     tf.io.gfile.makedirs(output_dir)
     with _csv_writer(os.path.join(output_dir, PREDICTIONS_CSV)) as writer:
         on_terminal = progress and console.is_terminal(sys.stdout)
         bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if on_terminal else 0)
-        rows, failed, stored = [], [], None
+        rows, failed, stored, stats = [], [], None, []
         start = last = time.perf_counter()
         for chunk in batches(paths, batch_size):
             for path, out, error in score_batch(signature, chunk):
@@ -165,6 +167,8 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
                 row = _prediction(path, out, stored if threshold is None else threshold,
                                   root, heatmap_dir, scale)
                 rows.append(row)
+                if "image_stats" in out:
+                    stats.append(out["image_stats"])
                 writer.writerow([path, f"{row['score']:.9g}", int(row["is_anomaly"]), ""])
             bar.add(len(chunk))
             done, now = len(rows) + len(failed), time.perf_counter()
@@ -174,6 +178,7 @@ def predict(model_path: str, paths: Sequence[str], root: str, output_dir: str,
                 print(f"scored {done}/{len(paths)} images "
                       f"({1000 * (now - start) / done:.0f} ms/image)", flush=True)
     summary = _summary(model_path, len(paths), rows, failed, threshold, stored)
+    summary.update(drift_summary(metadata.get("drift_reference"), rows, stats, threshold))
     files.write_json(os.path.join(output_dir, PREDICTIONS_JSON),
                      {"summary": summary, "predictions": rows, "failed": failed})
     return summary | {"failed_files": failed}
@@ -206,6 +211,24 @@ def _prediction(path: str, out: dict, cut: float, root: str, heatmap_dir: Option
         row["heatmap"] = os.path.join(heatmap_dir, rel + ".png")
         files.write_bytes(row["heatmap"], overlay(out["_bytes"], out["anomaly_map"], scale))
     return row
+
+
+def drift_summary(ref: Optional[dict], rows: list[dict], stats: list[np.ndarray],
+                  threshold: Optional[float]) -> dict:
+    """``drift`` (the scored images against the model's drift reference, see
+    :mod:`cutpaste_tf.evaluation.drift`) and ``drift_warning`` (a line, "" when nothing
+    drifted); empty for a model exported without a reference."""
+    if not ref:
+        return {}
+    if threshold is not None:  # decisions at --threshold: its expected share of normals
+        ref = drift.with_threshold(ref, threshold)
+    result = drift.check(np.stack(stats) if stats else None, [r["score"] for r in rows], ref)
+    line = drift.describe(result, "these images", "the training normals")
+    if line:
+        line = (f"warning: {line}; unless most of these parts are defective, the capture has "
+                "drifted from the training images and the scores and decisions are not to be "
+                "trusted")
+    return {"drift": result, "drift_warning": line}
 
 
 def _summary(model_path: str, count: int, rows: list[dict], failed: list[dict],

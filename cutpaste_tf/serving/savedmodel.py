@@ -12,8 +12,11 @@ that evaluation uses, so served scores are evaluated scores:
 
 Each returns ``score`` (raw anomaly score, higher = more anomalous), ``is_anomaly``
 (``score > threshold``), ``threshold`` (repeated per image, so every output has the batch
-dimension that TF Serving's row format needs) and ``embedding`` (the features the density
-scores). A scorer with an anomaly map (a subclass overriding :meth:`AnomalyScorer.anomaly_map`,
+dimension that TF Serving's row format needs), ``embedding`` (the features the density
+scores) and ``image_stats`` ``[B, 4]`` (mean grey, contrast, red and blue cast of the model's
+input: :data:`cutpaste_tf.ops.shifts.STATISTICS`), which a client compares with the training
+images' in ``cutpaste.json``'s ``drift_reference`` to see a line drift
+(:func:`cutpaste_tf.evaluation.drift.check`). A scorer with an anomaly map (a subclass overriding :meth:`AnomalyScorer.anomaly_map`,
 or any scorer given ``anomaly_map=fn``) also returns ``anomaly_map`` ``[B, H, W]``: at the
 input's resolution for the tensor signatures, at the model's ``image_size`` for encoded images
 (whose sizes may differ within a batch).
@@ -35,6 +38,7 @@ import tensorflow as tf
 
 from cutpaste_tf import __version__, files
 from cutpaste_tf.data import decode, preprocess
+from cutpaste_tf.ops import shifts
 from cutpaste_tf.pipeline import rundir
 
 METADATA_FILE = "cutpaste.json"  # in assets.extra/, which TF Serving ignores
@@ -104,6 +108,7 @@ class AnomalyScorer(tf.Module):
             "is_anomaly": score > self.threshold,
             "threshold": tf.fill(tf.shape(score), self.threshold),
             "embedding": features,
+            "image_stats": shifts.image_statistics(images),
         }
         heat = self.anomaly_map(images) if self.has_anomaly_map else None
         if heat is not None:

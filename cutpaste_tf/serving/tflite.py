@@ -6,7 +6,7 @@ interpolation, as :func:`cutpaste_tf.data.preprocess` does; the model rounds the
 levels itself, as ``preprocess`` does after its resize): TFLite has no builtin kernel for
 the antialiased resize, and a model that needs the TensorFlow (Flex) ops runtime is no longer
 small. It returns the SavedModel's outputs (``score``, ``is_anomaly``, ``threshold``,
-``embedding``, and ``anomaly_map`` if the scorer has one) with builtin TFLite ops only, float32.
+``embedding``, ``image_stats``, and ``anomaly_map`` if the scorer has one) with builtin TFLite ops only, float32.
 
 The conversion goes through ``keras.export.ExportArchive``: TFLite's converter does not freeze
 Keras 3 variables reached through a plain ``tf.Module`` (they stay uninitialised resource

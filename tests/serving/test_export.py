@@ -271,7 +271,8 @@ def test_tflite_matches_evaluation_with_builtin_ops_only(built):
     flatbuffer = tflite.convert(scorer)
     images = np.stack([data.load_image(tf.constant(p), SIZE).numpy() for p in paths])
     out = tflite.run(flatbuffer, images)
-    assert set(out) == {"score", "is_anomaly", "threshold", "embedding", "anomaly_map"}
+    assert set(out) == {"score", "is_anomaly", "threshold", "embedding", "image_stats",
+                        "anomaly_map"}
     np.testing.assert_allclose(out["score"], scores, atol=1e-4, rtol=1e-5)
     np.testing.assert_allclose(out["threshold"], threshold)
     clear = np.abs(out["score"] - threshold) > 1e-3
