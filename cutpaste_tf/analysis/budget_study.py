@@ -47,12 +47,16 @@ ARMS["paper"] = ARMS["jitter"] + ARMS["translate"] + ARMS["authors_head"]
 # translation) with the CPU-budget head, and a stronger whole-image jitter.
 ARMS["preaug"] = ARMS["jitter"] + ARMS["translate"]
 ARMS["jitter_strong"] = ("--jitter=0.2,0.2,0.2,0",)
+# Per-image intensity standardisation at the model's input, without the jitter (the other way
+# to be blind to a lamp's drift).
+ARMS["standardize"] = ("--input_standardization",)
 # What each arm departs from, for the tables: the choice it decides.
 CHOICES = {"jitter": "whole-image colour jitter", "translate": "random translation",
            "authors_head": "projection head (8x512 + 128) and its initialisation",
            "glorot_classifier": "classifier initialisation", "paper": "all at once",
            "preaug": "whole-image jitter and translation (A.1)",
-           "jitter_strong": "whole-image colour jitter of 0.2"}
+           "jitter_strong": "whole-image colour jitter of 0.2",
+           "standardize": "per-image intensity standardisation"}
 
 # Families of images: flags that select the data (``{data_root}`` is replaced), and the kind of
 # validation defects the yardstick reads ("probable": ELPV's cells at defect probability 2/3;
