@@ -48,8 +48,12 @@ class Normals:
     source: str  # "held-out" or "out-of-fold"
 
     def score(self, images: np.ndarray, groups: Optional[np.ndarray] = None) -> np.ndarray:
-        """Scores of ``images`` (8-bit rounded first), each by its group's function."""
-        groups = self.groups if groups is None else groups
+        """Scores of ``images`` (8-bit rounded first), each by its group's function: ``groups``,
+        or, when not given, the normals' own groups for (shifted) normals and the first
+        function for other images."""
+        if groups is None:
+            same = len(images) == len(self.groups)
+            groups = self.groups if same else np.zeros(len(images), np.int64)
         x = np.round(np.clip(images, 0.0, 1.0) * 255.0) / 255.0
         out = np.empty(len(x), np.float64)
         for g in np.unique(groups):
