@@ -14,7 +14,9 @@ checkpoints, so the command can be stopped and run again. ``--data_root`` receiv
 ELPV (prepared by the first run), and copies of MVTec AD bottle (from ``--mvtec_dir``) and the
 shipped testdata washer with a third of each defect kind moved into ``validation/``.
 Writes ``budget_study.json`` (every cell), ``budget_study.md`` (the tables and the rule's
-verdicts) and ``budget_study.png`` (the figure) into ``--study_dir``.
+verdicts) and ``budget_study.png`` (the figure) into ``--study_dir``. ``--study_drift`` also
+judges each finished cell by drift (point 16: ``drift_study.json`` in the cell,
+``drift_study_<steps>.md`` and ``.json`` in ``--study_dir``).
 Exit codes: 0 done, 1 a cell failed (the others still ran), 2 bad flags.
 """
 
@@ -44,6 +46,8 @@ flags.DEFINE_integer("study_image_size", 64, "Image size of every cell.")
 flags.DEFINE_integer("study_jobs", 1, "Cells that train at once (each its own process).")
 flags.DEFINE_bool("study_summarize_only", False, "Only read the finished cells and write the "
                   "tables and figure.")
+flags.DEFINE_bool("study_drift", False, "Also judge every finished cell by drift (docs/learning.md, "
+                  "point 16): drift_study.json per cell, drift_study.md in --study_dir.")
 FLAGS = flags.FLAGS
 
 
@@ -89,7 +93,28 @@ def run_cell(cell: tuple[str, str, int, int]) -> str:
     return f"done in {(time.time() - start) / 60:.1f} min: {model_dir}"
 
 
+def judge_drift() -> None:
+    """The drift figures of every finished cell that has none yet, then the drift tables."""
+    from cutpaste_tf.analysis import drift_study
+    for cell in study.collect(FLAGS.study_dir):
+        path = study.cell_dir(FLAGS.study_dir, cell["family"], cell["arm"], cell["steps"],
+                              cell["seed"])
+        if cell["arm"] in drift_study.ARMS and drift_study.read_cell(path) is None:
+            drift_study.evaluate_cell(path, cell["family"], FLAGS.data_root)
+            print(f"drift figures: {path}", flush=True)
+    for steps in sorted({c["steps"] for c in study.collect(FLAGS.study_dir)}):
+        records = drift_study.collect(FLAGS.study_dir, steps)
+        if records:
+            files.write_json(os.path.join(FLAGS.study_dir, f"drift_study_{steps}.json"),
+                             {"records": records})
+            table = drift_study.table_markdown(records)
+            files.write_text(os.path.join(FLAGS.study_dir, f"drift_study_{steps}.md"), table)
+            print(f"Drift at {steps} steps:\n{table}")
+
+
 def summarize() -> None:
+    if FLAGS.study_drift:
+        judge_drift()
     records = study.collect(FLAGS.study_dir)
     files.write_json(os.path.join(FLAGS.study_dir, "budget_study.json"), {"cells": records})
     table = study.table_markdown(records)

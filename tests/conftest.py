@@ -2,6 +2,8 @@
 
 - ``tiny_run`` (session): one finished tiny run of launch.train, shared by the launch, analysis
   and mask tests; a test that changes a run works on ``tiny_run.copy(tmp_path)``.
+- ``dark_run`` (session): a tiny run whose test normals were captured darker (drift), without
+  held-out images.
 - ``parse_flags``: parses a launcher's command line into absl's FLAGS as ``app.run`` does.
 - ``run_launcher``: parses a command line and calls the launcher's ``main`` in this process,
   returning its exit status (no fresh TensorFlow per call).
@@ -26,6 +28,7 @@ class TinyRun:
 
     model_dir: pathlib.Path
     stdout: str  # what the run printed
+    stderr: str = ""  # its warnings
     category: str = "washer"
 
     @functools.cached_property
@@ -49,7 +52,33 @@ class TinyRun:
 def tiny_run(tmp_path_factory) -> TinyRun:
     """The run, trained once per session (per xdist worker): the quickstart path, shrunk."""
     model_dir = tmp_path_factory.mktemp("tiny_run") / "model"
-    return TinyRun(model_dir, train_run(model_dir, *TINY_TRAIN).stdout)
+    result = train_run(model_dir, *TINY_TRAIN)
+    return TinyRun(model_dir, result.stdout, result.stderr)
+
+
+def darkened_washer(root: pathlib.Path, factor: float = 0.8) -> pathlib.Path:
+    """testdata's washer under ``root/data`` with its normal test images ``factor`` times as
+    bright (a lamp that aged between the training and the test capture)."""
+    import numpy as np
+    from PIL import Image
+
+    data = root / "data"
+    shutil.copytree(ROOT / "testdata" / "washer", data / "washer")
+    shutil.copy(ROOT / "testdata" / "categories.json", data / "categories.json")
+    for path in sorted((data / "washer" / "test" / "good").glob("*.png")):
+        pixels = np.asarray(Image.open(path).convert("RGB"), np.float32) * factor
+        Image.fromarray(np.round(pixels).astype(np.uint8)).save(path)
+    return data
+
+
+@pytest.fixture(scope="session")
+def dark_run(tmp_path_factory):
+    """(model dir, data root, the CompletedProcess) of a tiny run on a washer whose test normals
+    are 0.8 times as bright, without held-out images (out-of-fold threshold and stress test)."""
+    root = tmp_path_factory.mktemp("dark")
+    data = darkened_washer(root)
+    result = train_run(root / "model", *TINY_TRAIN, f"--data_dir={data}", "--val_fraction=0")
+    return root / "model", data, result
 
 
 @pytest.fixture

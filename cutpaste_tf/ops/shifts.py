@@ -165,10 +165,11 @@ def translate(images: tf.Tensor, fraction: float) -> tf.Tensor:
 
 
 def rotate(images: tf.Tensor, degrees: float) -> tf.Tensor:
-    """Every image turned by ``degrees`` (counter-clockwise) about its centre: bilinear
-    sampling by gathers, source coordinates clipped (edge pixels repeated)."""
+    """Every image turned by ``degrees`` counter-clockwise (as displayed, rows downwards) about
+    its centre: bilinear sampling by gathers, source coordinates clipped (edge pixels
+    repeated)."""
     height, width = images.shape[1], images.shape[2]
-    theta = math.radians(degrees)
+    theta = -math.radians(degrees)
     ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32),
                          indexing="ij")
     cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
