@@ -30,7 +30,6 @@ import tensorflow as tf
 from cutpaste_tf import files
 from cutpaste_tf.analysis import budget_study as study
 from cutpaste_tf.analysis import labelled_validation as lv
-from cutpaste_tf.config import DensityConfig
 from cutpaste_tf.data import index, layouts
 from cutpaste_tf.evaluation import evaluate, metrics, robustness
 from cutpaste_tf.evaluation import threshold as threshold_lib

@@ -22,9 +22,10 @@ from cutpaste_tf.data import CategoryData, eval_dataset
 from cutpaste_tf.evaluation import drift, metrics
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.ops import shifts
+from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.serving import savedmodel
 
-REFERENCE_FILE = "drift_reference.json"
+REFERENCE_FILE = rundir.DRIFT_REFERENCE_FILE
 # What the reference scores are, by the threshold's method, for the warning's wording.
 REFERENCE_WHAT = {"validation_quantile": "held-out training normals",
                   "out_of_fold_quantile": "out-of-fold training scores",

@@ -49,6 +49,10 @@ SCORES_FILE = "scores.csv"
 HEATMAP_DIR = "heatmaps"
 TEST_SPLIT_FILE = "test_split.json"  # --dataset=folder without --test_good_dir: held-out normals
 FAILED_FILE = "failed.json"  # the last attempt's failure (cutpaste_tf.pipeline.failures)
+# The training images' statistics and the normal scores new images are compared with
+# (cutpaste_tf.pipeline.drift_check), and the drift stress test (cutpaste_tf.pipeline.stress).
+DRIFT_REFERENCE_FILE = "drift_reference.json"
+ROBUSTNESS_FILE = "robustness.json"
 
 
 def category_dir(model_dir: str, category: str) -> str:

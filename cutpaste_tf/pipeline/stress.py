@@ -21,9 +21,10 @@ from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import eval_dataset
 from cutpaste_tf.evaluation import evaluate, robustness
 from cutpaste_tf.ops import shifts
+from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.serving import savedmodel
 
-RESULT_FILE = "robustness.json"
+RESULT_FILE = rundir.ROBUSTNESS_FILE
 
 
 def load_images(paths: Sequence[str], config: RunConfig) -> np.ndarray:

@@ -193,3 +193,24 @@ def test_default_head_is_one_layer_and_the_classifier_starts_at_zero() -> None:
     # Logits 0 for every image: the first loss is ln 3 and its gradient carries only the task.
     np.testing.assert_array_equal(out["logits"].numpy(), 0.0)
     assert np.std(out["embedding"].numpy()) > 0.1
+
+
+def test_input_standardization_makes_the_features_blind_to_the_lamp() -> None:
+    """A 20 % darker or 30 % more contrasted image gives (nearly) the same features with the
+    option, clearly other ones without it; no weights are added."""
+    rng = np.random.default_rng(0)
+    x = (0.2 + 0.6 * rng.random((2, 32, 48, 3))).astype(np.float32)
+    lamp = [x * 0.8, 0.5 + (x - 0.5) * 1.3]
+    blind = build_cutpaste_model(3, head_widths=(16,), input_shape=(32, 48, 3),
+                                 input_standardization=True)
+    plain = build_cutpaste_model(3, head_widths=(16,), input_shape=(32, 48, 3))
+    assert len(blind.weights) == len(plain.weights)
+    base = blind(x)["pooled"].numpy()
+    for other in lamp:
+        # Only the epsilon of the standardisation's spread tells the two apart.
+        assert np.abs(blind(other)["pooled"].numpy() - base).max() < 0.02 * np.abs(base).mean()
+        assert np.abs(plain(other)["pooled"].numpy() - plain(x)["pooled"].numpy()).max() > 0.05
+    standardized = blind.get_layer("input_standardization")(x).numpy()
+    luma = standardized @ np.array([0.2989, 0.587, 0.114], np.float32)
+    np.testing.assert_allclose(luma.mean(axis=(1, 2)), 0.5 * 0.9999, atol=1e-3)
+    np.testing.assert_allclose(luma.std(axis=(1, 2)), 0.2, rtol=0.01)

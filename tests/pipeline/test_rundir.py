@@ -3,6 +3,7 @@ refusal of other runs), threshold.json in both of its written forms, and a finis
 back; the categories an analysis may take and the results it adds to."""
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -11,7 +12,8 @@ import pytest
 
 from cutpaste_tf import __version__
 from cutpaste_tf import config as config_lib
-from cutpaste_tf.config import LocalizationConfig, ModelConfig, RunConfig, TrainConfig
+from cutpaste_tf.config import (DensityConfig, LocalizationConfig, ModelConfig, RobustnessConfig,
+                                RunConfig, TrainConfig)
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as th
 from cutpaste_tf.pipeline import rundir, trained
@@ -35,7 +37,8 @@ def test_layout_names_every_file_a_finished_run_holds(tiny_run):
     category = rundir.category_dir(str(model_dir), "washer")
     assert sorted(os.listdir(category)) == sorted([
         rundir.CHECKPOINT_DIR, os.path.dirname(rundir.LOG_DIR), rundir.TRAIN_CURVE_FILE,
-        rundir.DENSITY_FILE, rundir.THRESHOLD_FILE, rundir.SCORES_FILE, rundir.RESULTS_FILE])
+        rundir.DENSITY_FILE, rundir.THRESHOLD_FILE, rundir.SCORES_FILE, rundir.RESULTS_FILE,
+        rundir.DRIFT_REFERENCE_FILE, rundir.ROBUSTNESS_FILE])
     assert os.path.isdir(os.path.join(category, rundir.LOG_DIR))
     export = rundir.default_export_dir(str(model_dir))
     assert os.path.exists(os.path.join(export, "washer", "1", "saved_model.pb"))
@@ -78,6 +81,8 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
     del written["localization"]["gradcam_layer"]
     del written["train"]["warmup_steps"], written["model"]["head_batchnorm"]
     del written["model"]["head_init"], written["model"]["head_embedding"]
+    del written["model"]["input_standardization"], written["robustness"]
+    del written["density"]["augment_copies"], written["density"]["augment_jitter"]
     written["train"]["augment"]["scar_reference_size"] = 256
     for section, before, now in rundir.RENAMED_FIELDS:
         written[section][before] = written[section].pop(now)
@@ -87,7 +92,7 @@ def test_a_config_from_before_every_migration_resumes(tmp_path):
         "threshold settings", "two-stage training", "classifier initialisation",
         "mask threshold", "GradCAM layer", "scar sizes in pixels", "fields named as their flags",
         "warm-up and head batch norm", "head initialisation",
-        "head embedding layer"]
+        "head embedding layer", "drift options"]
     del written[rundir.VERSION_KEY]
     migrated = rundir.migrate(written, config)
     assert migrated == json.loads(config_lib.to_json(config))
@@ -104,6 +109,21 @@ def test_migrations_fill_in_only_what_is_missing(tmp_path):
     recorded = {"model": {"classifier_init": "zeros"}, "mask_threshold": 0.3}
     assert rundir.migrate(recorded, config)["mask_threshold"] == 0.3
     assert recorded["model"]["classifier_init"] == "zeros"
+
+
+def test_the_stress_tests_settings_never_stop_a_resume(tmp_path):
+    """They change nothing that was trained: a rerun with other shifts resumes; the options
+    that do change training (input standardisation, the density's copies) are refused."""
+    written = RunConfig()
+    _write_config(tmp_path, written)
+    other = dataclasses.replace(written, robustness=RobustnessConfig(
+        stress_test=False, shifts="photometric", max_images=50))
+    rundir.check_model_dir(str(tmp_path), other)  # resumes
+    for change, name in [({"model": ModelConfig(input_standardization=True)},
+                          "model.input_standardization"),
+                         ({"density": DensityConfig(augment_copies=4)}, "density.augment_copies")]:
+        with pytest.raises(ValueError, match=rf"different settings \({name}\)"):
+            rundir.check_model_dir(str(tmp_path), dataclasses.replace(written, **change))
 
 
 @pytest.mark.parametrize("change, message", [

@@ -18,6 +18,7 @@ from cutpaste_tf import data
 from cutpaste_tf.config import DensityConfig
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.models import build_cutpaste_model
+from cutpaste_tf.ops import shifts
 from cutpaste_tf.serving import savedmodel, tflite
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -107,6 +108,22 @@ print("SCORES" + json.dumps(out))
         # Scores within 1e-4 of the threshold could flip; the median sits on an exact score.
         clear = np.abs(np.asarray(values) - threshold) > 1e-3
         assert np.array_equal(np.asarray(flags)[clear], (np.asarray(values) > threshold)[clear])
+
+
+def test_every_signature_returns_the_image_statistics_of_the_model_input(exported):
+    """``image_stats``: what a TF Serving client monitors, equal to the statistics of the
+    preprocessed image (cutpaste_tf.ops.shifts.image_statistics) whichever way it is sent."""
+    path, _, paths, _ = exported
+    loaded = savedmodel.load(path)
+    raw = tf.io.read_file(paths[0])
+    expected = shifts.image_statistics(data.load_image(tf.constant(paths[0]), SIZE)[None])
+    decoded = tf.io.decode_png(raw, channels=3)[None]
+    for name, kwargs in [("serving_default", {"image_bytes": raw[None]}),
+                         ("serve_uint8", {"images": decoded}),
+                         ("serve_float", {"images": tf.cast(decoded, tf.float32) / 255.0})]:
+        stats = loaded.signatures[name](**kwargs)["image_stats"].numpy()
+        assert stats.shape == (1, len(shifts.STATISTICS)), name
+        np.testing.assert_allclose(stats, expected.numpy(), atol=1e-5, err_msg=name)
 
 
 def test_encoded_batch_of_mixed_sizes_and_anomaly_map_sizes(exported, built, tmp_path):
