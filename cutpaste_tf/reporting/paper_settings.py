@@ -114,6 +114,19 @@ SETTINGS: tuple[Setting, ...] = (
             lambda c: max(c.train.augment.jitter) > 0,
             "off: " + _CPU + "; it tied with none on real cracks at 600 steps (point 14)",
             LEARNING),
+    Setting("input intensity", "as captured (no per-image standardisation)",
+            lambda c: ("standardised per image (luma mean 0.5, std 0.2)"
+                       if c.model.input_standardization else "as captured"),
+            lambda c: not c.model.input_standardization,
+            "an option against lamp drift: blind to global lighting, and to defects that are "
+            "only that (point 16)", LEARNING),
+    Setting("density fit", "un-augmented training images",
+            lambda c: (f"the images and {c.density.augment_copies} colour-jittered copies of each "
+                       "(" + ", ".join(f"{j:g}" for j in c.density.augment_jitter) + ")"
+                       if c.density.augment_copies else "un-augmented training images"),
+            lambda c: not c.density.augment_copies,
+            "an option against lamp drift: the Gaussian wide along lighting directions "
+            "(point 16)", LEARNING),
     Setting("density", "Gaussian (GDE) on pooled features",
             lambda c: f"{c.density.kind} on {c.density.feature} features",
             lambda c: c.density.kind == "gde" and c.density.feature == "pooled",
