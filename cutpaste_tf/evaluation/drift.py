@@ -44,6 +44,7 @@ RELATIVE_FLOOR = ("mean_grey", "contrast")
 Z_BOUND = 3.0  # a significant difference (medians) or "the set scores above" (Mann-Whitney)
 SCORE_SIGMA_BOUND = 1.0  # and its median at least this many reference spreads above
 MIN_IMAGES = 5  # fewer images say nothing
+QUANTILES = (0.5, 0.9, 0.95, 0.99)  # of the normal reference scores, for a monitoring dashboard
 
 
 def file_statistics(paths: Sequence[str], image_size: Sequence[int],
@@ -69,8 +70,9 @@ def reference(train_stats: np.ndarray, normal_scores: Sequence[float],
               threshold: Optional[float] = None, quantile: Optional[float] = None) -> dict:
     """What later sets are compared with (stored in ``drift_reference.json`` and in the
     SavedModel's ``cutpaste.json``): per statistic the training images' median and spread; the
-    normal reference scores (held-out or out-of-fold, sorted) with their median and spread; the
-    threshold and the share of normal images expected above it (:func:`with_threshold`)."""
+    normal reference scores (held-out or out-of-fold, sorted) with their median, spread and
+    :data:`QUANTILES`; the threshold and the share of normal images expected above it
+    (:func:`with_threshold`)."""
     stats = np.asarray(train_stats, np.float64).reshape(-1, len(STATISTICS))
     scores = np.sort(np.asarray(normal_scores, np.float64))
     out = {"statistics": {name: {"median": float(np.median(stats[:, i])),
@@ -79,7 +81,9 @@ def reference(train_stats: np.ndarray, normal_scores: Sequence[float],
                           for i, name in enumerate(STATISTICS)} if len(stats) else {},
            "scores": {"values": [float(v) for v in scores],
                       "median": float(np.median(scores)) if scores.size else None,
-                      "sigma": robust_sigma(scores)}}
+                      "sigma": robust_sigma(scores),
+                      "quantiles": {str(q): float(np.quantile(scores, q)) for q in QUANTILES}
+                      if scores.size else {}}}
     return with_threshold(out, threshold, quantile)
 
 

@@ -26,6 +26,7 @@ def test_reference_holds_medians_spreads_and_sorted_scores():
     assert grey["median"] == pytest.approx(np.median(stats[:, 0]))
     assert grey["sigma"] == pytest.approx(0.01, rel=0.35) and grey["num_images"] == 60
     assert ref["scores"]["values"] == sorted(ref["scores"]["values"])
+    assert ref["scores"]["quantiles"]["0.99"] == pytest.approx(np.quantile(scores, 0.99))
     assert ref["threshold"] == pytest.approx(np.quantile(scores, 0.95))
     assert ref["expected_share_above"] == pytest.approx(0.05)
     manual = drift.with_threshold(ref, 35.0)  # no quantile: the reference's own share above
