@@ -25,13 +25,13 @@ import sys
 from absl import flags
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import console, files
+from cutpaste_tf import console, files, rundir
 from cutpaste_tf.analysis import experiment
 from cutpaste_tf.models import efficientnet
-from cutpaste_tf.pipeline import build, failures, inputs, rundir, runner, summary
-from cutpaste_tf.reporting import experiment_report, experiment_tables
-from cutpaste_tf.training import train
-from launch import configs, distribute, errors
+from cutpaste_tf.pipeline import build, failures, inputs, runner
+from cutpaste_tf.reporting import experiment_report, experiment_tables, summary
+from cutpaste_tf.training import distribute, train
+from launch import configs, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS

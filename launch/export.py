@@ -15,9 +15,10 @@ version (``--export_version`` to choose), so a running TF Serving picks it up.
 
 from __future__ import annotations
 
+from cutpaste_tf import rundir
 from cutpaste_tf.config import ThresholdConfig
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import reexport, rundir
+from cutpaste_tf.pipeline import reexport
 from launch import errors
 from launch import flags as flag_defs
 

@@ -103,7 +103,8 @@ flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
 
 # Scale: distribution, precision, where augmentation runs.
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
-                  "tf.distribute strategy (see launch/distribute.py); --batch_size is global.")
+                  "tf.distribute strategy (see cutpaste_tf/training/distribute.py); --batch_size "
+                  "is global.")
 flags.DEFINE_string("tpu", None, "--strategy=tpu: the Cloud TPU's name or grpc:// address, or "
                     "'local' on a TPU VM.")
 flags.DEFINE_bool("require_accelerator", False, "Refuse to start (exit 2, before any data is "

@@ -24,13 +24,13 @@ import os
 
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.analysis import synthetic_benchmark as bench
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import index, layouts
 from cutpaste_tf.ops import synthetic
 from cutpaste_tf.ops.synthetic import SyntheticConfig
-from cutpaste_tf.pipeline import rundir, trained
+from cutpaste_tf.pipeline import trained
 from cutpaste_tf.reporting import tables
 from launch import errors
 from launch import flags as flag_defs

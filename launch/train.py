@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import sys
 
-from cutpaste_tf import console, files
+from cutpaste_tf import console, files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.models import efficientnet
-from cutpaste_tf.pipeline import build, failures, inputs, rundir, runner, summary
-from cutpaste_tf.reporting import report
-from cutpaste_tf.training import train
-from launch import configs, distribute, errors
+from cutpaste_tf.pipeline import build, failures, inputs, runner
+from cutpaste_tf.reporting import report, summary
+from cutpaste_tf.training import distribute, train
+from launch import configs, errors
 from launch import flags as flag_defs
 
 FLAGS = flag_defs.FLAGS

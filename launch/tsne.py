@@ -14,10 +14,10 @@ import os
 
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.analysis import tsne
 from cutpaste_tf.data import layouts
-from cutpaste_tf.pipeline import rundir, trained
+from cutpaste_tf.pipeline import trained
 from cutpaste_tf.reporting import report
 from launch import errors
 from launch import flags as flag_defs

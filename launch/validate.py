@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.analysis import labelled_validation as lv
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import index
-from cutpaste_tf.pipeline import rundir, trained
+from cutpaste_tf.pipeline import trained
 from launch import errors
 from launch import flags as flag_defs
 

@@ -109,9 +109,8 @@ def test_efficientnet_settings_are_checked():
 def test_a_config_json_with_the_field_names_before_the_flags_still_loads(tmp_path):
     import json
 
-    from cutpaste_tf import __version__
+    from cutpaste_tf import __version__, rundir
     from cutpaste_tf.config import LocalizationConfig
-    from cutpaste_tf.pipeline import rundir
 
     run = RunConfig(density=DensityConfig(normalize_features=False),
                     localization=LocalizationConfig(dense_patch_size=16, upsample_sigma=3.0,

@@ -10,7 +10,7 @@ it, so that each can also be inspected, reported or exported alone::
 
 A (run, category) pair is finished when ``<run>/<category>/results.json`` exists (it is written
 last by :func:`cutpaste_tf.pipeline.runner.run_category`) in a model dir whose config is this run's
-(:func:`cutpaste_tf.pipeline.rundir.check_model_dir` refuses any other); unfinished ones resume from their
+(:func:`cutpaste_tf.rundir.check_model_dir` refuses any other); unfinished ones resume from their
 last checkpoint. One whose last attempt failed has ``<run>/<category>/failed.json`` instead.
 
 Statistics: per category, mean ± s.e. (sample standard deviation / sqrt(n)) over the seeds. For
@@ -31,10 +31,10 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.evaluation import evaluate, metrics
-from cutpaste_tf.pipeline import failures, rundir
+from cutpaste_tf.pipeline import failures
 
 GROUPS: tuple[str, ...] = ("texture", "object", "all")
 # Flags an experiment sets itself, or that choose data and outputs rather than a training setting.

@@ -8,10 +8,10 @@ from typing import Iterator, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from cutpaste_tf import rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
 from cutpaste_tf.models import build_cutpaste_model
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.training import train
 
 

@@ -9,7 +9,7 @@ traceback) and removes the category's ``results.json`` (the attempt may have rew
 density, threshold and scores it described). The next successful attempt removes
 ``failed.json``. ``KeyboardInterrupt`` and ``SystemExit`` are never caught.
 
-The run's summary (:mod:`cutpaste_tf.pipeline.summary`) lists every category with a
+The run's summary (:mod:`cutpaste_tf.reporting.summary`) lists every category with a
 ``failed.json`` (:func:`collect`, :func:`markdown`); the launchers end with
 :func:`summary_line` and exit status 1.
 """
@@ -24,8 +24,7 @@ from typing import Callable, Iterator, Mapping, Optional
 
 import tensorflow as tf
 
-from cutpaste_tf import files
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf import files, rundir
 
 # The attribute :func:`stage` sets on an error that leaves its block.
 _STAGE = "cutpaste_stage"

@@ -13,12 +13,11 @@ from typing import Mapping, Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import cifar10, elpv
 from cutpaste_tf.data import validate as validate_lib
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import rundir
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,11 +15,12 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import rundir, runner, summary
+from cutpaste_tf.pipeline import runner
+from cutpaste_tf.reporting import summary
 from cutpaste_tf.serving import savedmodel, tflite
 
 

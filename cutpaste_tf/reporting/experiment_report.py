@@ -14,9 +14,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.analysis import experiment
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import report
 
 

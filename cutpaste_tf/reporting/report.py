@@ -21,9 +21,8 @@ import platform
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.evaluation import evaluate
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import gallery
 from cutpaste_tf.training import learning
 

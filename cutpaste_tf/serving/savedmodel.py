@@ -33,9 +33,8 @@ from typing import Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from cutpaste_tf import __version__, files
+from cutpaste_tf import __version__, files, rundir
 from cutpaste_tf.data import decode, preprocess
-from cutpaste_tf.pipeline import rundir
 
 METADATA_FILE = "cutpaste.json"  # in assets.extra/, which TF Serving ignores
 SIGNATURES = ("serving_default", "serve_uint8", "serve_float")

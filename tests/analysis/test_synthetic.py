@@ -269,7 +269,7 @@ def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tiny_run
 def test_launcher_on_held_out_training_images_reads_no_test_image(tiny_run, tmp_path,
                                                                    run_launcher, capsys):
     from launch import synthetic as launcher
-    from cutpaste_tf.pipeline import rundir
+    from cutpaste_tf import rundir
 
     model_dir = tiny_run.copy(tmp_path)
     held = rundir.held_out_files(str(model_dir / "washer"))

@@ -13,10 +13,9 @@ import pytest
 from helpers import copy_washer  # a small copy of testdata's washer
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import data
+from cutpaste_tf import data, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import DataError, masks, validate
-from cutpaste_tf.pipeline import rundir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "testdata"

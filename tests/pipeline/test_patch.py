@@ -12,8 +12,9 @@ import tensorflow as tf
 from helpers import train_run
 
 from cutpaste_tf import config as config_lib
+from cutpaste_tf import rundir
 from cutpaste_tf.config import LocalizationConfig, ModelConfig, RunConfig, TrainConfig
-from cutpaste_tf.pipeline import reexport, rundir
+from cutpaste_tf.pipeline import reexport
 from cutpaste_tf.serving import savedmodel
 
 TINY_PATCH = ["--flagfile=configs/quickstart_patch.flags", "--category=washer",

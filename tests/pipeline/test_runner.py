@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf import data
+from cutpaste_tf import data, rundir
 from cutpaste_tf.config import (
     MODEL_TYPES,
     LocalizationConfig,
     RunConfig,
     ThresholdConfig,
 )
-from cutpaste_tf.pipeline import build, image, patch, rundir, runner
+from cutpaste_tf.pipeline import build, image, patch, runner
 
 TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
 # What runner.py and reexport.py ask of a model type's module.
