@@ -1,3 +1,3 @@
 """CutPaste (Li et al., CVPR 2021) in TensorFlow 2 / Keras 3."""
 
-__version__ = "0.1.0"
+from cutpaste_tf.release import __version__  # noqa: F401  (the package's release)

@@ -34,11 +34,10 @@ and always the hardware and software they were measured on.
 from __future__ import annotations
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files
+from cutpaste_tf import devices, files
 from cutpaste_tf.benchmark import speed
 from cutpaste_tf.config import TASK_VIEWS
 from cutpaste_tf.ops import tasks
-from cutpaste_tf.reporting.report import hardware
 from launch import configs, errors
 from launch import flags as flag_defs
 
@@ -127,7 +126,7 @@ def main(argv: list[str]) -> None:
     serve_image = category.test_files[0] if category and category.test_files else None
     figures = {"image_size": list(tcfg.image_size), "batch_size": tcfg.batch_size,
                "task": tcfg.task, "precision": tcfg.precision, "jit_compile": tcfg.jit_compile,
-               "category": category.name if category else None, "hardware": hardware()}
+               "category": category.name if category else None, "hardware": devices.hardware()}
     sections = {"augment": lambda: augmentation(config, category, FLAGS.steps),
                 "train": lambda: speed.training(config, category, FLAGS.steps),
                 "serve": lambda: speed.serving(config, FLAGS.steps, serve_image),

@@ -14,11 +14,10 @@ import os
 
 import tensorflow as tf
 
-from cutpaste_tf import files, rundir
+from cutpaste_tf import files, plots, rundir
 from cutpaste_tf.analysis import tsne
 from cutpaste_tf.data import layouts
 from cutpaste_tf.pipeline import trained
-from cutpaste_tf.reporting import report
 from launch import errors
 from launch import flags as flag_defs
 
@@ -29,7 +28,7 @@ def main(argv: list[str]) -> None:
     flag_defs.start(argv, "launch.tsne")
     tf.get_logger().setLevel("ERROR")  # one trace per kind is expected, not a retracing bug
     with errors.reported(ValueError, FileNotFoundError, ImportError):
-        report.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
+        plots.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required")
         if FLAGS.dataset not in layouts.LAYOUTS or not FLAGS.data_dir:

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from cutpaste_tf import files
+from cutpaste_tf import files, plots
 from cutpaste_tf.data import index
 from cutpaste_tf.evaluation import metrics
 
@@ -312,10 +312,7 @@ def table_markdown(records: Sequence[dict]) -> str:
 def plot(records: Sequence[dict], path: str) -> str:
     """The figure: per departure, the paired yardstick difference (paper side minus the CPU
     choice, AUROC points, mean ± s.e. over seeds) against the budget, one line per family."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot("The budget study's figure")
     arms = [a for a in ARMS if a != BASELINE and paired(records, a)]
     fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(4 * max(1, len(arms)), 3.4),
                              squeeze=False)
@@ -340,6 +337,5 @@ def plot(records: Sequence[dict], path: str) -> str:
     if arms:
         axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    files.write_bytes(path, plots.figure_png(fig, dpi=110, tight=False))
     return path

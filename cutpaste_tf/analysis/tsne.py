@@ -10,17 +10,16 @@ its training image only by the pasted patch. The plot needs matplotlib (``pip in
 
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import plots
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.ops import tasks
-from cutpaste_tf.reporting import report
 
 # The embedded sets, in label order, with the paper's colours (Fig. 3).
 SETS: tuple[str, ...] = ("normal", "anomaly", "cutpaste", "scar")
@@ -84,7 +83,7 @@ def tsne_2d(feats: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
 
 def plot_png(points: np.ndarray, labels: np.ndarray, title: str) -> bytes:
     """The scatter plot of Fig. 3 as PNG bytes."""
-    plt = report.pyplot("The t-SNE figure")
+    plt = plots.pyplot("The t-SNE figure")
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for i, name in enumerate(SETS):
         keep = labels == i
@@ -93,10 +92,7 @@ def plot_png(points: np.ndarray, labels: np.ndarray, title: str) -> bytes:
                        label=f"{LEGEND[name]} ({int(keep.sum())})", alpha=0.8, edgecolors="none")
     ax.set(title=title, xticks=[], yticks=[])
     ax.legend(loc="best", fontsize="small")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return plots.figure_png(fig, dpi=100)
 
 
 def counts(labels: np.ndarray) -> dict[str, int]:

@@ -20,8 +20,7 @@ import keras
 import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import console, files, rundir
-from cutpaste_tf.benchmark import environment
+from cutpaste_tf import console, devices, files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
 from cutpaste_tf.evaluation import evaluate
@@ -153,7 +152,7 @@ def compute_phrase(config: RunConfig, strategy: tf.distribute.Strategy) -> str:
     fell back to the CPU says so), the replicas, the precision and whether XLA compiles the
     step, e.g. ``CPU (AMD EPYC, 2 cores), 1 replica, float32, XLA off``."""
     replicas = strategy.num_replicas_in_sync
-    return (f"{environment.device_summary(strategy)}, {replicas} "
+    return (f"{devices.device_summary(strategy)}, {replicas} "
             f"replica{'s' if replicas != 1 else ''}, {config.train.precision}, "
             f"XLA {'on' if config.train.jit_compile else 'off'}")
 

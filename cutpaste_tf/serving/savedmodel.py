@@ -33,7 +33,7 @@ from typing import Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from cutpaste_tf import __version__, files, rundir
+from cutpaste_tf import files, release, rundir
 from cutpaste_tf.data import decode, preprocess
 
 METADATA_FILE = "cutpaste.json"  # in assets.extra/, which TF Serving ignores
@@ -149,7 +149,7 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
                 "feature": scorer.feature, "signatures": list(SIGNATURES),
                 "anomaly_map": scorer.has_anomaly_map,
                 "threshold": threshold if math.isfinite(threshold) else None,
-                "cutpaste_tf_version": __version__, **(metadata or {})}
+                "cutpaste_tf_version": release.__version__, **(metadata or {})}
         files.write_json(os.path.join(tmp, "assets.extra", METADATA_FILE), info)
         files.replace_dir(tmp, final)
     finally:

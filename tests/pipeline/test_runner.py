@@ -98,13 +98,13 @@ def test_restored_names_the_missing_checkpoint_folder_and_restores_a_saved_one(t
 
 
 def test_the_start_line_names_the_device_precision_and_xla():
-    from cutpaste_tf.benchmark import environment
+    from cutpaste_tf import devices
     from cutpaste_tf.config import TrainConfig
 
     strategy = tf.distribute.get_strategy()
     config = RunConfig(train=TrainConfig(jit_compile=True, precision="mixed_bfloat16"))
     assert runner.compute_phrase(config, strategy) == (
-        f"{environment.device_summary(strategy)}, 1 replica, mixed_bfloat16, XLA on")
+        f"{devices.device_summary(strategy)}, 1 replica, mixed_bfloat16, XLA on")
     assert runner.compute_phrase(RunConfig(), strategy).endswith(", 1 replica, float32, XLA off")
 
 
