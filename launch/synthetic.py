@@ -31,7 +31,6 @@ from cutpaste_tf.data import index, layouts
 from cutpaste_tf.ops import synthetic
 from cutpaste_tf.ops.synthetic import SyntheticConfig
 from cutpaste_tf.pipeline import trained
-from cutpaste_tf.reporting import tables
 from launch import errors
 from launch import flags as flag_defs
 
@@ -110,7 +109,7 @@ def main(argv: list[str]) -> None:
             if FLAGS.synthetic_examples:
                 grid = bench.example_grid(normal, sources, digits, seed=FLAGS.seed)
                 files.write_bytes(os.path.join(FLAGS.model_dir, data.name, EXAMPLES), grid)
-    table = tables.table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
+    table = bench.table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
                                    f"Synthetic anomalies on {images}, AUROC (%), "
                                    f"{config.train.task} model")
     files.write_json(path, {"task": config.train.task, "kinds": list(bench.KINDS),

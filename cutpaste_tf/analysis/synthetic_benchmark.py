@@ -10,7 +10,7 @@ launcher, the training images of the dataset's other categories).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import keras
 import numpy as np
@@ -106,6 +106,26 @@ def averages(aurocs: dict[str, float]) -> dict[str, float]:
     if len(table6) == len(paper.TABLE6_KINDS):
         out["table6"] = float(np.mean(table6))
     return out
+
+
+def table6_markdown(per_category: Mapping[str, Mapping[str, float]], title: str) -> str:
+    """Our AUROC (%) per category and synthetic kind, their mean over Table 6's kinds, and the
+    paper's Table 6 rows (``per_category``: category -> kind -> AUROC fraction)."""
+    kinds = [k for k in KINDS if any(k in r for r in per_category.values())]
+    head = "| | " + " | ".join(kinds) + " | Avg (Table 6 kinds) |"
+    lines = [f"### {title}", "", head, "|---" * (len(kinds) + 2) + "|"]
+
+    def row(name: str, values: Mapping[str, float], avg: str) -> str:
+        cells = [f"{100 * values[k]:.1f}" if k in values else "–" for k in kinds]
+        return f"| {name} | " + " | ".join(cells) + f" | {avg} |"
+
+    for category, values in per_category.items():
+        avg = averages(values).get("table6")
+        lines.append(row(category, values, "–" if avg is None else f"{100 * avg:.1f}"))
+    for method, values in paper.TABLE6.items():
+        lines.append(row(f"paper, {method} (MVTec AD)", {k: v / 100 for k, v in values.items()},
+                         f"{values['average']:.1f}"))
+    return "\n".join(lines)
 
 
 def example_grid(normal: np.ndarray, sources: Optional[np.ndarray],

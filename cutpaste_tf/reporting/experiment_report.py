@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import devices, files, plots, rundir
-from cutpaste_tf.analysis import experiment
+from cutpaste_tf.evaluation import ensemble
 from cutpaste_tf.reporting import report
 
 
@@ -26,8 +26,8 @@ def roc_overlay_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_curve(labels, scores)
-        ensemble = name.startswith("ensemble")
-        ax.plot(fpr, tpr, lw=2.2 if ensemble else 1.0, color="k" if ensemble else None,
+        combined = name.startswith("ensemble")
+        ax.plot(fpr, tpr, lw=2.2 if combined else 1.0, color="k" if combined else None,
                 label=f"{name}: {100 * roc_auc_score(labels, scores):.1f}%")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
@@ -42,7 +42,7 @@ def _curves(experiment_dir: str, setting: dict, category: str) -> dict:
         path = os.path.join(experiment_dir, rel, category, rundir.SCORES_FILE)
         if not tf.io.gfile.exists(path):
             continue
-        scores, labels = experiment.read_scores(path)
+        scores, labels = ensemble.read_scores(path)
         paths = sorted(scores)
         curves[f"seed {seed}"] = (np.array([labels[p] for p in paths]),
                                   np.array([scores[p] for p in paths]))
@@ -50,9 +50,9 @@ def _curves(experiment_dir: str, setting: dict, category: str) -> dict:
         if "train_score_stats" in record:
             members.append(scores)
             stats.append((record["train_score_stats"]["mean"], record["train_score_stats"]["std"]))
-    ensemble = setting.get("ensemble") or {}
-    if category in ensemble.get("per_category", {}) and len(members) == len(setting["runs"]):
-        combined = experiment.ensemble_scores(members, stats)
+    computed = setting.get("ensemble") or {}
+    if category in computed.get("per_category", {}) and len(members) == len(setting["runs"]):
+        combined = ensemble.ensemble_scores(members, stats)
         paths = sorted(combined)
         curves[f"ensemble of {len(members)}"] = (np.array([labels[p] for p in paths]),
                                                  np.array([combined[p] for p in paths]))
