@@ -153,11 +153,13 @@ def test_sweep_syntax_errors(text, message):
 @pytest.fixture
 def parsed_flags(parse_flags):
     """parsed_flags(*args): launch.experiment's settings for TINY + args."""
-    from launch import experiment as launcher
+    from cutpaste_tf import driver
+    from launch import configs
 
     def parse(*args):
         parse_flags(*TINY, *args)
-        return launcher.build_settings()
+        return driver.experiment_settings(configs.values(), configs.FLAGS.tasks,
+                                          configs.FLAGS.sweep, configs.warn)
 
     return parse
 
@@ -179,12 +181,12 @@ def test_ablation_flags_reach_the_config(parsed_flags, sweep, field, expected):
 
 
 @pytest.mark.parametrize("sweep, message", [
-    ("learnin_rate=0.1,0.2", "there is no flag --learnin_rate"),
-    ("learning_rate=0.1,-1", "--learning_rate=-1 (task cutpaste): need learning_rate > 0"),
-    ("epochs=2,many", "--epochs=many"),
-    ("area_ratio=0.02:0.1,0.3", "--area_ratio needs 2 comma-separated values"),
+    ("learnin_rate=0.1,0.2", "learnin_rate is not a setting of a training run"),
+    ("learning_rate=0.1,-1", "learning_rate=-1 (task cutpaste): need learning_rate > 0"),
+    ("epochs=2,many", "epochs=many (task cutpaste): epochs=many must be an integer"),
+    ("area_ratio=0.02:0.1,0.3", "area_ratio=0.3: area_ratio needs 2 comma-separated values"),
     ("patch_jitter=0.1,0.9", "patch_jitter must be in [0, 0.5]"),
-    ("progress=true,false", "--progress does not change training"),
+    ("progress=true,false", "progress does not change training"),
 ])
 def test_bad_sweeps_are_named_before_training(parsed_flags, sweep, message):
     with pytest.raises(ValueError) as e:
@@ -193,7 +195,7 @@ def test_bad_sweeps_are_named_before_training(parsed_flags, sweep, message):
 
 
 def test_unknown_task_is_named(parsed_flags):
-    with pytest.raises(ValueError, match="--tasks=cutpaste,rotate: each task once"):
+    with pytest.raises(ValueError, match="tasks=cutpaste,rotate: each task once"):
         parsed_flags("--tasks=cutpaste,rotate")
 
 
@@ -322,7 +324,7 @@ def test_table1_puts_the_papers_numbers_and_ensemble_beside_ours_for_all_of_mvte
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--sweep=learning_rate=0.1,-1"], "error: --sweep: --learning_rate=-1"),
+    (["--sweep=learning_rate=0.1,-1"], "error: --sweep=learning_rate=0.1,-1: --learning_rate=-1"),
     (["--seeds=0"], "error: --seeds=0: a count must be at least 1"),
     (["--export_dir=/tmp/x"], "error: --export_dir: each run exports into <run>/export"),
     (["--category=bottle"], "'bottle' not found in data directory"),
