@@ -29,6 +29,7 @@ from cutpaste_tf.config import TASK_VIEWS, RunConfig
 from cutpaste_tf.data import CategoryData
 from cutpaste_tf.models import efficientnet
 from cutpaste_tf.pipeline import build, failures, inputs, runner
+from cutpaste_tf.pipeline import reexport as reexport_lib
 from cutpaste_tf.reporting import experiment_report, experiment_tables, report, summary
 from cutpaste_tf.settings import RunOptions, Settings
 from cutpaste_tf.training import distribute
@@ -197,6 +198,18 @@ def train(settings: Settings, flags_text: str, announce: Announce = failures.ann
                    options.progress)
     exports = {n: r["export_path"] for n, r in finished.items() if "export_path" in r}
     return RunResult(model_dir, config, finished, exports, failed, results, table, path)
+
+
+def reexport(model_dir: str, categories: Sequence[str] = (), export_dir: Optional[str] = None,
+             value: Optional[float] = None, quantile: Optional[float] = None,
+             version: Optional[int] = None, to_tflite: bool = False) -> list[str]:
+    """Re-exports trained categories of ``model_dir`` without training (a new threshold, a new
+    version, TFLite: :func:`cutpaste_tf.pipeline.reexport.reexport_run`), then rewrites the
+    run's summary tables; returns the export paths."""
+    paths = reexport_lib.reexport_run(model_dir, categories, export_dir, value, quantile,
+                                      version, to_tflite)
+    summary.summarize_run(model_dir, rundir.load_run_config(model_dir).train.task)
+    return paths
 
 
 def experiment_settings(values: Mapping[str, Any], tasks: Sequence[str],

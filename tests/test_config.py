@@ -1,6 +1,7 @@
 """Config dataclasses: paper defaults, validation messages, JSON round trip."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_json_round_trip_keeps_tuples_and_nesting():
                                       augment=AugmentConfig(area_ratio=(0.02, 0.1),
                                                             jitter=(0.1, 0.2, 0.3, 0.0))),
                     density=DensityConfig(kind="kde", kde_gamma=2.5))
-    back = config.from_json(RunConfig, config.to_json(run))
+    back = config.from_dict(RunConfig, json.loads(config.to_json(run)))
     assert back == run
     assert isinstance(back.train.augment.jitter, tuple)
 
