@@ -112,6 +112,10 @@ def prepare(runs: Sequence[tuple[str, RunConfig]], spec: inputs.InputSpec, optio
     for config in configs:
         build.check_batch(config, strategy.num_replicas_in_sync)
     categories = inputs.resolve_categories(spec)
+    for data in categories:
+        if data.val_files:
+            print(words(f"[{data.name}] the dataset's {len(data.val_files)} normal validation "
+                        "images set the decision threshold; val_fraction is not applied"))
     digests: dict[str, str] = {}
     for size in sorted({c.train.image_size for c in configs}):
         digests.update(inputs.validate_categories(categories, spec, size))

@@ -38,6 +38,13 @@ def input_spec() -> InputSpec:
     return settings.input_spec(values(settings.INPUT_NAMES))
 
 
+def dataset_spec() -> InputSpec:
+    """The dataset a trained run was trained on and the categories asked for: the data flags of
+    the analyses of a run (launch.synthetic, launch.tsne)."""
+    return InputSpec(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                     categories=tuple(FLAGS.category), category_kind=FLAGS.category_kind)
+
+
 def run_settings() -> settings.Settings:
     """Every flag of a training run as typed settings: config, inputs, options."""
     return settings.Settings(run_config(), input_spec(), settings.run_options(

@@ -63,10 +63,10 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
                      start_step: int = 0) -> Iterator:
     """Per-replica training batches from one input pipeline per worker, starting at
     ``start_step`` (the strategy's own ``distribute_datasets_from_function``); random crops of
-    ``train_patch_size`` for a patch model."""
+    ``train_patch_size`` for a patch model. The batch split is checked once per run, before
+    anything trains (:func:`check_batch`, from :func:`cutpaste_tf.driver.prepare`)."""
     tcfg = config.train
     replicas = strategy.num_replicas_in_sync
-    check_batch(config, replicas)
     loc = config.localization
     crop = loc.train_patch_size if loc.model_type == "patch" else None
 

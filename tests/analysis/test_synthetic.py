@@ -257,30 +257,28 @@ def test_launcher_end_to_end_on_testdata(tiny_run, tmp_path, run_launcher, capsy
     assert tf.io.decode_png(png).shape[0] == 9 * 36
 
 
-def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tiny_run, tmp_path,
-                                                                       parse_flags):
-    from launch import synthetic as launcher
+def test_a_single_category_dataset_needs_natural_dir(tiny_run, tmp_path):
+    from cutpaste_tf.pipeline.inputs import InputSpec
+
     single = tmp_path / "single"
     (single / "washer").mkdir(parents=True)
     for part in ("train", "test"):
         os.symlink(ROOT / "testdata" / "washer" / part, single / "washer" / part)
-    args = [f"--model_dir={tiny_run.model_dir}", f"--data_dir={single}"]
-    parse_flags(*args, "--category=washer")
+    model_dir, washer = str(tiny_run.model_dir), InputSpec(data_dir=str(single),
+                                                           categories=("washer",))
     with pytest.raises(ValueError, match="pass natural_dir="):
-        launcher.plan()
-    parse_flags(*args, "--category=washer",
-                f"--natural_dir={ROOT / 'testdata' / 'fabric' / 'train' / 'good'}")
-    _, work = launcher.plan()
+        bench.plan(model_dir, washer)
+    _, work = bench.plan(model_dir, washer,
+                         natural_dir=str(ROOT / "testdata" / "fabric" / "train" / "good"))
     assert work[0][0].name == "washer" and len(work[0][1]) > 0
-    parse_flags(*args, "--category=fabric")
     with pytest.raises(ValueError, match="no trained model for fabric"):
-        launcher.plan()
+        bench.plan(model_dir, InputSpec(data_dir=str(single), categories=("fabric",)))
 
 
 def test_launcher_on_held_out_training_images_reads_no_test_image(tiny_run, tmp_path,
                                                                    run_launcher, capsys):
-    from launch import synthetic as launcher
     from cutpaste_tf import rundir
+    from launch import synthetic as launcher
 
     model_dir = tiny_run.copy(tmp_path)
     held = rundir.held_out_files(str(model_dir / "washer"))
