@@ -1,5 +1,5 @@
 """Gradient coherence: its arithmetic, a repeated batch against shuffled labels, the probe
-leaving the model as it was, and the launcher's head syntax."""
+leaving the model as it was (the heads launch.diagnose probes: tests/analysis/test_head_probe.py)."""
 
 import numpy as np
 import pytest
