@@ -139,7 +139,8 @@ def _floats(name: str, value: Any, count: int) -> tuple[float, ...]:
     except (TypeError, ValueError):
         raise ValueError(f"{name}={_text(name, value)}: {name} must be numbers") from None
     if len(parsed) != count:
-        raise ValueError(f"{name}={_text(name, value)}: {name} needs {count} comma-separated values")
+        raise ValueError(f"{name}={_text(name, value)}: {name} needs {count} comma-separated "
+                         "values")
     return parsed
 
 

@@ -277,10 +277,10 @@ def table_markdown(records: Sequence[dict]) -> str:
                 fams = {p["family"] for p in pairs}
                 cells = [r for r in records if r["steps"] == steps and r["family"] in fams
                          and r["seed"] in seeds]
-                acc = {side: metrics.seed_stat([r["final_accuracy"] for r in cells if r["arm"] == side])
-                       for side in (BASELINE, arm)}
-                test = {side: metrics.seed_stat([r["test_auroc"] for r in cells if r["arm"] == side])
-                        for side in (BASELINE, arm)}
+                acc = {side: metrics.seed_stat([r["final_accuracy"] for r in cells
+                                                if r["arm"] == side]) for side in (BASELINE, arm)}
+                test = {side: metrics.seed_stat([r["test_auroc"] for r in cells
+                                                 if r["arm"] == side]) for side in (BASELINE, arm)}
                 diff = metrics.seed_stat([p["difference"] for p in pairs])
                 lines.append(
                     f"| {steps} | {family} | {len(pairs)} | "

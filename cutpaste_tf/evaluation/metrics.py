@@ -101,7 +101,8 @@ def _kind_of(category: str, kinds: Mapping[str, str]) -> str:
         )
     kind = kinds[category]
     if kind not in KIND_GROUPS:
-        raise ValueError(f"category {category!r} has kind {kind!r}; expected one of {KIND_GROUPS}")
+        raise ValueError(f"category {category!r} has kind {kind!r}; expected one of "
+                         f"{KIND_GROUPS}")
     return kind
 
 
