@@ -424,8 +424,3 @@ def from_dict(cls: type, data: dict) -> Any:
 
 def to_json(config: Any) -> str:
     return json.dumps(to_dict(config), indent=2, sort_keys=True)
-
-
-def from_json(cls: type, text: str) -> Any:
-    return from_dict(cls, json.loads(text))
-

@@ -15,7 +15,6 @@ Exit codes: 0 written (failed parts are recorded in it, under ``errors``), 2 bad
 
 from __future__ import annotations
 
-from cutpaste_tf import data as data_lib
 from cutpaste_tf import files
 from cutpaste_tf.benchmark import accelerator_check as check
 from launch import configs, errors
@@ -47,13 +46,10 @@ def main(argv: list[str]) -> None:
         files.write_json(FLAGS.check_output, {"complete": False,
                                               "errors": {"flags": errors.to_flags(str(e))}})
         errors.fail(e)
-    category = FLAGS.category[0] if FLAGS.category not in (["all"], []) else "washer"
     report = check.run_check(
-        config, FLAGS.data_dir or check.default_data_dir(), category, FLAGS.check_output,
-        mode=FLAGS.check_size, budget_s=FLAGS.budget_s, train_seconds=FLAGS.train_seconds,
-        combinations=FLAGS.combinations,
-        layout=FLAGS.dataset if FLAGS.dataset in data_lib.LAYOUTS else "mvtec",
-        category_kind=FLAGS.category_kind)
+        config, configs.input_spec(), FLAGS.check_output, mode=FLAGS.check_size,
+        budget_s=FLAGS.budget_s, train_seconds=FLAGS.train_seconds,
+        combinations=FLAGS.combinations)
     auroc = report.get("training_run", {}).get("image_auroc")
     print(f"mode {report['mode']}; {len(report['errors'])} error(s), "
           f"{len(report['skipped'])} skipped; training-run image AUROC "

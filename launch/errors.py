@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-import traceback
 from typing import Iterator, NoReturn
 
 from absl import flags
@@ -84,17 +83,9 @@ def reported(*kinds: type[BaseException], status: int = 2, where: str = "") -> I
 
 
 def category_failed(where: str, error: BaseException) -> dict:
-    """Says on stderr that a category failed while the run goes on: ``error: <where><stage>:
-    <type>: <message in flag names>; going on with the others`` (and the traceback, for an
-    error that is likely a bug rather than bad input); returns the failure's description
-    (:func:`cutpaste_tf.pipeline.failures.describe`)."""
-    failure = failures.describe(error)
-    if not isinstance(error, failures.EXPECTED):
-        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    print(f"error: {where}{failure['stage']}: {failure['error']}: "
-          f"{to_flags(failure['message'])}; going on with the others", file=sys.stderr,
-          flush=True)
-    return failure
+    """:func:`cutpaste_tf.pipeline.failures.announce` with the message in flag names: what the
+    training launchers say when a category fails and the run goes on."""
+    return failures.announce(where, error, to_flags)
 
 
 def end_with_failures(failed: dict[str, dict], total: int, results: str,

@@ -10,14 +10,13 @@ recomputes it from the normal scores stored in ``<category>/threshold.json`` (he
 out-of-fold, as at training time); neither keeps the stored one. The export goes to the next
 version (``--export_version`` to choose), so a running TF Serving picks it up.
 ``threshold.json``, the category's ``results.json`` and the run's ``results.json`` are updated
-(:mod:`cutpaste_tf.pipeline.reexport`). Exit codes: 0 done, 2 bad flags or missing files.
+(:func:`cutpaste_tf.driver.reexport`). Exit codes: 0 done, 2 bad flags or missing files.
 """
 
 from __future__ import annotations
 
+from cutpaste_tf import driver, rundir
 from cutpaste_tf.config import ThresholdConfig
-from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import reexport, rundir
 from launch import errors
 from launch import flags as flag_defs
 
@@ -27,11 +26,6 @@ FLAGS = flag_defs.FLAGS
 def quantile() -> "float | None":
     """--threshold_quantile when it was given (its default is training's), else None."""
     return FLAGS.threshold_quantile if FLAGS["threshold_quantile"].present else None
-
-
-def new_threshold(record: dict) -> threshold_lib.Threshold:
-    """The threshold the flags ask for, given the category's ``threshold.json`` record."""
-    return threshold_lib.from_record(record, FLAGS.threshold, quantile())
 
 
 def main(argv: list[str]) -> None:
@@ -44,7 +38,7 @@ def main(argv: list[str]) -> None:
             raise ValueError("give --threshold or --threshold_quantile, not both")
         if FLAGS["threshold_quantile"].present:
             ThresholdConfig(quantile=FLAGS.threshold_quantile)  # checks the value
-        reexport.reexport_run(
+        driver.reexport(
             FLAGS.model_dir, FLAGS.category, FLAGS.export_dir, FLAGS.threshold, quantile(),
             FLAGS.export_version if FLAGS["export_version"].present else None, FLAGS.tflite)
 

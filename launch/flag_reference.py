@@ -5,7 +5,7 @@
 
 Every module of ``launch/`` that defines flags is imported and its flags are read back from absl's
 registry (``FLAGS.flags_by_module_dict()``): name, type, default and help, in the order they are
-defined. The shared flags of ``launch/flags.py`` are grouped under its ``# Section.`` comments.
+defined. The shared flags of ``launch/flags.py`` are grouped by its sections (``SECTIONS``).
 The text depends only on the definitions, never on the machine it is generated on, so
 ``tests/launch/test_flag_reference.py`` can fail when ``docs/flags.md`` is out of date.
 """
@@ -16,18 +16,16 @@ import argparse
 import importlib
 import os
 import pathlib
-import re
 import sys
 import tempfile
 
 from absl import flags
 
-LAUNCH_DIR = pathlib.Path(__file__).resolve().parent
+from launch import flags as flag_defs
+
 SHARED = "launch.flags"
 COMMAND = "python -m launch.flag_reference --output=docs/flags.md"
 
-_DEFINE = re.compile(r"DEFINE_\w+\(\s*[\"'](\w+)[\"']")
-_SECTION = re.compile(r"# (.+?)\.?\s*$")
 _TYPES = {"bool": "bool", "int": "integer", "float": "float", "string": "string",
           "string enum": "enum", "comma separated list of strings": "list"}
 
@@ -49,42 +47,8 @@ the training launchers share. A bool flag is set with `--name` or `--name=true` 
 
 
 def flag_modules() -> list[str]:
-    """The ``launch`` modules whose source defines flags, ``launch.flags`` first."""
-    names = []
-    for path in sorted(LAUNCH_DIR.glob("*.py")):
-        if path.stem in ("__init__", "__main__", "flag_reference"):
-            continue
-        if _DEFINE.search(path.read_text(encoding="utf-8")):
-            names.append(f"launch.{path.stem}")
-    return sorted(names, key=lambda name: (name != SHARED, name))
-
-
-def defined_flags(module: str) -> list[str]:
-    """The flags ``launch.<name>``'s source defines, in order."""
-    return _DEFINE.findall((LAUNCH_DIR / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8"))
-
-
-def section_title(comment: list[str]) -> str:
-    """The title of a ``# Section.`` comment, which may run over several ``#`` lines."""
-    text = " ".join(line.strip().removeprefix("#").strip() for line in comment)
-    return _SECTION.match(f"# {text}").group(1)
-
-
-def sections(module: str) -> dict[str, str]:
-    """Flag name -> the ``# Section.`` comment above its definition (shared flags only); a
-    comment of several lines is one title."""
-    source = (LAUNCH_DIR / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8")
-    found, current, lines = {}, "General", source.splitlines()
-    for i, line in enumerate(lines):
-        following = next((n for n in lines[i + 1:] if n.strip()), "")
-        if _SECTION.match(line) and "DEFINE_" in following:
-            start = i
-            while start > 0 and _SECTION.match(lines[start - 1]):
-                start -= 1
-            current = section_title(lines[start:i + 1])
-        for name in _DEFINE.findall(line):
-            found.setdefault(name, current)
-    return found
+    """The ``launch`` modules that define flags, ``launch.flags`` first."""
+    return [SHARED, *sorted(flag_defs.OWN_FLAGS)]
 
 
 def _portable(text: str) -> str:
@@ -136,7 +100,6 @@ def _names(items: list[str]) -> str:
 
 def launcher_table() -> list[str]:
     """Which sections and single flags each launcher accepts (``LAUNCHER_FLAGS``)."""
-    from launch import flags as flag_defs
     out = ["| Launcher | Accepts (sections of the shared flags; single flags) |", "| --- | --- |"]
     for launcher, entries in flag_defs.LAUNCHER_FLAGS.items():
         parts = [e for e in entries if not e.startswith("--")]
@@ -151,7 +114,6 @@ def launcher_table() -> list[str]:
 def accepted_by(title: str, names: list[str]) -> str:
     """The line under a shared section's heading: the launchers that accept all of it, and
     those that accept single flags of it."""
-    from launch import flags as flag_defs
     key = flag_defs.section_key(title)
     whole = [n for n, entries in flag_defs.LAUNCHER_FLAGS.items() if key in entries]
     single = []
@@ -165,7 +127,7 @@ def accepted_by(title: str, names: list[str]) -> str:
 def _module_text(module: str, defined: list[flags.Flag]) -> list[str]:
     if module == SHARED:
         out = ["## Shared flags (`launch/flags.py`)", "", *launcher_table()]
-        where = sections(module)
+        where = flag_defs.shared_sections()
         groups: dict[str, list[flags.Flag]] = {}
         for flag in defined:
             groups.setdefault(where.get(flag.name, "Other"), []).append(flag)

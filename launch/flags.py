@@ -1,5 +1,5 @@
-"""The shared command-line flags, defined once in sections; :mod:`launch.configs` turns them into
-typed configs. :data:`LAUNCHER_FLAGS` says which sections each launcher accepts: its ``--help``
+"""The shared command-line flags, defined once in sections (:data:`SECTIONS`); :mod:`launch.configs`
+turns them into typed configs. :data:`LAUNCHER_FLAGS` says which sections each launcher accepts: its ``--help``
 lists them (:func:`help_text`), and a flag of another launcher is refused (:func:`check_flags`).
 
 Defaults are the paper's settings (Appendix A.1-A.2) for the 3-way task; the files in
@@ -24,8 +24,13 @@ from typing import Callable
 
 from absl import app, flags, logging
 
-from cutpaste_tf.config import (CLASSIFIER_INITS, GRADCAM_LAYERS, HEAD_INITS, PRECISIONS,
-                                 TASK_VIEWS)
+from cutpaste_tf.config import (
+    CLASSIFIER_INITS,
+    GRADCAM_LAYERS,
+    HEAD_INITS,
+    PRECISIONS,
+    TASK_VIEWS,
+)
 from launch import errors
 
 FLAGS = flags.FLAGS
@@ -103,7 +108,8 @@ flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
 
 # Scale: distribution, precision, where augmentation runs.
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
-                  "tf.distribute strategy (see launch/distribute.py); --batch_size is global.")
+                  "tf.distribute strategy (see cutpaste_tf/training/distribute.py); --batch_size "
+                  "is global.")
 flags.DEFINE_string("tpu", None, "--strategy=tpu: the Cloud TPU's name or grpc:// address, or "
                     "'local' on a TPU VM.")
 flags.DEFINE_bool("require_accelerator", False, "Refuse to start (exit 2, before any data is "
@@ -286,12 +292,48 @@ flags.DEFINE_float("tsne_perplexity", 30.0, "launch.tsne: t-SNE perplexity (clip
                    "(N - 1) / 3 for small sets).")
 
 
-# Which flags each launcher accepts: whole sections of this file (a ``# Section.`` comment's title
-# up to its first ':' or ' (') and single flags of other sections ('--name'). A launcher also
-# accepts the flags its own module defines, and absl's (--flagfile, --helpfull, --verbosity, ...);
-# a flag of any other launcher is refused (:func:`check_flags`). The training sections go
-# together: the shipped configs/*.flags hold them and serve launch.train, launch.experiment and
-# the launchers that measure training (benchmark, diagnose, accelerator_check) alike.
+# The sections of the flags above, in definition order: each section's first flag and its title
+# (--help and docs/flags.md show the titles; a flag belongs to the section whose first flag is the
+# last one defined before it, so a flag added inside a section joins it).
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("data_dir", "Data"),
+    ("model_dir", "Output"),
+    ("task", "Proxy task and optimisation (Appendix A.1)"),
+    ("strategy", "Scale: distribution, precision, where augmentation runs"),
+    ("backbone", "Model"),
+    ("area_ratio", "CutPaste augmentation (Appendix A.2) and pre-augmentation (Sec. 2.1)"),
+    ("density", "Density and evaluation"),
+    ("stress_test", "Drift: the stress test after evaluation (launch.train, launch.experiment, "
+                    "launch.robustness)"),
+    ("val_fraction", "Threshold: how training sets the exported decision threshold "
+                     "(launch.export can recompute it)"),
+    ("threshold", "Re-export (launch.export)"),
+    ("model", "Prediction (launch.predict)"),
+    ("model_type", "Localisation (Sec. 2.4, 4.2, Appendix A.5)"),
+    ("report_path", "Report"),
+    ("experiment_dir", "Experiments (launch.experiment): categories x tasks x seeds (x sweep "
+                       "values), one model dir each"),
+    ("natural_dir", "Synthetic anomalies (launch.synthetic)"),
+    ("validation_dir", "Labelled validation (launch.validate)"),
+    ("tsne_perplexity", "Embedding plot: t-SNE (launch.tsne)"),
+)
+# The flags a launcher defines in its own module, so that every launcher knows them without
+# importing it (tests/launch/test_flags.py checks them against the modules).
+OWN_FLAGS: dict[str, tuple[str, ...]] = {
+    "launch.accelerator_check": ("check_output", "check_size", "budget_s", "train_seconds",
+                                 "combinations"),
+    "launch.benchmark": ("steps", "output", "sections", "bench_tasks", "bench_sources"),
+    "launch.budget_study": ("study_dir", "data_root", "mvtec_dir", "study_families",
+                            "study_arms", "study_steps", "study_seeds", "study_image_size",
+                            "study_jobs", "study_summarize_only", "study_drift"),
+    "launch.diagnose": ("heads", "probe_batches", "diagnose_output"),
+}
+# Which flags each launcher accepts: whole sections (a title up to its first ':' or ' (') and
+# single flags of other sections ('--name'). A launcher also accepts the flags its own module
+# defines, and absl's (--flagfile, --helpfull, --verbosity, ...); a flag of any other launcher is
+# refused (:func:`check_flags`). The training sections go together: the shipped configs/*.flags
+# hold them and serve launch.train, launch.experiment and the launchers that measure training
+# (benchmark, diagnose, accelerator_check) alike.
 TRAINING = ("Data", "Output", "Proxy task and optimisation", "Scale", "Model",
             "CutPaste augmentation", "Density and evaluation", "Drift", "Threshold",
             "Localisation")
@@ -324,18 +366,18 @@ def section_key(title: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def shared_sections() -> dict[str, str]:
-    """Flag of this module -> its section's title, in definition order."""
-    from launch import flag_reference  # reads the sources; imports no launcher
-    return flag_reference.sections(__name__)
+    """Flag of this module -> its section's title (:data:`SECTIONS`), in definition order."""
+    starts, title, found = dict(SECTIONS), None, {}
+    for flag in FLAGS.flags_by_module_dict()[__name__]:
+        title = starts.get(flag.name, title)
+        found[flag.name] = title
+    return found
 
 
-@functools.lru_cache(maxsize=None)
 def own_flags() -> dict[str, str]:
-    """Flag defined in a launcher's own module (launch.benchmark's --steps) -> that launcher,
-    read from the sources, so that a launcher knows the flags of modules it does not import."""
-    from launch import flag_reference
-    return {name: module for module in flag_reference.flag_modules() if module != __name__
-            for name in flag_reference.defined_flags(module)}
+    """Flag defined in a launcher's own module (launch.benchmark's --steps) -> that launcher
+    (:data:`OWN_FLAGS`)."""
+    return {name: launcher for launcher, names in OWN_FLAGS.items() for name in names}
 
 
 def accepted(launcher: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf import rundir
 from cutpaste_tf.reporting import experiment_report, report
 from launch import errors
 from launch import flags as flag_defs

@@ -34,7 +34,7 @@ class TinyRun:
     @functools.cached_property
     def config(self):
         """The run's RunConfig, read back from its config.json."""
-        from cutpaste_tf.pipeline import rundir
+        from cutpaste_tf import rundir
         return rundir.load_run_config(str(self.model_dir))
 
     @functools.cached_property

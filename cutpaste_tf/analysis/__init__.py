@@ -1,1 +1,1 @@
-"""Analyses beyond one run: seeds and sweeps, transfer, synthetic anomalies, t-SNE."""
+"""Analyses beyond one run: seeds and sweeps, synthetic anomalies, t-SNE."""

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from cutpaste_tf import files
+from cutpaste_tf import files, plots
 from cutpaste_tf.data import index
 from cutpaste_tf.evaluation import metrics
 
@@ -192,12 +192,6 @@ def collect(study_dir: str) -> list[dict]:
     return records
 
 
-def _stat(values: Sequence[float]) -> dict:
-    """{"mean", "se", "n"}; the standard error is NaN for one value (no ± in the tables)."""
-    mean, se = metrics.mean_and_stderr(values)
-    return {"mean": mean, "se": se if len(values) > 1 else float("nan"), "n": len(values)}
-
-
 def paired(records: Sequence[dict], arm: str, key: str = "yardstick",
            families: Optional[Sequence[str]] = None) -> dict[int, dict]:
     """Steps -> the differences ``arm`` minus the baseline in ``key``, paired by (family, seed),
@@ -214,7 +208,7 @@ def paired(records: Sequence[dict], arm: str, key: str = "yardstick",
             {"family": family, "seed": seed, "arm": r[key], "baseline": base[key],
              "difference": r[key] - base[key]})
     for entry in out.values():
-        entry.update(_stat([p["difference"] for p in entry["pairs"]]))
+        entry.update(metrics.seed_stat([p["difference"] for p in entry["pairs"]]))
     return out
 
 
@@ -233,7 +227,7 @@ def decide(records: Sequence[dict], arm: str, min_seeds: int = 3, min_families: 
             seeds[p["family"]] = seeds.get(p["family"], 0) + 1
         if sum(n >= min_seeds for n in seeds.values()) >= min_families:
             s = by_steps[steps]
-            hurts = s["mean"] < 0 and -s["mean"] > z * s["se"]
+            hurts = s["mean"] < 0 and s["se"] is not None and -s["mean"] > z * s["se"]
             return {"steps": steps, "mean": s["mean"], "se": s["se"], "n": s["n"],
                     "verdict": "departure" if hurts else "paper"}
     return {"steps": None, "verdict": "undecided"}
@@ -254,12 +248,13 @@ def trend(records: Sequence[dict], arm: str, target_steps: int = 65536) -> Optio
             np.log2(target_steps)), "target_steps": target_steps, "flips": len(signs) > 1}
 
 
-def _pct(value: Optional[float], se: Optional[float] = None) -> str:
+def _pct(value: Optional[float], se: Optional[float] = None, signed: bool = False) -> str:
+    """A fraction in points (with its sign when ``signed``: a difference), ± its standard error
+    when it has one."""
     if value is None:
         return "–"
-    if se is None or not np.isfinite(se):
-        return f"{100 * value:+.1f}" if se is not None else f"{100 * value:.1f}"
-    return f"{100 * value:+.1f} ± {100 * se:.1f}"
+    text = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return text if se is None else f"{text} ± {100 * se:.1f}"
 
 
 def table_markdown(records: Sequence[dict]) -> str:
@@ -286,23 +281,23 @@ def table_markdown(records: Sequence[dict]) -> str:
                 fams = {p["family"] for p in pairs}
                 cells = [r for r in records if r["steps"] == steps and r["family"] in fams
                          and r["seed"] in seeds]
-                acc = {side: _stat([r["final_accuracy"] for r in cells if r["arm"] == side])
-                       for side in (BASELINE, arm)}
-                test = {side: _stat([r["test_auroc"] for r in cells if r["arm"] == side])
-                        for side in (BASELINE, arm)}
-                diff = _stat([p["difference"] for p in pairs])
+                acc = {side: metrics.seed_stat([r["final_accuracy"] for r in cells
+                                                if r["arm"] == side]) for side in (BASELINE, arm)}
+                test = {side: metrics.seed_stat([r["test_auroc"] for r in cells
+                                                 if r["arm"] == side]) for side in (BASELINE, arm)}
+                diff = metrics.seed_stat([p["difference"] for p in pairs])
                 lines.append(
                     f"| {steps} | {family} | {len(pairs)} | "
                     f"{_pct(float(np.mean([p['baseline'] for p in pairs])))} | "
                     f"{_pct(float(np.mean([p['arm'] for p in pairs])))} | "
-                    f"{_pct(diff['mean'], diff['se'])} | "
+                    f"{_pct(diff['mean'], diff['se'], signed=True)} | "
                     f"{acc[BASELINE]['mean']:.3f} / {acc[arm]['mean']:.3f} | "
                     f"{_pct(test[BASELINE]['mean'])} / {_pct(test[arm]['mean'])} |")
         lines.append("")
         if verdict["verdict"] == "undecided":
             lines.append("Rule: undecided (no budget yet has 3 seeds on 2 real families).")
         else:
-            lines.append(f"Rule at {verdict['steps']} steps: {_pct(verdict['mean'], verdict['se'])}"
+            lines.append(f"Rule at {verdict['steps']} steps: {_pct(verdict['mean'], verdict['se'], True)}"
                          f" over {verdict['n']} pairs → **{verdict['verdict']}**.")
         if line:
             lines.append(f"Trend: {100 * line['slope_per_doubling']:+.2f} points per doubling of "
@@ -316,10 +311,7 @@ def table_markdown(records: Sequence[dict]) -> str:
 def plot(records: Sequence[dict], path: str) -> str:
     """The figure: per departure, the paired yardstick difference (paper side minus the CPU
     choice, AUROC points, mean ± s.e. over seeds) against the budget, one line per family."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot("The budget study's figure")
     arms = [a for a in ARMS if a != BASELINE and paired(records, a)]
     fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(4 * max(1, len(arms)), 3.4),
                              squeeze=False)
@@ -331,7 +323,7 @@ def plot(records: Sequence[dict], path: str) -> str:
             steps = sorted(data)
             x = [s * (1 + 0.04 * (i - 1.5)) for s in steps]
             y = [100 * data[s]["mean"] for s in steps]
-            e = [100 * data[s]["se"] if np.isfinite(data[s]["se"]) else 0 for s in steps]
+            e = [0 if data[s]["se"] is None else 100 * data[s]["se"] for s in steps]
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=family)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log", base=2)
@@ -344,6 +336,5 @@ def plot(records: Sequence[dict], path: str) -> str:
     if arms:
         axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    files.write_bytes(path, plots.figure_png(fig, dpi=110, tight=False))
     return path

@@ -27,14 +27,14 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.analysis import budget_study as study
 from cutpaste_tf.analysis import labelled_validation as lv
 from cutpaste_tf.data import index, layouts
 from cutpaste_tf.evaluation import evaluate, metrics, robustness
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.ops import shifts
-from cutpaste_tf.pipeline import rundir, runner, stress, trained
+from cutpaste_tf.pipeline import runner, stress, trained
 
 RESULT_FILE = "drift_study.json"
 COPIES = 4  # jittered copies per training image for the "augmented" density

@@ -10,7 +10,7 @@ it, so that each can also be inspected, reported or exported alone::
 
 A (run, category) pair is finished when ``<run>/<category>/results.json`` exists (it is written
 last by :func:`cutpaste_tf.pipeline.runner.run_category`) in a model dir whose config is this run's
-(:func:`cutpaste_tf.pipeline.rundir.check_model_dir` refuses any other); unfinished ones resume from their
+(:func:`cutpaste_tf.rundir.check_model_dir` refuses any other); unfinished ones resume from their
 last checkpoint. One whose last attempt failed has ``<run>/<category>/failed.json`` instead.
 
 Statistics: per category, mean ± s.e. (sample standard deviation / sqrt(n)) over the seeds. For
@@ -18,25 +18,24 @@ the texture / object / all averages, the paper's statistic (Sec. 4.1, "the avera
 standard errors"): the mean of the categories' means ± the mean of their standard errors
 (:func:`cutpaste_tf.evaluation.metrics.average_of_mean_and_stderr`). Kept beside it, under "over_seeds":
 each seed's categories averaged first, then mean ± s.e. over those per-seed averages, the
-standard error of the average itself. One seed has no standard error (None).
+standard error of the average itself. One seed has no standard error (None). The ensemble of
+the seeds' models: :mod:`cutpaste_tf.evaluation.ensemble`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
-from cutpaste_tf.evaluation import evaluate, metrics
-from cutpaste_tf.pipeline import failures, rundir
+from cutpaste_tf.evaluation import ensemble, metrics
+from cutpaste_tf.pipeline import failures
 
-GROUPS: tuple[str, ...] = ("texture", "object", "all")
 # Flags an experiment sets itself, or that choose data and outputs rather than a training setting.
 NOT_SWEEPABLE: tuple[str, ...] = (
     "seed", "seeds", "task", "tasks", "sweep", "category", "data_dir", "dataset", "model_dir",
@@ -121,44 +120,32 @@ def is_finished(run: Run, category: str) -> bool:
     return tf.io.gfile.exists(os.path.join(run.model_dir, category, rundir.RESULTS_FILE))
 
 
-def _stat(values: Sequence[float]) -> dict:
-    """{"mean", "se", "n"}: the standard error is None for one value."""
-    n = len(values)
-    se = float(np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else None
-    return {"mean": float(np.mean(values)), "se": se, "n": n}
-
-
 def aggregate(per_seed: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str]) -> dict:
     """Mean ± s.e. over seeds per category, and the texture / object / all averages.
 
     ``per_seed[category][seed]`` is an AUROC; ``kinds`` maps categories to texture / object.
-    A group's "mean" and "se" are the paper's: the mean of its categories' means and the mean
-    of their standard errors ("categories": how many). Its "over_seeds" is mean ± s.e. over
-    the per-seed averages of the group, from the seeds that have every category of the group
-    (None when there is none).
+    The statistics are :func:`cutpaste_tf.evaluation.metrics.summarize`'s: a group's "mean" and
+    "se" are the paper's, the mean of its categories' means and the mean of their standard
+    errors ("categories": how many). Its "over_seeds" is mean ± s.e. over the per-seed averages
+    of the group, from the seeds that have every category of the group (None when there is
+    none).
     """
-    per_category = {}
-    for category, by_seed in per_seed.items():
-        if kinds.get(category) not in metrics.KIND_GROUPS:
-            raise ValueError(f"category {category!r} has kind {kinds.get(category)!r}; "
-                             f"expected one of {metrics.KIND_GROUPS}")
-        if not by_seed:
-            raise ValueError(f"category {category!r} has no results")
-        seeds = sorted(by_seed)
-        per_category[category] = {**_stat([by_seed[s] for s in seeds]),
-                                  "values": {str(s): by_seed[s] for s in seeds}}
+    empty = [c for c, by_seed in per_seed.items() if not by_seed]
+    if empty:
+        raise ValueError(f"category {empty[0]!r} has no results")
+    values = {c: [by_seed[s] for s in sorted(by_seed)] for c, by_seed in per_seed.items()}
+    summary = metrics.summarize(values, kinds)
+    per_category = {c: {**metrics.seed_stat(values[c]),
+                        "values": {str(s): by_seed[s] for s in sorted(by_seed)}}
+                    for c, by_seed in per_seed.items()}
     averages = {}
-    for group in GROUPS:
+    for group, (mean, se) in summary["averages"].items():
         cats = [c for c in per_seed if group == "all" or kinds[c] == group]
-        if not cats:
-            continue
-        mean, se = metrics.average_of_mean_and_stderr(
-            [(per_category[c]["mean"], per_category[c]["se"]) for c in cats])
         seeds = sorted(set.intersection(*[set(per_seed[c]) for c in cats]))
         over_seeds = None
         if seeds:
             by_seed = {s: float(np.mean([per_seed[c][s] for c in cats])) for s in seeds}
-            over_seeds = {**_stat(list(by_seed.values())),
+            over_seeds = {**metrics.seed_stat(list(by_seed.values())),
                           "values": {str(s): v for s, v in by_seed.items()}}
         averages[group] = {"mean": mean, "se": se, "categories": len(cats),
                            "over_seeds": over_seeds}
@@ -168,61 +155,11 @@ def aggregate(per_seed: Mapping[str, Mapping[int, float]], kinds: Mapping[str, s
 def group_means(per_category: Mapping[str, float], kinds: Mapping[str, str]) -> dict:
     """Plain texture / object / all means of one number per category (an ensemble's AUROCs)."""
     out = {}
-    for group in GROUPS:
+    for group in metrics.GROUPS:
         values = [v for c, v in per_category.items() if group == "all" or kinds[c] == group]
         if values:
             out[group] = float(np.mean(values))
     return out
-
-
-class EnsembleUnavailable(ValueError):
-    """An ensemble cannot be formed (a member without training-score statistics, ...)."""
-
-
-def ensemble_scores(members: Sequence[Mapping[str, float]],
-                    stats: Sequence[tuple[float, float]]) -> dict[str, float]:
-    """Per image path, the mean over ``members`` of ``(score - mean) / std``, each member
-    standardised with ``stats`` (the mean and std of its own normal training images' scores)."""
-    if not members or len(members) != len(stats):
-        raise ValueError(f"{len(members)} score sets but {len(stats)} statistics")
-    paths = set(members[0])
-    for i, member in enumerate(members[1:], 1):
-        if set(member) != paths:
-            odd = sorted(paths.symmetric_difference(member))
-            raise EnsembleUnavailable(f"member {i} scored other images than member 0, "
-                                      f"e.g. {odd[:2]}")
-    for i, (_, std) in enumerate(stats):
-        if not (math.isfinite(std) and std > 0):
-            raise EnsembleUnavailable(f"member {i}: training-score std {std} is not positive")
-    return {p: float(np.mean([(m[p] - mu) / sd for m, (mu, sd) in zip(members, stats)]))
-            for p in sorted(paths)}
-
-
-def read_scores(path: str) -> tuple[dict[str, float], dict[str, int]]:
-    """A category's scores.csv (:func:`cutpaste_tf.evaluation.evaluate.write_scores`) -> scores and labels
-    by image path."""
-    paths, labels, scores = evaluate.read_scores(path)
-    return (dict(zip(paths, scores.tolist())), dict(zip(paths, labels.tolist())))
-
-
-def ensemble_auroc(model_dirs: Sequence[str], category: str) -> float:
-    """Image AUROC of the standardised-and-averaged scores of several runs of one category."""
-    members, stats, labels = [], [], {}
-    for model_dir in model_dirs:
-        out = os.path.join(model_dir, category)
-        record = files.read_json(os.path.join(out, rundir.RESULTS_FILE)).get("train_score_stats")
-        if record is None:
-            raise EnsembleUnavailable(f"{out}/results.json has no train_score_stats (a patch "
-                                      "model, or written by an older version)")
-        scores, member_labels = read_scores(os.path.join(out, rundir.SCORES_FILE))
-        if labels and member_labels != labels:
-            raise EnsembleUnavailable(f"{out}/scores.csv labels differ from the other runs'")
-        labels = member_labels
-        members.append(scores)
-        stats.append((float(record["mean"]), float(record["std"])))
-    combined = ensemble_scores(members, stats)
-    paths = sorted(combined)
-    return metrics.auroc([labels[p] for p in paths], [combined[p] for p in paths])
 
 
 def collect(runs: Sequence[Run], categories: Sequence[str]) -> tuple[dict, dict]:
@@ -282,8 +219,8 @@ def summarize_setting(setting: Setting, runs: Sequence[Run], categories: Sequenc
         aurocs, unavailable = {}, {}
         for category in complete:
             try:
-                aurocs[category] = ensemble_auroc([r.model_dir for r in mine], category)
-            except EnsembleUnavailable as e:
+                aurocs[category] = ensemble.ensemble_auroc([r.model_dir for r in mine], category)
+            except ensemble.EnsembleUnavailable as e:
                 unavailable[category] = str(e)
         summary["ensemble"] = {"num_models": len(mine), "per_category": aurocs,
                                "averages": group_means(aurocs, kinds),

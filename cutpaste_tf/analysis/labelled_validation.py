@@ -4,21 +4,27 @@ Held-out normal training images (the run's ``val_fraction``) are scored against 
 that are in neither the training nor the test set, one AUROC per kind of defect and one over all
 of them. Settings chosen on this figure never read a test label, and unlike pasted synthetic
 shapes (:mod:`cutpaste_tf.analysis.synthetic_benchmark`) the defects are real.
+:func:`validate_run` does it for a trained run's categories (``launch.validate``).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import density as density_lib
+from cutpaste_tf import files, rundir
 from cutpaste_tf.analysis.synthetic_benchmark import score
+from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import index
 from cutpaste_tf.evaluation import metrics
+from cutpaste_tf.pipeline import trained
 
+RESULTS, TABLE = "validation.json", "validation.md"  # in the model dir
 ALL = "all"  # the key of the AUROC over every kind together
 NORMAL = "good"  # a subfolder of normal images (MVTec LOCO's validation/good), never a defect
 
@@ -59,3 +65,69 @@ def validation_auroc(model: keras.Model, estimator: density_lib.Density, normal:
         labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(s))]
         result[kind] = metrics.auroc(labels, np.r_[normal_scores, s])
     return result
+
+
+def plan(model_dir: str, categories: Sequence[str] = ("all",), data_dir: Optional[str] = None,
+         validation_dir: Optional[str] = None
+         ) -> tuple[RunConfig, list[tuple[str, list[str], dict[str, list[str]]]]]:
+    """Checks every setting and input of :func:`validate_run` and returns (config, [(category,
+    held-out normal files, {kind: defect files})]) before any model is loaded."""
+    if not model_dir:
+        raise ValueError("model_dir is required")
+    config = rundir.load_run_config(model_dir)
+    names = rundir.requested_categories(model_dir, categories)
+    if validation_dir and len(names) > 1:
+        raise ValueError(f"validation_dir holds one category's defects, but {len(names)} "
+                         f"categories are asked for ({', '.join(names)}); pass category=<name>")
+    if not validation_dir and not data_dir:
+        raise ValueError("data_dir (whose <category>/validation folders hold the defects) or "
+                         "validation_dir is required")
+    work = []
+    for name in names:
+        normal = rundir.held_out_files(rundir.category_dir(model_dir, name))
+        folder = validation_dir or os.path.join(data_dir, name, index.VALIDATION_FOLDER)
+        work.append((name, normal, defect_kinds(folder)))
+    return config, work
+
+
+def table_markdown(results: dict[str, dict]) -> str:
+    """One row per category: the AUROC (%) per kind and over all, with the image counts."""
+    kinds = sorted({k for r in results.values() for k in r["auroc"] if k != ALL})
+    lines = ["Labelled validation defects against held-out normal training images, AUROC (%)",
+             "", "| category | held-out normal | " + " | ".join(
+                 f"{k} (n)" for k in kinds) + " | all |",
+             "| --- | ---: | " + "---: | " * len(kinds) + "---: |"]
+    for name, r in sorted(results.items()):
+        cells = [f"{100 * r['auroc'][k]:.1f} ({r['num_defects'][k]})" if k in r["auroc"]
+                 else "–" for k in kinds]
+        lines.append(f"| {name} | {r['num_normal']} | " + " | ".join(cells)
+                     + f" | {100 * r['auroc'][ALL]:.1f} |")
+    return "\n".join(lines)
+
+
+def validate_run(model_dir: str, categories: Sequence[str] = ("all",),
+                 data_dir: Optional[str] = None,
+                 validation_dir: Optional[str] = None) -> tuple[str, str]:
+    """Scores each trained category of ``model_dir``'s held-out normal training images against
+    its labelled validation defects (``validation_dir``, else ``<data_dir>/<category>/
+    validation``); adds the AUROCs to the run's ``validation.json`` and writes
+    ``validation.md``. Returns (Markdown, JSON path)."""
+    config, work = plan(model_dir, categories, data_dir, validation_dir)
+    path = os.path.join(model_dir, RESULTS)
+    results = rundir.read_category_results(path)
+    size, batch = config.train.image_size, config.eval_batch_size
+    for name, normal_paths, kinds in work:
+        model, estimator = trained.load_trained(model_dir, name, config)
+        normal = trained.load_images(normal_paths, size, batch)
+        defects = {k: trained.load_images(p, size, batch) for k, p in kinds.items()}
+        print(f"[{name}] {len(normal)} held-out normal training images against "
+              + ", ".join(f"{len(v)} {k}" for k, v in defects.items()))
+        aurocs = validation_auroc(model, estimator, normal, defects, config.density.feature,
+                                  batch)
+        results[name] = {"auroc": aurocs, "num_normal": len(normal),
+                         "num_defects": {k: len(v) for k, v in defects.items()},
+                         "defect_dirs": {k: os.path.dirname(p[0]) for k, p in kinds.items()}}
+    table = table_markdown(results)
+    files.write_json(path, {"task": config.train.task, "categories": results})
+    files.write_text(os.path.join(model_dir, TABLE), table + "\n")
+    return table, path

@@ -4,27 +4,39 @@ A trained model and its fitted density score the category's normal test images a
 images with a synthetic anomaly pasted on (:mod:`cutpaste_tf.ops.synthetic`); the AUROC of
 normal against altered is reported per kind (shape x fill). Every kind uses the same seeds, so
 one image gets its shape at the same place, size and angle in every kind: kinds differ only in
-shape and fill. Natural fills come from source images the caller gives (by default, in the
-launcher, the training images of the dataset's other categories).
+shape and fill. Natural fills come from source images the caller gives (by default the
+training images of the dataset's other categories). :func:`evaluate_run` does it for a trained
+run's categories (``launch.synthetic``).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import dataclasses
+import os
+from typing import Mapping, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import density as density_lib
+from cutpaste_tf import files, rundir
+from cutpaste_tf.config import RunConfig
+from cutpaste_tf.data import CategoryData, index
 from cutpaste_tf.evaluation import evaluate, metrics
 from cutpaste_tf.ops import synthetic
 from cutpaste_tf.ops.synthetic import SYNTHETIC_FILLS, SYNTHETIC_SHAPES, SyntheticConfig
+from cutpaste_tf.pipeline import inputs, trained
 from cutpaste_tf.reporting import paper
 
 # "<shape>_<fill>", colour fills first (Table 6's column order, plus natural-filled digits).
 KINDS: tuple[str, ...] = tuple(f"{s}_{f}" for f in SYNTHETIC_FILLS for s in SYNTHETIC_SHAPES)
 MAX_SOURCES = 64  # natural-fill source images kept in memory (spread over those given)
+# The normal images altered (``synthetic_on``) -> (results file, table file, what they are).
+OUTPUTS = {"test": ("synthetic.json", "synthetic.md", "normal test images"),
+           "heldout": ("synthetic_heldout.json", "synthetic_heldout.md",
+                       "held-out training images")}
+EXAMPLES = "synthetic_examples.png"
 
 
 def split_kind(kind: str) -> tuple[str, str]:
@@ -108,6 +120,26 @@ def averages(aurocs: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def table6_markdown(per_category: Mapping[str, Mapping[str, float]], title: str) -> str:
+    """Our AUROC (%) per category and synthetic kind, their mean over Table 6's kinds, and the
+    paper's Table 6 rows (``per_category``: category -> kind -> AUROC fraction)."""
+    kinds = [k for k in KINDS if any(k in r for r in per_category.values())]
+    head = "| | " + " | ".join(kinds) + " | Avg (Table 6 kinds) |"
+    lines = [f"### {title}", "", head, "|---" * (len(kinds) + 2) + "|"]
+
+    def row(name: str, values: Mapping[str, float], avg: str) -> str:
+        cells = [f"{100 * values[k]:.1f}" if k in values else "–" for k in kinds]
+        return f"| {name} | " + " | ".join(cells) + f" | {avg} |"
+
+    for category, values in per_category.items():
+        avg = averages(values).get("table6")
+        lines.append(row(category, values, "–" if avg is None else f"{100 * avg:.1f}"))
+    for method, values in paper.TABLE6.items():
+        lines.append(row(f"paper, {method} (MVTec AD)", {k: v / 100 for k, v in values.items()},
+                         f"{values['average']:.1f}"))
+    return "\n".join(lines)
+
+
 def example_grid(normal: np.ndarray, sources: Optional[np.ndarray],
                  digits: Optional[np.ndarray], kinds: Sequence[str] = KINDS, seed: int = 0,
                  count: int = 4, config: SyntheticConfig = SyntheticConfig()) -> bytes:
@@ -136,3 +168,84 @@ def default_sources(data_dir: str, category: str, categories: Sequence[str],
     for name in others:
         paths += spread(train_files(name), per)
     return spread(paths, MAX_SOURCES)
+
+
+def plan(model_dir: str, spec: inputs.InputSpec, natural_dir: Optional[str] = None,
+         copies: int = 1, on: str = "test"
+         ) -> tuple[RunConfig, list[tuple[CategoryData, list[str], list[str]]]]:
+    """Checks every setting and input of :func:`evaluate_run` and returns (config, [(category
+    data, natural source files, normal files)]) before any model is loaded; the normal files
+    are the ones ``on`` names (``synthetic_on``)."""
+    if not model_dir:
+        raise ValueError("model_dir is required")
+    if not spec.data_dir:
+        raise ValueError("data_dir is required: the dataset the model was trained on")
+    if copies < 1:
+        raise ValueError(f"synthetic_copies must be at least 1, got {copies}")
+    if on not in OUTPUTS:
+        raise ValueError(f"synthetic_on={on} must be one of {', '.join(OUTPUTS)}")
+    config = rundir.load_run_config(model_dir)
+    names = rundir.requested_categories(model_dir, spec.categories)
+    natural = None
+    if natural_dir:
+        natural = index.list_images(natural_dir)
+        if not natural:
+            raise ValueError(f"natural_dir={natural_dir} holds no images (PNG, JPEG or BMP "
+                             "directly inside it)")
+    every = None
+    work = []
+    for name in names:
+        (data,) = inputs.resolve_categories(dataclasses.replace(spec, categories=(name,)))
+        normal = normal_files(model_dir, data, on)  # now: a missing hold-out fails early
+        if natural is None and every is None:
+            every = {d.name: d for d in inputs.resolve_categories(
+                dataclasses.replace(spec, categories=("all",)))}
+        sources = natural or default_sources(spec.data_dir, name, list(every),
+                                             lambda n: list(every[n].train_files))
+        work.append((data, spread(sources, MAX_SOURCES), normal))
+    return config, work
+
+
+def normal_files(model_dir: str, data: CategoryData, on: str) -> list[str]:
+    """The normal images ``on`` names: the test set's, or the run's held-out training images."""
+    if on == "heldout":
+        return rundir.held_out_files(rundir.category_dir(model_dir, data.name))
+    return [p for p, y in zip(data.test_files, data.test_labels) if y == 0]
+
+
+def evaluate_run(model_dir: str, spec: inputs.InputSpec, natural_dir: Optional[str] = None,
+                 copies: int = 1, on: str = "test", seed: int = 0,
+                 examples: bool = True) -> tuple[str, str]:
+    """Scores each trained category of ``model_dir`` (``spec.categories``, all by default) on
+    its normal images (``on``) against the same images with each synthetic kind pasted on,
+    ``copies`` altered versions per kind; adds the AUROCs to the run's ``synthetic.json``
+    (``synthetic_heldout.json`` for ``on="heldout"``) and writes the Table 6 Markdown beside
+    it, and with ``examples`` a PNG of examples per category. Returns (Markdown, JSON path)."""
+    config, work = plan(model_dir, spec, natural_dir, copies, on)
+    digits = synthetic.digit_templates(SyntheticConfig().digit_size)
+    results_file, table_file, images = OUTPUTS[on]
+    path = os.path.join(model_dir, results_file)
+    results = rundir.read_category_results(path)
+    size, batch = config.train.image_size, config.eval_batch_size
+    for data, source_files, normal_paths in work:
+        model, estimator = trained.load_trained(model_dir, data.name, config)
+        normal = trained.load_images(normal_paths, size, batch)
+        sources = trained.load_images(source_files, size, batch)
+        print(f"[{data.name}] {len(normal)} {images} x {copies} "
+              f"cop{'y' if copies == 1 else 'ies'} per kind; natural patches from "
+              f"{len(sources)} images")
+        aurocs = synthetic_auroc(model, estimator, normal, config.density.feature, sources,
+                                 digits, seed=seed, copies=copies, batch_size=batch)
+        results[data.name] = {"auroc": aurocs, "average": averages(aurocs),
+                              "num_normal": len(normal), "copies": copies, "seed": seed,
+                              "natural_sources": source_files, "images": on}
+        if examples:
+            grid = example_grid(normal, sources, digits, seed=seed)
+            files.write_bytes(os.path.join(model_dir, data.name, EXAMPLES), grid)
+    table = table6_markdown({n: r["auroc"] for n, r in sorted(results.items())},
+                            f"Synthetic anomalies on {images}, AUROC (%), "
+                            f"{config.train.task} model")
+    files.write_json(path, {"task": config.train.task, "kinds": list(KINDS), "images": on,
+                            "categories": results})
+    files.write_text(os.path.join(model_dir, table_file), table + "\n")
+    return table, path

@@ -6,21 +6,23 @@ the density normalises them). Normal and anomalous images are the category's tes
 CutPaste and Scar views are made from the normal training images by
 :func:`cutpaste_tf.ops.tasks.make_views` without the pre-augmentation, so a view differs from
 its training image only by the pasted patch. The plot needs matplotlib (``pip install -e .[viz]``).
+:func:`tsne_run` draws it for one category of a trained run (``launch.tsne``).
 """
 
 from __future__ import annotations
 
-import io
+import os
 from typing import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import files, plots, rundir
 from cutpaste_tf.config import AugmentConfig
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.ops import tasks
-from cutpaste_tf.reporting import report
+from cutpaste_tf.pipeline import inputs, trained
 
 # The embedded sets, in label order, with the paper's colours (Fig. 3).
 SETS: tuple[str, ...] = ("normal", "anomaly", "cutpaste", "scar")
@@ -84,7 +86,7 @@ def tsne_2d(feats: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
 
 def plot_png(points: np.ndarray, labels: np.ndarray, title: str) -> bytes:
     """The scatter plot of Fig. 3 as PNG bytes."""
-    plt = report.pyplot("The t-SNE figure")
+    plt = plots.pyplot("The t-SNE figure")
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for i, name in enumerate(SETS):
         keep = labels == i
@@ -93,10 +95,7 @@ def plot_png(points: np.ndarray, labels: np.ndarray, title: str) -> bytes:
                        label=f"{LEGEND[name]} ({int(keep.sum())})", alpha=0.8, edgecolors="none")
     ax.set(title=title, xticks=[], yticks=[])
     ax.legend(loc="best", fontsize="small")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return plots.figure_png(fig, dpi=100)
 
 
 def counts(labels: np.ndarray) -> dict[str, int]:
@@ -108,3 +107,42 @@ def split_test(paths: Sequence[str], labels: Sequence[int]) -> tuple[list[str], 
     """(normal, anomalous) test files."""
     normal = [p for p, y in zip(paths, labels) if y == 0]
     return normal, [p for p, y in zip(paths, labels) if y == 1]
+
+
+def tsne_run(model_dir: str, spec: inputs.InputSpec, perplexity: float = 30.0,
+             seed: int = 0) -> str:
+    """Figure 3 for the one category ``spec`` names, from the run in ``model_dir``: writes
+    ``<model_dir>/<category>/tsne.png`` and ``tsne.json`` (the points and their sets), prints
+    what it drew, and returns the PNG's path. Bad settings raise before any model is loaded."""
+    plots.pyplot("The t-SNE figure")  # fail early and clearly without matplotlib
+    if not model_dir:
+        raise ValueError("model_dir is required")
+    if not spec.data_dir:
+        raise ValueError("data_dir is required: the dataset the model was trained on")
+    if len(spec.categories) != 1 or spec.all_categories:
+        raise ValueError(f"category={','.join(spec.categories) or 'none'}: give exactly one "
+                         "category")
+    if perplexity <= 0:
+        raise ValueError(f"tsne_perplexity must be positive, got {perplexity}")
+    config = rundir.load_run_config(model_dir)
+    name = spec.categories[0]
+    model, _ = trained.load_trained(model_dir, name, config)
+    (data,) = inputs.resolve_categories(spec)
+    size, batch = config.train.image_size, config.eval_batch_size
+    normal_files, anomalous_files = split_test(data.test_files, data.test_labels)
+    feats, labels = embedding_sets(
+        model, trained.load_images(normal_files, size, batch),
+        trained.load_images(anomalous_files, size, batch),
+        trained.load_images(data.train_files, size, batch), config.density.feature,
+        config.density.normalize_features, config.train.augment, seed, batch)
+    points = tsne_2d(feats, seed, perplexity)
+    title = f"{name}: t-SNE of the {config.density.feature} features ({config.train.task} model)"
+    out = os.path.join(model_dir, name)
+    png = os.path.join(out, "tsne.png")
+    files.write_bytes(png, plot_png(points, labels, title))
+    files.write_json(os.path.join(out, "tsne.json"), {
+        "sets": list(SETS), "labels": labels.tolist(), "points": points.tolist(),
+        "counts": counts(labels), "seed": seed, "perplexity_asked": perplexity})
+    listed = ", ".join(f"{k} {v}" for k, v in counts(labels).items())
+    print(f"[{name}] t-SNE of {len(labels)} images ({listed}): {png}")
+    return png

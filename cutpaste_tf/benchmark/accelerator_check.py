@@ -25,7 +25,6 @@ import dataclasses
 import datetime
 import gc
 import math
-import os
 import tempfile
 import time
 import traceback
@@ -39,7 +38,7 @@ from cutpaste_tf import files
 from cutpaste_tf.benchmark import speed
 from cutpaste_tf.benchmark.environment import bf16_skip_reason, environment
 from cutpaste_tf.config import RunConfig
-from cutpaste_tf.pipeline import runner
+from cutpaste_tf.pipeline import inputs, runner
 
 SCHEMA_VERSION = 1
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -218,17 +217,17 @@ def summarize(report: dict) -> None:
     report["skipped"], report["errors"] = skips, errors
 
 
-def run_check(base: RunConfig, data_dir: str, category: str, output: str, mode: str = "auto",
+def run_check(base: RunConfig, spec: inputs.InputSpec, output: str, mode: str = "auto",
               budget_s: float = 420.0, train_seconds: float = 100.0,
-              combinations: Optional[Sequence[str]] = None, layout: str = "mvtec",
-              category_kind: str = "object", verbose: bool = True) -> dict:
+              combinations: Optional[Sequence[str]] = None, verbose: bool = True) -> dict:
     """Runs every part and writes the report to ``output`` (atomically, after each part).
 
     Args:
       base: the settings measured (task, size, batch, augmentation); precision, XLA and
         ``augment_on_device`` are swept, whatever ``base`` says.
-      data_dir, category, layout, category_kind: the images the pipeline and the training run
-        read (the shipped ``testdata/`` and ``washer`` by default in the launcher).
+      spec: the images the pipeline and the training run read: one category
+        (:func:`cutpaste_tf.pipeline.inputs.measured_category`; the shipped testdata's washer
+        by default).
       output: the JSON file.
       mode: ``auto`` (full size with a GPU, tiny without), ``full`` or ``tiny``.
       budget_s: parts that would start after this many seconds (less the training run's
@@ -245,14 +244,15 @@ def run_check(base: RunConfig, data_dir: str, category: str, output: str, mode: 
     mode, size, shrunk_reason = choose_size(mode)
     config = sized_config(base, size)
     report = new_report(config, size, mode, shrunk_reason, {
-        "budget_s": budget_s, "train_seconds": train_seconds, "data_dir": data_dir,
-        "category": category, "combinations": wanted})
+        "budget_s": budget_s, "train_seconds": train_seconds,
+        "data_dir": spec.data_dir or inputs.shipped_testdata(),
+        "category": inputs.DEFAULT_CATEGORY if spec.all_categories else spec.categories[0],
+        "combinations": wanted})
     save = _saver(report, output, start, verbose)
     save("start")
     report["environment"] = guarded(environment)
     save("environment")
-    data = guarded(lambda: {"category_data": data_lib.index_layout(layout, data_dir, category,
-                                                                   category_kind)})
+    data = guarded(lambda: {"category_data": inputs.measured_category(spec)})
     cat = data.pop("category_data", None)
     report["data"] = data
     image = cat.test_files[0] if cat and cat.test_files else None
@@ -338,9 +338,3 @@ def _training_part(config: RunConfig, category: data_lib.CategoryData, size: Che
     out = guarded(lambda: training_run(cfg, category, steps))
     out.update({"combination": name, "steps_basis": basis})
     return out
-
-
-def default_data_dir() -> str:
-    """The ``testdata/`` folder shipped beside the package."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(os.path.dirname(package), "testdata")

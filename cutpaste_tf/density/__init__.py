@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import __version__, files
+from cutpaste_tf import files, release
 from cutpaste_tf.density.gaussian import GaussianDensity
 from cutpaste_tf.density.kde import GaussianKDE
 
@@ -54,7 +54,7 @@ def save_density(density: Density, path: str,
     the backbone and the feature the density models), which :func:`load_density` can check.
     """
     arrays = density.to_numpy_dict()
-    arrays[VERSION_ENTRY] = np.array(__version__)
+    arrays[VERSION_ENTRY] = np.array(release.__version__)
     for key, value in (metadata or {}).items():
         arrays[_META_PREFIX + key] = np.array(str(value))
     buf = io.BytesIO()
@@ -77,7 +77,9 @@ def load_density(path: str, expect: Optional[Mapping[str, str]] = None) -> Densi
         raise ValueError(
             f"density file {path} has unknown kind {kind!r}; choices: {', '.join(sorted(DENSITIES))}"
         )
-    _check_version(path, arrays.pop(VERSION_ENTRY, None))
+    entry = arrays.pop(VERSION_ENTRY, None)
+    release.check(None if entry is None else str(entry), f"density file {path}",
+                  "fit the density again")
     meta = {k[len(_META_PREFIX):]: str(arrays.pop(k)) for k in list(arrays)
             if k.startswith(_META_PREFIX)}
     for key, value in (expect or {}).items():
@@ -110,12 +112,3 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
         raise ValueError(f"density file {path} is corrupt or not an .npz file: {e}") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise ValueError(f"density file {path} is corrupt or not an .npz file: {e}") from None
-
-
-def _check_version(path: str, entry: Optional[np.ndarray]) -> None:
-    """Refuses a file written by another release series (major.minor) or by none recorded."""
-    written = None if entry is None else str(entry)
-    if written is None or written.split(".")[:2] != __version__.split(".")[:2]:
-        by = written or "of an unknown (older) version"
-        raise ValueError(f"density file {path} was written by cutpaste_tf {by}, this is "
-                         f"{__version__}; fit the density again")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -18,8 +19,11 @@ from sklearn.metrics import roc_auc_score
 from cutpaste_tf.data.mvtec import MVTEC_KINDS
 
 KIND_GROUPS: tuple[str, ...] = ("texture", "object")
+# The rows of every table's averages: each kind, then every category together.
+GROUPS: tuple[str, ...] = (*KIND_GROUPS, "all")
 
-MeanSe = tuple[float, float]
+# (mean, standard error); the standard error is None for a single value (see mean_and_stderr).
+MeanSe = tuple[float, Optional[float]]
 
 
 def auroc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
@@ -45,13 +49,23 @@ def auroc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarr
 
 
 def mean_and_stderr(values: Sequence[float]) -> MeanSe:
-    """Mean and standard error (sample std with ddof=1 over sqrt(n); 0 for one value) of seed results."""
+    """Mean and standard error of seed results: the sample std (ddof=1) over sqrt(n).
+
+    The one convention of the package for a single value: it has no standard error (None), so
+    a table prints no ± for it and a group average over it has none either.
+    """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
         raise ValueError("mean_and_stderr: no values")
     if v.size == 1:
-        return float(v[0]), 0.0
+        return float(v[0]), None
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
+
+
+def seed_stat(values: Sequence[float]) -> dict:
+    """:func:`mean_and_stderr` as JSON: ``{"mean", "se", "n"}`` ("se" None for one value)."""
+    mean, se = mean_and_stderr(values)
+    return {"mean": mean, "se": se, "n": len(values)}
 
 
 def average_of_mean_and_stderr(stats: Sequence[tuple[float, float | None]]
@@ -87,7 +101,8 @@ def _kind_of(category: str, kinds: Mapping[str, str]) -> str:
         )
     kind = kinds[category]
     if kind not in KIND_GROUPS:
-        raise ValueError(f"kind of {category!r} is {kind!r}; expected one of {KIND_GROUPS}")
+        raise ValueError(f"category {category!r} has kind {kind!r}; expected one of "
+                         f"{KIND_GROUPS}")
     return kind
 
 

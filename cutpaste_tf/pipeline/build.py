@@ -8,10 +8,10 @@ from typing import Iterator, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from cutpaste_tf import rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, train_dataset
 from cutpaste_tf.models import build_cutpaste_model
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.training import train
 
 
@@ -64,10 +64,10 @@ def training_batches(data: CategoryData, config: RunConfig, strategy: tf.distrib
                      start_step: int = 0) -> Iterator:
     """Per-replica training batches from one input pipeline per worker, starting at
     ``start_step`` (the strategy's own ``distribute_datasets_from_function``); random crops of
-    ``train_patch_size`` for a patch model."""
+    ``train_patch_size`` for a patch model. The batch split is checked once per run, before
+    anything trains (:func:`check_batch`, from :func:`cutpaste_tf.driver.prepare`)."""
     tcfg = config.train
     replicas = strategy.num_replicas_in_sync
-    check_batch(config, replicas)
     loc = config.localization
     crop = loc.train_patch_size if loc.model_type == "patch" else None
 

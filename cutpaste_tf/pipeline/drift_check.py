@@ -16,13 +16,12 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
 from cutpaste_tf.evaluation import drift, metrics
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.ops import shifts
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.serving import savedmodel
 
 REFERENCE_FILE = rundir.DRIFT_REFERENCE_FILE

@@ -9,7 +9,7 @@ traceback) and removes the category's ``results.json`` (the attempt may have rew
 density, threshold and scores it described). The next successful attempt removes
 ``failed.json``. ``KeyboardInterrupt`` and ``SystemExit`` are never caught.
 
-The run's summary (:mod:`cutpaste_tf.pipeline.summary`) lists every category with a
+The run's summary (:mod:`cutpaste_tf.reporting.summary`) lists every category with a
 ``failed.json`` (:func:`collect`, :func:`markdown`); the launchers end with
 :func:`summary_line` and exit status 1.
 """
@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import traceback
 from typing import Callable, Iterator, Mapping, Optional
 
 import tensorflow as tf
 
-from cutpaste_tf import files
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf import files, rundir
 
 # The attribute :func:`stage` sets on an error that leaves its block.
 _STAGE = "cutpaste_stage"
@@ -74,6 +74,20 @@ def describe(error: BaseException) -> dict:
     and its message in one line (the type's name when it has none)."""
     return {"stage": getattr(error, _STAGE, "unknown"), "error": type(error).__name__,
             "message": one_line(plain(str(error))) or type(error).__name__}
+
+
+def announce(where: str, error: BaseException,
+             words: Callable[[str], str] = lambda text: text) -> dict:
+    """Says on stderr that a category failed while the run goes on: ``error: <where><stage>:
+    <type>: <message>; going on with the others`` (and the traceback, for an error that is
+    likely a bug rather than bad input); returns the failure's description (:func:`describe`).
+    ``words`` rewrites the message for its reader (the launchers name flags)."""
+    failure = describe(error)
+    if not isinstance(error, EXPECTED):
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    print(f"error: {where}{failure['stage']}: {failure['error']}: "
+          f"{words(failure['message'])}; going on with the others", file=sys.stderr, flush=True)
+    return failure
 
 
 def phrase(category: str, failure: Mapping) -> str:

@@ -17,12 +17,12 @@ import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
 from cutpaste_tf import density as density_lib
-from cutpaste_tf.analysis import transfer
+from cutpaste_tf import rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
-from cutpaste_tf.evaluation import evaluate, metrics, robustness
+from cutpaste_tf.evaluation import evaluate, metrics, robustness, transfer
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import build, localize, rundir, stress
+from cutpaste_tf.pipeline import build, localize, stress
 from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import learning
 

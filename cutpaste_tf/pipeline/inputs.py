@@ -1,6 +1,10 @@
 """The categories a run trains on, checked before anything trains: the dataset indexed (and for
 CIFAR-10 and ELPV prepared once), every image and mask validated, and an optional labelled
-validation set (``launch.train`` and ``launch.experiment`` share these)."""
+validation set (:mod:`cutpaste_tf.driver` runs these for every training run).
+
+:func:`resolve_categories` is the one way the package finds a dataset's categories: training
+runs, the analyses of a trained run and the measurements (:func:`measured_category`) all use it.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from typing import Mapping, Optional, Sequence
 import tensorflow as tf
 
 from cutpaste_tf import data as data_lib
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import cifar10, elpv
 from cutpaste_tf.data import validate as validate_lib
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import rundir
+
+# What a measurement runs on when it is asked for every category: testdata's object category.
+DEFAULT_CATEGORY = "washer"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,13 +88,23 @@ def layout_categories(spec: InputSpec) -> list[data_lib.CategoryData]:
         raise ValueError(f"data_dir is required (the root of the {layout.title} dataset)")
     names = (data_lib.layout_categories(spec.dataset, spec.data_dir) if spec.all_categories
              else list(spec.categories))
-    categories = [data_lib.index_layout(spec.dataset, spec.data_dir, name, spec.category_kind)
-                  for name in names]
-    for data in categories:
-        if data.val_files:
-            print(f"[{data.name}] the dataset's {len(data.val_files)} normal validation images "
-                  "set the decision threshold; --val_fraction is not applied")
-    return categories
+    return [data_lib.index_layout(spec.dataset, spec.data_dir, name, spec.category_kind)
+            for name in names]
+
+
+def measured_category(spec: InputSpec) -> data_lib.CategoryData:
+    """The one category a measurement runs on (launch.benchmark, launch.accelerator_check,
+    launch.diagnose): the first one ``spec`` asks for, else :data:`DEFAULT_CATEGORY`; from
+    ``spec.data_dir``, else the shipped testdata/ (:func:`shipped_testdata`)."""
+    name = DEFAULT_CATEGORY if spec.all_categories else spec.categories[0]
+    return resolve_categories(dataclasses.replace(
+        spec, categories=(name,), data_dir=spec.data_dir or shipped_testdata()))[0]
+
+
+def shipped_testdata() -> str:
+    """The ``testdata/`` folder shipped beside the package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(os.path.dirname(package), "testdata")
 
 
 def prepared_categories(spec: InputSpec) -> list[data_lib.CategoryData]:

@@ -16,12 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
 from cutpaste_tf.data import masks as mask_lib
 from cutpaste_tf.evaluation import metrics
 from cutpaste_tf.localization import gradcam, pictures
-from cutpaste_tf.pipeline import rundir
 
 
 def load_masks(data: CategoryData, image_size: Sequence[int],

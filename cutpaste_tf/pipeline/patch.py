@@ -21,13 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cutpaste_tf import rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData, eval_dataset
 from cutpaste_tf.evaluation import robustness
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.localization import dense
 from cutpaste_tf.localization import density as dense_density
-from cutpaste_tf.pipeline import build, localize, rundir, stress
+from cutpaste_tf.pipeline import build, localize, stress
 from cutpaste_tf.serving.patch_scorer import PatchScorer
 from cutpaste_tf.training import learning
 

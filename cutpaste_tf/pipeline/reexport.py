@@ -3,8 +3,8 @@
 Rebuilds each category's scorer from ``<model_dir>/config.json``, its newest checkpoint and its
 fitted density, and exports it with the threshold asked for (see
 :func:`cutpaste_tf.evaluation.threshold.from_record`) to the next version, so that a running TF
-Serving picks it up. The category's ``threshold.json`` and ``results.json`` and the run's
-``results.json`` / ``results.md`` are updated.
+Serving picks it up. The category's ``threshold.json`` and ``results.json`` are updated (the
+run's summary tables: :func:`cutpaste_tf.driver.reexport`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import drift_check, rundir, runner, summary
+from cutpaste_tf.pipeline import drift_check, runner
 from cutpaste_tf.serving import savedmodel, tflite
 
 
@@ -35,10 +35,8 @@ def reexport_run(model_dir: str, categories: Sequence[str] = (),
     names = rundir.requested_categories(model_dir, categories,
                                         runner.kind_of(config).DENSITY_FILE)
     export_dir = export_dir or rundir.default_export_dir(model_dir)
-    paths = [reexport_category(model_dir, name, config, export_dir, value, quantile, version,
-                               to_tflite) for name in names]
-    summary.summarize_run(model_dir, config.train.task)
-    return paths
+    return [reexport_category(model_dir, name, config, export_dir, value, quantile, version,
+                              to_tflite) for name in names]
 
 
 def reexport_category(model_dir: str, category: str, config: RunConfig, export_dir: str,

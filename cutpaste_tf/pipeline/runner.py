@@ -4,7 +4,7 @@ set the threshold, score the test images, export, record.
 The stages are written once here; what differs between the image model and the patch model
 (building the model, fitting its density, scoring, its own result fields, its scorer) comes from
 :mod:`cutpaste_tf.pipeline.image` or :mod:`cutpaste_tf.pipeline.patch`, picked by
-``config.localization.model_type``. Where each file goes: :mod:`cutpaste_tf.pipeline.rundir`.
+``config.localization.model_type``. Where each file goes: :mod:`cutpaste_tf.rundir`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import keras
 import tensorflow as tf
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import console, files
-from cutpaste_tf.benchmark import environment
+from cutpaste_tf import console, devices, files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as threshold_lib
-from cutpaste_tf.pipeline import build, drift_check, failures, image, patch, rundir, stress
+from cutpaste_tf.pipeline import build, drift_check, failures, image, patch, stress
 from cutpaste_tf.serving import savedmodel
 from cutpaste_tf.training import learning, train
 
@@ -180,7 +179,7 @@ def compute_phrase(config: RunConfig, strategy: tf.distribute.Strategy) -> str:
     fell back to the CPU says so), the replicas, the precision and whether XLA compiles the
     step, e.g. ``CPU (AMD EPYC, 2 cores), 1 replica, float32, XLA off``."""
     replicas = strategy.num_replicas_in_sync
-    return (f"{environment.device_summary(strategy)}, {replicas} "
+    return (f"{devices.device_summary(strategy)}, {replicas} "
             f"replica{'s' if replicas != 1 else ''}, {config.train.precision}, "
             f"XLA {'on' if config.train.jit_compile else 'off'}")
 

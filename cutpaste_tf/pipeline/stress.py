@@ -16,12 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import density as density_lib
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import eval_dataset
 from cutpaste_tf.evaluation import evaluate, robustness
 from cutpaste_tf.ops import shifts
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.serving import savedmodel
 
 RESULT_FILE = rundir.ROBUSTNESS_FILE

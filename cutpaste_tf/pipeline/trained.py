@@ -1,8 +1,8 @@
 """A finished run's trained image model and fitted density, loaded back from its model dir.
 
 Used by the analyses that run after training (synthetic anomalies, t-SNE). The run's config and
-its trained categories: :func:`cutpaste_tf.pipeline.rundir.load_run_config` and
-:func:`~cutpaste_tf.pipeline.rundir.trained_categories`.
+its trained categories: :func:`cutpaste_tf.rundir.load_run_config` and
+:func:`~cutpaste_tf.rundir.trained_categories`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from cutpaste_tf import density as density_lib
+from cutpaste_tf import rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import eval_dataset
-from cutpaste_tf.pipeline import image, rundir
+from cutpaste_tf.pipeline import image
 
 
 def load_trained(model_dir: str, category: str, config: RunConfig

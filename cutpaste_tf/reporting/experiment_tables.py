@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional, Sequence
 
-from cutpaste_tf import files
-from cutpaste_tf.analysis.experiment import GROUPS
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf import files, rundir
+from cutpaste_tf.evaluation.metrics import GROUPS
 from cutpaste_tf.reporting import paper, tables
 from cutpaste_tf.training import learning
 

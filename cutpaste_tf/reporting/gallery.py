@@ -15,7 +15,7 @@ import os
 
 import tensorflow as tf
 
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf import rundir
 
 MISSES_PER_DEFECT = 3  # lowest-scoring defective images per defect type
 FALSE_ALARMS = 6  # highest-scoring normal images

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import os
-import platform
 
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import devices, files, plots, rundir
 from cutpaste_tf.evaluation import evaluate
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.reporting import gallery, robustness
 from cutpaste_tf.training import learning
 
@@ -43,45 +40,16 @@ figcaption{font-size:small;text-align:center}pre{background:#f4f4f4;padding:1em;
 """
 
 
-def pyplot(needed_by: str = "The HTML report"):
-    """matplotlib.pyplot on the Agg backend, or a clear ImportError saying what needs it."""
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise ImportError(f"{needed_by} needs matplotlib: pip install -e .[viz]") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def hardware() -> dict:
-    """What a run or a benchmark was measured on."""
-    devices = tf.config.list_physical_devices()
-    gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-            for d in devices if d.device_type == "GPU"]
-    return {"cpu": platform.processor() or platform.machine(), "cpu_cores": os.cpu_count(),
-            "gpus": gpus, "tensorflow": tf.__version__, "python": platform.python_version()}
-
-
 def img_tag(png: bytes, alt: str = "") -> str:
     """An <img> tag with the PNG embedded."""
     data = base64.b64encode(png).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def figure_png(fig) -> bytes:
-    """Renders a matplotlib figure to PNG bytes and closes it."""
-    plt = pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def roc_png(labels: np.ndarray, scores: np.ndarray, title: str) -> bytes:
     """ROC curve of the image scores."""
     from sklearn.metrics import roc_auc_score, roc_curve
-    plt = pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
     if len(set(labels.tolist())) == 2:
         fpr, tpr, _ = roc_curve(labels, scores)
@@ -89,13 +57,13 @@ def roc_png(labels: np.ndarray, scores: np.ndarray, title: str) -> bytes:
         ax.legend(loc="lower right")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
-    return figure_png(fig)
+    return plots.figure_png(fig)
 
 
 def histogram_png(labels: np.ndarray, scores: np.ndarray, threshold: float | None,
                   title: str) -> bytes:
     """Histograms of normal and defective test scores, with the threshold as a line."""
-    plt = pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = np.histogram_bin_edges(scores, bins=30)
     ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
@@ -104,7 +72,7 @@ def histogram_png(labels: np.ndarray, scores: np.ndarray, threshold: float | Non
         ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
     ax.set(xlabel="anomaly score", ylabel="test images", title=title)
     ax.legend()
-    return figure_png(fig)
+    return plots.figure_png(fig)
 
 
 def read_events(log_dir: str) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[bytes]]]:
@@ -133,7 +101,7 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
     tags = [t for t in CURVES if t in scalars]
     if not tags:
         return None
-    plt = pyplot()
+    plt = plots.pyplot()
     fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False,
                              layout="constrained")
     for ax, tag in zip(axes[0], tags):
@@ -141,13 +109,13 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str) -> bytes
         ax.plot(steps, values)
         ax.set(xlabel="step", title=tag.split("/")[-1])
     fig.suptitle(title)
-    return figure_png(fig)
+    return plots.figure_png(fig)
 
 
 def accuracy_png(rows: list[dict], classes: list[str], chance: float, title: str) -> bytes:
     """Proxy-task training accuracy (window means) against the step, overall and per class,
     with chance and the "not learning" line."""
-    plt = pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.2), layout="constrained")
     steps = [r["step"] for r in rows]
     ax.plot(steps, [r["accuracy"] for r in rows], "k-", lw=2, label="all")
@@ -157,13 +125,13 @@ def accuracy_png(rows: list[dict], classes: list[str], chance: float, title: str
     ax.axhline(chance + learning.MARGIN, color="#e0a800", ls="--", lw=1, label="not learning below")
     ax.set(xlabel="step", ylabel="training accuracy", ylim=(0, 1.02), title=title)
     ax.legend(fontsize="small", loc="lower right")
-    return figure_png(fig)
+    return plots.figure_png(fig)
 
 
 def training_section(model_dir: str, categories: list[str]) -> str:
     """Near the top of the report: did each category's proxy task learn? A warning naming the
     runs that did not, and the training accuracy per class of every category."""
-    parts, plots, flagged = ['<h2 id="training">Proxy task: training accuracy</h2>'], [], []
+    parts, figures, flagged = ['<h2 id="training">Proxy task: training accuracy</h2>'], [], []
     for category in categories:
         cdir = os.path.join(model_dir, category)
         result = files.read_json(os.path.join(cdir, rundir.RESULTS_FILE))
@@ -175,7 +143,7 @@ def training_section(model_dir: str, categories: list[str]) -> str:
         if tf.io.gfile.exists(path):
             curve = files.read_json(path)
             if curve["rows"]:
-                plots.append(img_tag(accuracy_png(curve["rows"], curve["classes"],
+                figures.append(img_tag(accuracy_png(curve["rows"], curve["classes"],
                                                   learning.chance(len(curve["classes"])),
                                                   f"{category}: proxy task"),
                                      "training accuracy per class"))
@@ -184,9 +152,9 @@ def training_section(model_dir: str, categories: list[str]) -> str:
                      + ": training accuracy within a few points of chance after a quarter of "
                      "the steps (or at the end). The AUROCs of these runs do not measure the "
                      "method; a run that learned late needs more steps.</p>")
-    if not plots:
+    if not figures:
         return "" if not flagged else "\n".join(parts)
-    parts.append('<div class="plots">' + "".join(plots) + "</div>")
+    parts.append('<div class="plots">' + "".join(figures) + "</div>")
     return "\n".join(parts)
 
 
@@ -257,19 +225,19 @@ def category_section(model_dir: str, category: str, out_path: str | None = None)
     parts.append("<table>" + "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
         for k, v in summary.items()) + "</table>")
-    plots, rows = [], []
+    figures, rows = [], []
     scores_csv = os.path.join(cdir, rundir.SCORES_FILE)
     if tf.io.gfile.exists(scores_csv):
         rows = evaluate.score_rows(scores_csv)
         _, labels, scores = evaluate.read_scores(scores_csv)
-        plots.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
-        plots.append(img_tag(histogram_png(labels, scores, summary["threshold"],
+        figures.append(img_tag(roc_png(labels, scores, f"{category}: ROC"), "ROC curve"))
+        figures.append(img_tag(histogram_png(labels, scores, summary["threshold"],
                                         f"{category}: test scores"), "score histogram"))
     scalars, images = read_events(os.path.join(cdir, rundir.LOG_DIR))
     curves = curves_png(scalars, f"{category}: training")
     if curves:
-        plots.append(img_tag(curves, "training curves"))
-    parts.append('<h3>Scores and training</h3><div class="plots">' + "".join(plots) + "</div>")
+        figures.append(img_tag(curves, "training curves"))
+    parts.append('<h3>Scores and training</h3><div class="plots">' + "".join(figures) + "</div>")
     parts.append(stress_section(category, result))
     views = [(tag, png) for tag in sorted(images) for png in images[tag]][:MAX_VIEWS]
     if views:
@@ -288,7 +256,7 @@ def stress_section(category: str, result: dict) -> str:
     if not stress or "rows" not in stress:
         return ""
     return ('<h3>Drift stress test</h3><div class="plots">'
-            + img_tag(figure_png(robustness.figure(category, stress)), "drift stress test")
+            + img_tag(plots.figure_png(robustness.figure(category, stress)), "drift stress test")
             + "</div>" + markdown_to_html(robustness.table_markdown(category, stress)))
 
 
@@ -316,7 +284,7 @@ def _fmt(value) -> str:
 
 def write_report(model_dir: str, out_path: str | None = None) -> str:
     """Writes the HTML report of a run (default <model_dir>/report.html); returns its path."""
-    pyplot()  # fail early and clearly without matplotlib
+    plots.pyplot()  # fail early and clearly without matplotlib
     out_path = out_path or os.path.join(model_dir, rundir.REPORT_FILE)
     categories = _categories(model_dir)
     body = [f"<h1>CutPaste report: {html.escape(os.path.basename(os.path.normpath(model_dir)))}"
@@ -335,7 +303,7 @@ def write_report(model_dir: str, out_path: str | None = None) -> str:
         config = json.dumps(files.read_json(config_path), indent=2, sort_keys=True)
         body.append('<h2 id="settings">Settings</h2>'
                     f"<pre>{html.escape(config, quote=False)}</pre>")
-    hw = json.dumps(hardware(), indent=2)
+    hw = json.dumps(devices.hardware(), indent=2)
     body.append('<h2 id="hardware">Hardware (of this report)</h2>'
                 f"<pre>{html.escape(hw, quote=False)}</pre>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

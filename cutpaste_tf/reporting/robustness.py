@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cutpaste_tf import files, plots
 from cutpaste_tf.evaluation.robustness import TARGET_FALSE_ALARMS
 
 
@@ -33,10 +34,7 @@ def figure(name: str, result: dict):
     """The figure of one category's stress test (a matplotlib Figure): per shift, the share of
     normals above the threshold and the AUROC against unshifted anomalies; the unshifted
     values dashed, the false-alarm target dotted."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot("The drift stress test's figure")
     rows = result["rows"]
     labels = [r["shift"] for r in rows[1:]]
     y = np.arange(len(labels))
@@ -59,11 +57,7 @@ def figure(name: str, result: dict):
 
 def save(name: str, result: dict, path: str) -> str:
     """:func:`figure` written as a PNG to ``path``."""
-    import matplotlib.pyplot as plt
-
-    fig = figure(name, result)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    files.write_bytes(path, plots.figure_png(figure(name, result), dpi=100, tight=False))
     return path
 
 

@@ -3,8 +3,7 @@
 
 - :func:`markdown_table`: image AUROC per category (Table 1; Table 2's column for "pixel");
 - :func:`localization_table`: pixel AUROC and AU-PRO per category (Table 2);
-- :func:`table3_markdown`: EfficientNet-B4 features, pretrained or fine-tuned (Table 3);
-- :func:`table6_markdown`: unseen synthetic anomalies per kind (Table 6).
+- :func:`table3_markdown`: EfficientNet-B4 features, pretrained or fine-tuned (Table 3).
 
 The experiment tables (seeds, ensembles, sweeps) are in
 :mod:`cutpaste_tf.reporting.experiment_tables`. Our results come in as AUROC fractions in
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from cutpaste_tf.analysis import synthetic_benchmark
 from cutpaste_tf.data import mvtec
 from cutpaste_tf.evaluation import metrics
 from cutpaste_tf.evaluation.metrics import KIND_GROUPS, MeanSe
@@ -37,10 +35,11 @@ def display_name(category: str) -> str:
     return category.replace("_", " ")
 
 
-def format_ours(mean_se: MeanSe, with_se: bool) -> str:
-    """Our AUROC (a fraction) as a percentage with one decimal, "mean ± se" when several seeds."""
+def format_ours(mean_se: MeanSe) -> str:
+    """Our AUROC (a fraction) as a percentage with one decimal, "mean ± se" when it has a
+    standard error (several seeds; :func:`cutpaste_tf.evaluation.metrics.mean_and_stderr`)."""
     mean, se = mean_se
-    return f"{100 * mean:.1f} ± {100 * se:.1f}" if with_se else f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f}" if se is None else f"{100 * mean:.1f} ± {100 * se:.1f}"
 
 
 def format_paper(value: MeanSe | list[float] | float | None) -> str:
@@ -108,12 +107,11 @@ def markdown_table(
     _check_fractions(per_category)
     summary = metrics.summarize(per_category, kinds)
     kinds = mvtec.MVTEC_KINDS if kinds is None else kinds
-    per_cat, counts, averages = summary["per_category"], summary["num_values"], summary["averages"]
+    per_cat, averages = summary["per_category"], summary["averages"]
 
     def avg_row(label: str, cats: list[str], group: str) -> str:
-        with_se = any(counts[c] > 1 for c in cats)
         theirs = paper_avgs.get(group) if same_as_paper(cats, group) else None
-        return f"| **{label}** | {format_ours(averages[group], with_se)} | {format_paper(theirs)} |"
+        return f"| **{label}** | {format_ours(averages[group])} | {format_paper(theirs)} |"
 
     lines = _title(title) + [
         f"| Category | Ours (AUROC %) | Paper {paper.TASK_LABELS[task]} |",
@@ -124,7 +122,7 @@ def markdown_table(
         for c in cats:
             lines.append(
                 f"| {display_name(c)}{' ⚠' if c in flagged else ''} | "
-                f"{format_ours(per_cat[c], counts[c] > 1)} | {format_paper(paper_cats.get(c))} |"
+                f"{format_ours(per_cat[c])} | {format_paper(paper_cats.get(c))} |"
             )
         lines.append(avg_row(f"{group} average", cats, group))
     lines.append(avg_row("average", list(per_category), "all"))
@@ -142,11 +140,11 @@ def localization_table(pixel_aurocs: Mapping[str, float], aupros: Mapping[str, f
         if pros is None:
             return "—"
         table = pros["averages"] if group else pros["per_category"]
-        return format_ours(table[key], False) if key in table else "—"
+        return format_ours(table[key]) if key in table else "—"
 
     def avg_row(label: str, group: str, cats: Iterable[str]) -> str:
         theirs = paper.TABLE2_PIXEL_AVERAGES[group] if same_as_paper(cats, group) else None
-        return (f"| **{label}** | {format_ours(ours['averages'][group], False)} | "
+        return (f"| **{label}** | {format_ours(ours['averages'][group])} | "
                 f"{format_paper(theirs)} | {pro(group, True)} |")
 
     lines = _title(title) + [
@@ -155,7 +153,7 @@ def localization_table(pixel_aurocs: Mapping[str, float], aupros: Mapping[str, f
     for group, cats in group_blocks(pixel_aurocs, kinds):
         lines.append(f"| *{group}* | | | |")
         for c in cats:
-            lines.append(f"| {display_name(c)} | {format_ours(ours['per_category'][c], False)} | "
+            lines.append(f"| {display_name(c)} | {format_ours(ours['per_category'][c])} | "
                          f"{format_paper(paper.TABLE2_PIXEL.get(c))} | {pro(c)} |")
         lines.append(avg_row(f"{group} average", group, cats))
     lines.append(avg_row("average", "all", pixel_aurocs))
@@ -190,7 +188,7 @@ def table3_markdown(results: Mapping[str, dict], kinds: Mapping[str, str],
             part = "averages"
             theirs = paper.TABLE3_AVERAGES[column][group] if same_as_paper(cats, group) else None
         mine = summaries[column][part].get(key) if column in summaries else None
-        return f"{'—' if mine is None else format_ours(mine, False)} / {format_paper(theirs)}"
+        return f"{'—' if mine is None else format_ours(mine)} / {format_paper(theirs)}"
 
     def row(label: str, key: str, group: str | None = None, cats: Iterable[str] = ()) -> str:
         return f"| {label} | " + " | ".join(cell(c, key, group, cats) for c in columns) + " |"
@@ -204,23 +202,3 @@ def table3_markdown(results: Mapping[str, dict], kinds: Mapping[str, str],
         lines.append(row(f"**{group} average**", group, group, cats))
     lines.append(row("**average**", "all", "all", results))
     return "\n".join(lines) + "\n"
-
-
-def table6_markdown(per_category: Mapping[str, Mapping[str, float]], title: str) -> str:
-    """Our AUROC (%) per category and synthetic kind, their mean over Table 6's kinds, and the
-    paper's Table 6 rows (``per_category``: category -> kind -> AUROC fraction)."""
-    kinds = [k for k in synthetic_benchmark.KINDS if any(k in r for r in per_category.values())]
-    head = "| | " + " | ".join(kinds) + " | Avg (Table 6 kinds) |"
-    lines = [f"### {title}", "", head, "|---" * (len(kinds) + 2) + "|"]
-
-    def row(name: str, values: Mapping[str, float], avg: str) -> str:
-        cells = [f"{100 * values[k]:.1f}" if k in values else "–" for k in kinds]
-        return f"| {name} | " + " | ".join(cells) + f" | {avg} |"
-
-    for category, values in per_category.items():
-        avg = synthetic_benchmark.averages(values).get("table6")
-        lines.append(row(category, values, "–" if avg is None else f"{100 * avg:.1f}"))
-    for method, values in paper.TABLE6.items():
-        lines.append(row(f"paper, {method} (MVTec AD)", {k: v / 100 for k, v in values.items()},
-                         f"{values['average']:.1f}"))
-    return "\n".join(lines)

@@ -36,10 +36,9 @@ from typing import Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from cutpaste_tf import __version__, files
+from cutpaste_tf import files, release, rundir
 from cutpaste_tf.data import decode, preprocess
 from cutpaste_tf.ops import shifts
-from cutpaste_tf.pipeline import rundir
 
 METADATA_FILE = "cutpaste.json"  # in assets.extra/, which TF Serving ignores
 SIGNATURES = ("serving_default", "serve_uint8", "serve_float")
@@ -155,7 +154,7 @@ def export(scorer: AnomalyScorer, export_dir: str, name: str, version: int = 1,
                 "feature": scorer.feature, "signatures": list(SIGNATURES),
                 "anomaly_map": scorer.has_anomaly_map,
                 "threshold": threshold if math.isfinite(threshold) else None,
-                "cutpaste_tf_version": __version__, **(metadata or {})}
+                "cutpaste_tf_version": release.__version__, **(metadata or {})}
         files.write_json(os.path.join(tmp, "assets.extra", METADATA_FILE), info)
         files.replace_dir(tmp, final)
     finally:

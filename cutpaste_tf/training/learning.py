@@ -17,8 +17,7 @@ from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from cutpaste_tf import files
-from cutpaste_tf.pipeline import rundir
+from cutpaste_tf import files, rundir
 
 CURVE_FILE = rundir.TRAIN_CURVE_FILE
 # "Within a few points of chance": a 3-way run at 0.38 after a quarter of its steps, or a

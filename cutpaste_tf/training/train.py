@@ -27,9 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cutpaste_tf import console, files
+from cutpaste_tf import console, files, rundir
 from cutpaste_tf.config import TASK_VIEWS, TrainConfig
-from cutpaste_tf.pipeline import rundir
 from cutpaste_tf.training import learning
 from cutpaste_tf.training import step as step_lib
 

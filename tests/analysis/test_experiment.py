@@ -125,57 +125,6 @@ def test_bad_kind_is_named():
         experiment.aggregate({"washer": {0: 0.9}}, {"washer": "metal"})
 
 
-# ------------------------------------------------------------------------------------ ensemble
-
-# Four test images: a, b normal; c, d anomalous. Model 1 ranks them badly on a large scale,
-# model 2 perfectly on a small one. Standardised with each model's own training-score mean and
-# std, model 2's ranking wins; a plain average of raw scores would follow model 1.
-MEMBER_1 = {"a": 1000.0, "b": 3000.0, "c": 2000.0, "d": 2500.0}  # train scores: mean 1000, std 1000
-MEMBER_2 = {"a": 0.0, "b": -3.0, "c": 3.0, "d": 2.5}             # train scores: mean 0, std 1
-LABELS = {"a": 0, "b": 0, "c": 1, "d": 1}
-
-
-def test_ensemble_standardises_each_model_with_its_own_training_scores():
-    combined = experiment.ensemble_scores([MEMBER_1, MEMBER_2], [(1000.0, 1000.0), (0.0, 1.0)])
-    assert combined == pytest.approx({"a": 0.0, "b": -0.5, "c": 2.0, "d": 2.0})
-    from cutpaste_tf.evaluation import metrics
-    paths = sorted(LABELS)
-    labels = [LABELS[p] for p in paths]
-    assert metrics.auroc(labels, [combined[p] for p in paths]) == 1.0
-    raw = [(MEMBER_1[p] + MEMBER_2[p]) / 2 for p in paths]
-    assert metrics.auroc(labels, raw) == 0.5
-    assert metrics.auroc(labels, [MEMBER_1[p] for p in paths]) == 0.5
-
-
-def _member(model_dir, scores, stats):
-    out = model_dir / "washer"
-    out.mkdir(parents=True)
-    rows = ["path,label,defect,score"] + [f"{p},{LABELS[p]},{'good' if LABELS[p] == 0 else 'x'},"
-                                          f"{s}" for p, s in scores.items()]
-    (out / "scores.csv").write_text("\n".join(rows) + "\n")
-    record = {"auroc": 0.5, "kind": "object", "category": "washer"}
-    if stats:
-        record["train_score_stats"] = {"mean": stats[0], "std": stats[1]}
-    (out / "results.json").write_text(json.dumps(record))
-    return str(model_dir)
-
-
-def test_ensemble_auroc_reads_each_runs_scores_and_statistics(tmp_path):
-    dirs = [_member(tmp_path / "s0", MEMBER_1, (1000.0, 1000.0)),
-            _member(tmp_path / "s1", MEMBER_2, (0.0, 1.0))]
-    assert experiment.ensemble_auroc(dirs, "washer") == 1.0
-    old = _member(tmp_path / "old", MEMBER_2, None)
-    with pytest.raises(experiment.EnsembleUnavailable, match="no train_score_stats"):
-        experiment.ensemble_auroc([dirs[0], old], "washer")
-
-
-def test_ensemble_refuses_members_that_scored_other_images_or_have_no_spread():
-    with pytest.raises(experiment.EnsembleUnavailable, match="other images"):
-        experiment.ensemble_scores([MEMBER_1, {"a": 1.0}], [(0.0, 1.0), (0.0, 1.0)])
-    with pytest.raises(experiment.EnsembleUnavailable, match="not positive"):
-        experiment.ensemble_scores([MEMBER_1, MEMBER_2], [(0.0, 1.0), (0.0, 0.0)])
-
-
 # -------------------------------------------------------------------------- seeds and sweeps
 
 def test_seeds_are_a_count_or_a_list():
@@ -204,11 +153,13 @@ def test_sweep_syntax_errors(text, message):
 @pytest.fixture
 def parsed_flags(parse_flags):
     """parsed_flags(*args): launch.experiment's settings for TINY + args."""
-    from launch import experiment as launcher
+    from cutpaste_tf import driver
+    from launch import configs
 
     def parse(*args):
         parse_flags(*TINY, *args)
-        return launcher.build_settings()
+        return driver.experiment_settings(configs.values(), configs.FLAGS.tasks,
+                                          configs.FLAGS.sweep, configs.warn)
 
     return parse
 
@@ -230,12 +181,12 @@ def test_ablation_flags_reach_the_config(parsed_flags, sweep, field, expected):
 
 
 @pytest.mark.parametrize("sweep, message", [
-    ("learnin_rate=0.1,0.2", "there is no flag --learnin_rate"),
-    ("learning_rate=0.1,-1", "--learning_rate=-1 (task cutpaste): need learning_rate > 0"),
-    ("epochs=2,many", "--epochs=many"),
-    ("area_ratio=0.02:0.1,0.3", "--area_ratio needs 2 comma-separated values"),
+    ("learnin_rate=0.1,0.2", "learnin_rate is not a setting of a training run"),
+    ("learning_rate=0.1,-1", "learning_rate=-1 (task cutpaste): need learning_rate > 0"),
+    ("epochs=2,many", "epochs=many (task cutpaste): epochs=many must be an integer"),
+    ("area_ratio=0.02:0.1,0.3", "area_ratio=0.3: area_ratio needs 2 comma-separated values"),
     ("patch_jitter=0.1,0.9", "patch_jitter must be in [0, 0.5]"),
-    ("progress=true,false", "--progress does not change training"),
+    ("progress=true,false", "progress does not change training"),
 ])
 def test_bad_sweeps_are_named_before_training(parsed_flags, sweep, message):
     with pytest.raises(ValueError) as e:
@@ -244,7 +195,7 @@ def test_bad_sweeps_are_named_before_training(parsed_flags, sweep, message):
 
 
 def test_unknown_task_is_named(parsed_flags):
-    with pytest.raises(ValueError, match="--tasks=cutpaste,rotate: each task once"):
+    with pytest.raises(ValueError, match="tasks=cutpaste,rotate: each task once"):
         parsed_flags("--tasks=cutpaste,rotate")
 
 
@@ -373,7 +324,7 @@ def test_table1_puts_the_papers_numbers_and_ensemble_beside_ours_for_all_of_mvte
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--sweep=learning_rate=0.1,-1"], "error: --sweep: --learning_rate=-1"),
+    (["--sweep=learning_rate=0.1,-1"], "error: --sweep=learning_rate=0.1,-1: --learning_rate=-1"),
     (["--seeds=0"], "error: --seeds=0: a count must be at least 1"),
     (["--export_dir=/tmp/x"], "error: --export_dir: each run exports into <run>/export"),
     (["--category=bottle"], "'bottle' not found in data directory"),

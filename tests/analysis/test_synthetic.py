@@ -16,7 +16,7 @@ from helpers import ROOT
 from cutpaste_tf.analysis import synthetic_benchmark as bench
 from cutpaste_tf.ops import synthetic
 from cutpaste_tf.ops.synthetic import SYNTHETIC_SHAPES, SyntheticConfig
-from cutpaste_tf.reporting import paper, tables
+from cutpaste_tf.reporting import paper
 
 N_SEEDS = 1000
 HEART_FILL = 0.718  # area of the heart curve / its bounding box, from a 3001^2 grid
@@ -218,12 +218,23 @@ def test_synthetic_auroc_on_a_tiny_model(tiny_run):
                                                           sources))
     avg = bench.averages(result)
     assert abs(avg["table6"] - np.mean([result[k] for k in paper.TABLE6_KINDS])) < 1e-12
-    table = tables.table6_markdown({"washer": result}, "t")
+    table = bench.table6_markdown({"washer": result}, "t")
     assert "| paper, cutpaste (MVTec AD) | 96.1 |" in table and "| washer |" in table
     with pytest.raises(ValueError, match="natural fills need source images"):
         bench.synthetic_auroc(model, estimator, normal, "pooled", None, DIGITS)
     png = bench.example_grid(normal, sources, DIGITS, count=2)
     assert tf.io.decode_png(png).shape == (9 * 36, 2 * 36, 3)
+
+
+def test_table6_markdown_lists_our_kinds_and_the_paper_rows():
+    ours = {"washer": {"square_color": 0.9, "heart_natural": 0.75}, "bolt": {"square_color": 0.5}}
+    md = bench.table6_markdown(ours, "Synthetic")
+    lines = md.splitlines()
+    assert lines[:4] == ["### Synthetic", "", "| | square_color | heart_natural | "
+                         "Avg (Table 6 kinds) |", "|---|---|---|---|"]
+    # Not all seven of Table 6's kinds: no average of ours.
+    assert "| washer | 90.0 | 75.0 | – |" in lines and "| bolt | 50.0 | – | – |" in lines
+    assert any(ln.startswith("| paper, cutpaste (MVTec AD) |") for ln in lines)
 
 
 def test_launcher_end_to_end_on_testdata(tiny_run, tmp_path, run_launcher, capsys):
@@ -246,30 +257,28 @@ def test_launcher_end_to_end_on_testdata(tiny_run, tmp_path, run_launcher, capsy
     assert tf.io.decode_png(png).shape[0] == 9 * 36
 
 
-def test_launcher_refuses_a_single_category_dataset_without_natural_dir(tiny_run, tmp_path,
-                                                                       parse_flags):
-    from launch import synthetic as launcher
+def test_a_single_category_dataset_needs_natural_dir(tiny_run, tmp_path):
+    from cutpaste_tf.pipeline.inputs import InputSpec
+
     single = tmp_path / "single"
     (single / "washer").mkdir(parents=True)
     for part in ("train", "test"):
         os.symlink(ROOT / "testdata" / "washer" / part, single / "washer" / part)
-    args = [f"--model_dir={tiny_run.model_dir}", f"--data_dir={single}"]
-    parse_flags(*args, "--category=washer")
+    model_dir, washer = str(tiny_run.model_dir), InputSpec(data_dir=str(single),
+                                                           categories=("washer",))
     with pytest.raises(ValueError, match="pass natural_dir="):
-        launcher.plan()
-    parse_flags(*args, "--category=washer",
-                f"--natural_dir={ROOT / 'testdata' / 'fabric' / 'train' / 'good'}")
-    _, work = launcher.plan()
+        bench.plan(model_dir, washer)
+    _, work = bench.plan(model_dir, washer,
+                         natural_dir=str(ROOT / "testdata" / "fabric" / "train" / "good"))
     assert work[0][0].name == "washer" and len(work[0][1]) > 0
-    parse_flags(*args, "--category=fabric")
     with pytest.raises(ValueError, match="no trained model for fabric"):
-        launcher.plan()
+        bench.plan(model_dir, InputSpec(data_dir=str(single), categories=("fabric",)))
 
 
 def test_launcher_on_held_out_training_images_reads_no_test_image(tiny_run, tmp_path,
                                                                    run_launcher, capsys):
+    from cutpaste_tf import rundir
     from launch import synthetic as launcher
-    from cutpaste_tf.pipeline import rundir
 
     model_dir = tiny_run.copy(tmp_path)
     held = rundir.held_out_files(str(model_dir / "washer"))

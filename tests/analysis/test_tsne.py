@@ -67,4 +67,4 @@ def test_launcher_writes_the_png_and_the_points(tiny_run, tmp_path, run_launcher
     assert "tsne.png" in capsys.readouterr().out
     assert run_launcher(launcher, f"--model_dir={model_dir}", "--data_dir=testdata",
                         "--category=all") == 2
-    assert "--category takes exactly one category" in capsys.readouterr().err
+    assert "--category=all: give exactly one category" in capsys.readouterr().err

@@ -95,8 +95,3 @@ def test_plain_makes_strict_json():
     out = check.plain(value)
     assert out["a"] == 1.5 and out["b"] is None and out["c"] == [1, 2]
     json.dumps(out, allow_nan=False)
-
-
-def test_default_data_dir_is_the_shipped_testdata():
-    assert pathlib.Path(check.default_data_dir()) == ROOT / "testdata"
-    assert (ROOT / "testdata" / "washer" / "train" / "good").is_dir()

@@ -21,11 +21,10 @@ import pytest
 import tensorflow as tf
 from helpers import copy_washer  # a small copy of testdata's washer
 
-from cutpaste_tf import __version__, data, density
+from cutpaste_tf import __version__, data, density, rundir
 from cutpaste_tf.config import DensityConfig, ModelConfig, RunConfig
 from cutpaste_tf.data import DataError, validate
 from cutpaste_tf.evaluation import evaluate
-from cutpaste_tf.pipeline import rundir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WASHER = ROOT / "testdata" / "washer"  # 112 x 144 RGB images, 0/255 masks

@@ -237,7 +237,7 @@ def test_launch_train_resolves_the_config_to_one_class_problems(prepared, parse_
     root, _ = prepared
     parse_flags("--flagfile=configs/cifar10.flags", f"--data_dir={root / 'data'}",
                 "--category=ship,cat")
-    assert configs.image_size() == (32, 32)
+    assert configs.run_config().train.image_size == (32, 32)
     spec = configs.input_spec()
     categories = inputs.resolve_categories(spec)
     inputs.validate_categories(categories, spec, (32, 32))

@@ -13,10 +13,9 @@ import pytest
 from helpers import copy_washer  # a small copy of testdata's washer
 
 from cutpaste_tf import config as config_lib
-from cutpaste_tf import data
+from cutpaste_tf import data, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import DataError, masks, validate
-from cutpaste_tf.pipeline import rundir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "testdata"
@@ -299,7 +298,7 @@ def test_several_mask_files_per_image(washer):
 
 def test_mask_threshold_in_the_config_and_old_model_dirs(tmp_path):
     config = RunConfig(mask_threshold=0.3)
-    assert config_lib.from_json(RunConfig, config_lib.to_json(config)) == config
+    assert config_lib.from_dict(RunConfig, json.loads(config_lib.to_json(config))) == config
     old = json.loads(config_lib.to_json(RunConfig()))
     del old["mask_threshold"]
     assert config_lib.from_dict(RunConfig, old).mask_threshold == 0.5

@@ -42,7 +42,8 @@ def test_mean_and_stderr():
     assert mean == pytest.approx(3.0)
     # Sample std (ddof=1) of 1..5 is sqrt(2.5); se = sqrt(2.5)/sqrt(5) = sqrt(0.5).
     assert se == pytest.approx(math.sqrt(0.5))
-    assert metrics.mean_and_stderr([0.7]) == (0.7, 0.0)
+    assert metrics.mean_and_stderr([0.7]) == (0.7, None)  # one seed: no standard error
+    assert metrics.seed_stat([0.7]) == {"mean": 0.7, "se": None, "n": 1}
     with pytest.raises(ValueError):
         metrics.mean_and_stderr([])
 
@@ -59,16 +60,21 @@ def test_summarize_averages_means_and_stderrs():
     pc = s["per_category"]
     expected = {c: metrics.mean_and_stderr(np.atleast_1d(v)) for c, v in per_category.items()}
     for c in per_category:
-        assert pc[c] == pytest.approx(expected[c])
+        assert pc[c][0] == pytest.approx(expected[c][0])
+        assert pc[c][1] == (None if expected[c][1] is None else pytest.approx(expected[c][1]))
     assert pc["carpet"][1] == pytest.approx(0.02 / math.sqrt(3))
     assert s["num_values"] == {"carpet": 3, "grid": 1, "bottle": 2, "my_part": 4}
     av = s["averages"]
-    assert av["texture"] == pytest.approx(((0.92 + 0.80) / 2, (0.02 / math.sqrt(3) + 0.0) / 2))
+    # grid has one value, hence no standard error, hence none for the groups it is in.
+    assert av["texture"][0] == pytest.approx((0.92 + 0.80) / 2) and av["texture"][1] is None
     assert av["object"][0] == pytest.approx((0.99 + 0.75) / 2)
     assert av["object"][1] == pytest.approx((expected["bottle"][1] + expected["my_part"][1]) / 2)
     # "all" averages over the four categories, not over the two group averages.
     assert av["all"][0] == pytest.approx((0.92 + 0.80 + 0.99 + 0.75) / 4)
-    assert av["all"][1] == pytest.approx(np.mean([e[1] for e in expected.values()]))
+    assert av["all"][1] is None
+    without_grid = metrics.summarize({c: v for c, v in per_category.items() if c != "grid"}, kinds)
+    assert without_grid["averages"]["all"][1] == pytest.approx(
+        np.mean([e[1] for c, e in expected.items() if c != "grid"]))
 
 
 def test_summarize_only_present_groups_and_errors():

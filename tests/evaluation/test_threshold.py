@@ -1,5 +1,6 @@
 """Thresholds from normal images: held-out split, quantile order statistic, out-of-fold, F1."""
 
+import json
 import math
 
 import numpy as np
@@ -148,3 +149,12 @@ def test_runner_sets_out_of_fold_and_labelled_thresholds():
     assert record["normal_threshold"]["method"] == "validation_quantile"
     assert len(record["normal_scores"]) == 10
     assert cut.value == th.f1_threshold(record["labelled_scores"], labels).value
+
+
+def test_a_new_quantile_comes_from_the_stored_normal_scores(tiny_run):
+    """launch.export --threshold_quantile: the run's threshold.json holds the normal scores."""
+    record = json.loads((tiny_run.model_dir / "washer" / "threshold.json").read_text())
+    cut = th.from_record(record, None, 0.5)
+    expected = th.quantile_threshold(record["normal_scores"], 0.5)
+    assert cut.value == expected.value and cut.quantile == 0.5
+    assert cut.method == "validation_quantile" and cut.num_images == 15

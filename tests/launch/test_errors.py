@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, TINY_TRAIN
 
-from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig
+from cutpaste_tf.config import RunConfig
 from launch import configs, errors
 from launch import export as export_launcher
 from launch import predict as predict_launcher
@@ -143,24 +143,6 @@ def test_train_holds_test_normals_out_of_a_lone_good_folder_and_keeps_the_split(
     assert err.endswith(f"error: {split}: the run's test normals were held out with "
                         "--split_seed=0, this run asks for --split_seed=1; use those, another "
                         "model dir, or --overwrite to start again from scratch\n"), err[-2000:]
-
-
-def test_untrained_warning_only_without_training_and_without_backbone_weights():
-    def config(epochs, weights):
-        return RunConfig(model=ModelConfig(backbone_weights=weights),
-                         train=TrainConfig(epochs=epochs))
-
-    assert "--epochs=0 with a randomly initialised backbone" in train_launcher.untrained_warning(
-        config(0, None))
-    assert train_launcher.untrained_warning(config(0, "imagenet")) == ""
-    assert train_launcher.untrained_warning(config(1, None)) == ""
-
-
-def test_the_saved_models_line_names_the_folder_of_a_single_category():
-    assert train_launcher.saved_models_line("runs/a/export", ["bottle"], 1) == (
-        "SavedModels: runs/a/export/bottle/1")
-    assert train_launcher.saved_models_line("runs/a/export", ["fabric", "washer"], 2) == (
-        "SavedModels: runs/a/export/<category>/2 for <category> in fabric, washer")
 
 
 def test_export_and_predict_report_missing_inputs_the_same_way(tmp_path, run_launcher, capsys):

@@ -133,12 +133,12 @@ def test_links_of_readme_and_docs_resolve():
     assert not problems, "\n".join(problems)
 
 
-def test_a_section_comment_of_several_lines_is_one_heading():
-    assert flag_reference.section_title(["# Data."]) == "Data"
-    assert flag_reference.section_title(["# Analyses of a run: synthetic anomalies, labelled",
-                                         "# defects (launch.validate), t-SNE."]) == (
-        "Analyses of a run: synthetic anomalies, labelled defects (launch.validate), t-SNE")
-    where = flag_reference.sections(flag_reference.SHARED)
+def test_each_shared_flag_is_in_the_section_of_the_first_flag_before_it():
+    from launch import flags as flag_defs
+
+    where = flag_defs.shared_sections()
+    assert list(dict.fromkeys(where.values())) == [title for _, title in flag_defs.SECTIONS]
+    assert where["data_dir"] == where["decode_check"] == "Data"
     assert where["tsne_perplexity"] == "Embedding plot: t-SNE (launch.tsne)"
     assert where["threshold"] == "Re-export (launch.export)" and where["tflite"] == where["threshold"]
     headings = [line for line in flag_reference.reference_text().splitlines()

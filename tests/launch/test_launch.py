@@ -296,14 +296,3 @@ def test_export_refuses_both_threshold_flags(tiny_run, run_launcher, capsys):
     assert status == 2
     assert "give --threshold or --threshold_quantile, not both" in capsys.readouterr().err
     assert os.listdir(tiny_run.model_dir / "export" / "washer") == ["1"]
-
-
-def test_export_quantile_override_uses_the_stored_normal_scores(tiny_run, parse_flags):
-    from cutpaste_tf.evaluation import threshold as th
-
-    record = json.loads((tiny_run.model_dir / "washer" / "threshold.json").read_text())
-    parse_flags("--threshold_quantile=0.5")
-    cut = export_launcher.new_threshold(record)
-    expected = th.quantile_threshold(record["normal_scores"], 0.5)
-    assert cut.value == expected.value and cut.quantile == 0.5
-    assert cut.method == "validation_quantile" and cut.num_images == 15

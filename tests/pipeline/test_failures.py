@@ -6,7 +6,8 @@ import json
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf.pipeline import failures, summary
+from cutpaste_tf.pipeline import failures
+from cutpaste_tf.reporting import summary
 from cutpaste_tf.training import train
 
 

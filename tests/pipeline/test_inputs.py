@@ -137,3 +137,15 @@ def test_a_test_good_dir_records_no_split(tmp_path):
                                test_good_dir=f"{TESTDATA}/washer/test/good")
     inputs.record_test_split(inputs.resolve_categories(spec), spec, str(tmp_path))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_measurement_runs_on_the_first_category_asked_for_else_testdatas_washer(tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the shipped testdata is found wherever the work is
+    assert inputs.shipped_testdata() == TESTDATA
+    washer = inputs.measured_category(inputs.InputSpec())
+    assert washer.name == inputs.DEFAULT_CATEGORY == "washer"
+    assert washer.train_files[0].startswith(os.path.join(TESTDATA, "washer"))
+    fabric = inputs.measured_category(inputs.InputSpec(data_dir=TESTDATA,
+                                                       categories=("fabric", "washer")))
+    assert fabric.name == "fabric" and fabric.kind == "texture"

@@ -12,8 +12,9 @@ import tensorflow as tf
 from helpers import train_run
 
 from cutpaste_tf import config as config_lib
+from cutpaste_tf import rundir
 from cutpaste_tf.config import LocalizationConfig, ModelConfig, RunConfig, TrainConfig
-from cutpaste_tf.pipeline import reexport, rundir
+from cutpaste_tf.pipeline import reexport
 from cutpaste_tf.serving import savedmodel
 
 TINY_PATCH = ["--flagfile=configs/quickstart_patch.flags", "--category=washer",
@@ -71,7 +72,7 @@ def test_patch_export_returns_map_at_input_resolution_and_the_evaluated_score(pa
 
 def test_localization_config_checks_and_json_round_trip():
     config = RunConfig(localization=LocalizationConfig(model_type="patch", per_location=False))
-    assert config_lib.from_json(RunConfig, config_lib.to_json(config)) == config
+    assert config_lib.from_dict(RunConfig, json.loads(config_lib.to_json(config))) == config
     old = json.loads(config_lib.to_json(RunConfig()))
     del old["localization"]                                   # a config.json from before
     assert config_lib.from_dict(RunConfig, old) == RunConfig()

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cutpaste_tf import data
+from cutpaste_tf import data, rundir
 from cutpaste_tf.config import (
     MODEL_TYPES,
     LocalizationConfig,
     RunConfig,
     ThresholdConfig,
 )
-from cutpaste_tf.pipeline import build, image, patch, rundir, runner
+from cutpaste_tf.pipeline import build, image, patch, runner
 
 TESTDATA = str(pathlib.Path(__file__).resolve().parents[2] / "testdata")
 # What runner.py and reexport.py ask of a model type's module.
@@ -55,14 +55,16 @@ def test_hold_out_takes_the_fraction_or_the_datasets_own_validation_images():
 
 def test_an_image_run_writes_the_same_records_as_before(tiny_run):
     """The keys of the files an image run writes (the release before the stages were shared
-    wrote these), and the threshold's record of the held-out images."""
+    wrote these, and the drift check's and stress test's since), and the threshold's record of
+    the held-out images."""
     category = tiny_run.model_dir / "washer"
     result = json.loads((category / rundir.RESULTS_FILE).read_text())
     assert set(result) == {
         "category", "kind", "auroc", "auroc_per_defect", "num_test_per_defect",
         "num_test_normal", "num_test_anomalous", "num_train", "num_validation", "threshold",
         "test_at_threshold", "train_score_stats", "train_steps", "train_seconds_this_run",
-        "final_train_metrics", "learning", "export_path"}
+        "final_train_metrics", "learning", "export_path", "drift", "simulated_drift",
+        "robustness"}
     record = json.loads((category / rundir.THRESHOLD_FILE).read_text())
     assert set(record) == {"normal_method", "normal_threshold", "normal_scores",
                            "normal_files", "threshold"}
@@ -72,7 +74,7 @@ def test_an_image_run_writes_the_same_records_as_before(tiny_run):
     meta = json.loads((export / "assets.extra" / "cutpaste.json").read_text())
     assert set(meta) == {"name", "version", "image_size", "feature", "signatures",
                          "anomaly_map", "threshold", "cutpaste_tf_version", "config",
-                         "threshold_info"}
+                         "threshold_info", "drift_reference"}
     assert meta["threshold_info"] == result["threshold"]
 
 
@@ -98,13 +100,13 @@ def test_restored_names_the_missing_checkpoint_folder_and_restores_a_saved_one(t
 
 
 def test_the_start_line_names_the_device_precision_and_xla():
-    from cutpaste_tf.benchmark import environment
+    from cutpaste_tf import devices
     from cutpaste_tf.config import TrainConfig
 
     strategy = tf.distribute.get_strategy()
     config = RunConfig(train=TrainConfig(jit_compile=True, precision="mixed_bfloat16"))
     assert runner.compute_phrase(config, strategy) == (
-        f"{environment.device_summary(strategy)}, 1 replica, mixed_bfloat16, XLA on")
+        f"{devices.device_summary(strategy)}, 1 replica, mixed_bfloat16, XLA on")
     assert runner.compute_phrase(RunConfig(), strategy).endswith(", 1 replica, float32, XLA off")
 
 

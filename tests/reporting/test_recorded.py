@@ -6,9 +6,8 @@ import os
 import shutil
 
 import pytest
+import recorded_figures as recorded
 from helpers import ROOT
-
-from cutpaste_tf.reporting import recorded
 
 RECORDED = os.path.join(ROOT, "docs", "recorded_runs.json")
 

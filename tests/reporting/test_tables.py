@@ -1,4 +1,4 @@
-"""cutpaste_tf.reporting.tables: the paper-style result tables (Tables 1, 2, 3 and 6), our
+"""cutpaste_tf.reporting.tables: the paper-style result tables (Tables 1, 2 and 3), our
 numbers beside the paper's."""
 
 from __future__ import annotations
@@ -100,18 +100,7 @@ def test_table3_markdown_puts_ours_in_the_run_stage_columns():
     assert "| **object average** | 86.4 / — |" in md
 
 
-# --- Table 6 (synthetic anomalies) and the shared blocks ----------------------------------------
-
-
-def test_table6_markdown_lists_our_kinds_and_the_paper_rows():
-    ours = {"washer": {"square_color": 0.9, "heart_natural": 0.75}, "bolt": {"square_color": 0.5}}
-    md = tables.table6_markdown(ours, "Synthetic")
-    lines = md.splitlines()
-    assert lines[:4] == ["### Synthetic", "", "| | square_color | heart_natural | "
-                         "Avg (Table 6 kinds) |", "|---|---|---|---|"]
-    # Not all seven of Table 6's kinds: no average of ours.
-    assert "| washer | 90.0 | 75.0 | – |" in lines and "| bolt | 50.0 | – | – |" in lines
-    assert any(ln.startswith("| paper, cutpaste (MVTec AD) |") for ln in lines)
+# --- The shared blocks -------------------------------------------------------------------------
 
 
 def test_group_blocks_order_and_paper_sets():

@@ -1,5 +1,5 @@
 """Gradient coherence: its arithmetic, a repeated batch against shuffled labels, the probe
-leaving the model as it was, and the launcher's head syntax."""
+leaving the model as it was (the heads launch.diagnose probes: tests/analysis/test_head_probe.py)."""
 
 import numpy as np
 import pytest
@@ -39,14 +39,3 @@ def test_the_same_batch_gives_the_same_gradient_and_shuffled_labels_do_not():
         np.testing.assert_array_equal(before, v.numpy())
     with pytest.raises(ValueError, match="two batches"):
         diagnostics.gradient_coherence(model, [(views, labels)])
-
-
-def test_parse_head():
-    from launch.diagnose import parse_head
-    assert parse_head("512x8") == (512,) * 8
-    assert parse_head("512-256") == (512, 256)
-    assert parse_head("1024x2-128") == (1024, 1024, 128)
-    assert parse_head("none") == ()
-    for bad in ("", "x8", "512x", "abc", "0"):
-        with pytest.raises(ValueError, match="--heads"):
-            parse_head(bad)

@@ -7,8 +7,7 @@ import tensorflow as tf
 
 from cutpaste_tf.config import TrainConfig
 from cutpaste_tf.models import build_cutpaste_model
-from cutpaste_tf.pipeline import summary
-from cutpaste_tf.reporting import experiment_tables, tables
+from cutpaste_tf.reporting import experiment_tables, summary, tables
 from cutpaste_tf.training import learning, train
 
 

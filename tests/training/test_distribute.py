@@ -19,8 +19,8 @@ import tensorflow as tf
 from cutpaste_tf import data as data_lib
 from cutpaste_tf.config import ModelConfig, RunConfig, TrainConfig
 from cutpaste_tf.pipeline import build
+from cutpaste_tf.training import distribute
 from cutpaste_tf.training import step as step_lib
-from launch import distribute
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "distributed_main.py"

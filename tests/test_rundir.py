@@ -1,4 +1,4 @@
-"""cutpaste_tf/pipeline/rundir.py: the model-dir layout, config.json (migration of older runs,
+"""cutpaste_tf/rundir.py: the model-dir layout, config.json (migration of older runs,
 refusal of other runs), threshold.json in both of its written forms, and a finished run loaded
 back; the categories an analysis may take and the results it adds to."""
 
@@ -10,13 +10,13 @@ import os
 import numpy as np
 import pytest
 
-from cutpaste_tf import __version__
+from cutpaste_tf import __version__, rundir
 from cutpaste_tf import config as config_lib
 from cutpaste_tf.config import (DensityConfig, LocalizationConfig, ModelConfig, RobustnessConfig,
                                 RunConfig, TrainConfig)
 from cutpaste_tf.evaluation import evaluate
 from cutpaste_tf.evaluation import threshold as th
-from cutpaste_tf.pipeline import rundir, trained
+from cutpaste_tf.pipeline import trained
 
 
 def _write_config(model_dir, config: RunConfig) -> dict:

@@ -20,7 +20,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from cutpaste_tf.benchmark import environment
+from cutpaste_tf import devices
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
@@ -83,10 +83,10 @@ def tpu_cause(error: BaseException) -> str:
 def check_accelerator(strategy: tf.distribute.Strategy, required: bool) -> None:
     """With ``required`` (``--require_accelerator``), a ValueError unless ``strategy`` computes
     on a GPU or TPU: a run that would fall back to the CPU stops before it reads any data."""
-    if required and not environment.has_accelerator(strategy):
+    if required and not devices.has_accelerator(strategy):
         raise ValueError(
             f"--require_accelerator: TensorFlow sees no GPU or TPU here, only the "
-            f"{environment.device_summary(strategy)}. For an NVIDIA GPU: pip install "
+            f"{devices.device_summary(strategy)}. For an NVIDIA GPU: pip install "
             "\"tensorflow[and-cuda]\", then python -c \"import tensorflow as tf; "
             "print(tf.config.list_physical_devices('GPU'))\" must list it (and "
             "CUDA_VISIBLE_DEVICES must not hide it); for a TPU: --strategy=tpu --tpu=...")

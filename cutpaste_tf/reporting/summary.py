@@ -9,9 +9,9 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from cutpaste_tf import files
+from cutpaste_tf import files, rundir
 from cutpaste_tf.evaluation import evaluate, metrics
-from cutpaste_tf.pipeline import failures, rundir
+from cutpaste_tf.pipeline import failures
 from cutpaste_tf.reporting import paper_settings, robustness, tables
 from cutpaste_tf.training import learning
 

@@ -37,8 +37,7 @@ def feature_aurocs(model: keras.Model, data: CategoryData, config: RunConfig,
             out[column] = float(known[feature])
             continue
         dcfg = dataclasses.replace(config.density, feature=feature)
-        train_features = evaluate.embed(model, data.train_files, size, feature, batch)
-        estimator = evaluate.fit_features_checked(train_features, data, dcfg)
+        estimator = evaluate.fit_density(model, data, size, dcfg, batch)
         scores = evaluate.score_images(model, estimator, data.test_files, size, feature, batch,
                                        category=data.name)
         out[column] = float(evaluate.evaluate(np.asarray(scores), data)["auroc"])

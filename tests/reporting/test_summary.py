@@ -1,11 +1,10 @@
-"""cutpaste_tf/pipeline/summary.py: results.md and the run's results.json over its categories
+"""cutpaste_tf/reporting/summary.py: results.md and the run's results.json over its categories
 (the per-defect-type table, older results, localisation not reported)."""
 
 import csv
 import json
 
-from cutpaste_tf.pipeline import summary
-from cutpaste_tf.reporting import report
+from cutpaste_tf.reporting import report, summary
 
 
 def _result(per_defect, counts=None, pixel=None):

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from cutpaste_tf import __version__, files
 from cutpaste_tf import config as config_lib
+from cutpaste_tf import files, release
 from cutpaste_tf.config import DensityConfig, RunConfig
 
 # The run (model dir root).
@@ -53,6 +53,9 @@ FAILED_FILE = "failed.json"  # the last attempt's failure (cutpaste_tf.pipeline.
 # (cutpaste_tf.pipeline.drift_check), and the drift stress test (cutpaste_tf.pipeline.stress).
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 ROBUSTNESS_FILE = "robustness.json"
+# What to do with a model dir that another release series wrote (:func:`release.check`).
+NEW_RUN = ("its checkpoints and files may not load the same way: use another model dir, or "
+           "overwrite=True to start again (or resume it with the release that wrote it)")
 
 
 def category_dir(model_dir: str, category: str) -> str:
@@ -182,19 +185,6 @@ def migrate(previous: dict, config: RunConfig) -> dict:
     return previous
 
 
-def check_version(written: Optional[str], what: str) -> None:
-    """Raises ValueError unless ``written`` is this package's release series (major.minor)."""
-    if written is None:
-        raise ValueError(
-            f"{what} does not record the cutpaste_tf version that wrote it (an older release); "
-            f"this is {__version__}: use another model dir, or overwrite=True to start again")
-    if written.split(".")[:2] != __version__.split(".")[:2]:
-        raise ValueError(
-            f"{what} was written by cutpaste_tf {written}, this is {__version__}; its checkpoints "
-            "and files may not load the same way: resume it with that version, or use another "
-            "model dir (or overwrite=True) to start again")
-
-
 def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) -> None:
     """Refuses to mix runs: an existing model dir must hold the same config, written by a
     compatible package version, unless overwriting.
@@ -214,7 +204,7 @@ def check_model_dir(model_dir: str, config: RunConfig, overwrite: bool = False) 
         _check_same_run(model_dir, path, config)
     elif overwrite and tf.io.gfile.exists(model_dir):
         files.remove_dir(model_dir)
-    files.write_json(path, {**config_lib.to_dict(config), VERSION_KEY: __version__})
+    files.write_json(path, {**config_lib.to_dict(config), VERSION_KEY: release.__version__})
 
 
 def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
@@ -224,7 +214,7 @@ def _check_same_run(model_dir: str, path: str, config: RunConfig) -> None:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); use another model dir, or "
                          "overwrite=True to start again") from None
-    check_version(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
+    release.check(previous.pop(VERSION_KEY, None), f"model dir {model_dir!r}", NEW_RUN)
     migrate(previous, config)
     current = json.loads(config_lib.to_json(config))  # tuples as JSON lists, like previous
     before = previous.get("model", {}).get("backbone")
@@ -271,7 +261,7 @@ def load_run_config(model_dir: str) -> RunConfig:
     """The RunConfig in ``<model_dir>/config.json``; ValueError if it is missing or from an
     incompatible package version."""
     raw = files.read_json(config_file(model_dir))
-    check_version(raw.pop(VERSION_KEY, None), f"model dir {model_dir!r}")
+    release.check(raw.pop(VERSION_KEY, None), f"model dir {model_dir!r}", NEW_RUN)
     _flag_names(raw, RunConfig())  # fields renamed since; the other steps only fill defaults
     return config_lib.from_dict(RunConfig, raw)
 
