@@ -9,7 +9,8 @@ The front door (:mod:`cutpaste_tf.api`, imported when first used)::
 
 from cutpaste_tf.release import __version__  # noqa: F401  (the package's release)
 
-_API = ("train", "experiment", "load", "RunResult", "ExperimentResult", "Scorer", "Scores")
+_API = ("train", "experiment", "load", "RunResult", "ExperimentResult", "Scorer", "Scores",
+        "DriftWarning")
 __all__ = ["__version__", *_API]
 
 

@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 from cutpaste_tf import driver
 from cutpaste_tf import settings as settings_lib
 from cutpaste_tf.driver import ExperimentResult, RunResult
-from cutpaste_tf.serving.scoring import Scorer, Scores, load
+from cutpaste_tf.serving.scoring import DriftWarning, Scorer, Scores, load
 
-__all__ = ["train", "experiment", "load", "RunResult", "ExperimentResult", "Scorer", "Scores"]
+__all__ = ["train", "experiment", "load", "RunResult", "ExperimentResult", "Scorer", "Scores",
+           "DriftWarning"]
 
 Progress = Union[bool, Callable[[str], None]]
 # The settings of launch.experiment besides those of a training run.

@@ -77,3 +77,21 @@ def test_a_file_that_cannot_be_decoded_fails_alone(tiny_run, tmp_path):
     assert "cannot decode" in scores.failed[str(bad)]
     with pytest.raises(ValueError, match="matches no image files"):
         cutpaste_tf.load(str(tiny_run.model_dir)).score(str(tmp_path / "*.jpg"))
+
+
+def test_the_scorer_says_when_the_images_drifted(dark_run):
+    """Scoring images captured darker than the training images warns (DriftWarning) and says
+    so in the result; the training capture itself passes quietly."""
+    model_dir, data, _ = dark_run
+    scorer = cutpaste_tf.load(str(model_dir))
+    with pytest.warns(cutpaste_tf.DriftWarning, match="these images differ from the training "
+                                                      r"images \(mean grey"):
+        dark = scorer.score(str(data / "washer" / "test" / "good"))
+    assert dark.drift["drifted"] and dark.drift_warning.startswith("warning: these images")
+    assert dark.image_stats.shape == (len(dark), 4)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cutpaste_tf.DriftWarning)
+        same = scorer.score(str(ROOT / "testdata" / "washer" / "train" / "good"))
+    assert same.drift["drifted"] is False and same.drift_warning == ""
+    assert np.median(dark.image_stats[:, 0]) < 0.85 * np.median(same.image_stats[:, 0])

@@ -1,5 +1,6 @@
 """An exported model loaded back for Python: images in (files, a folder, a glob, or arrays),
-scores, decisions and, for a model with an anomaly map (a patch model), the maps out.
+scores, decisions and, for a model with an anomaly map (a patch model), the maps out; and
+whether the images drifted from the training images (a :class:`DriftWarning` when they did).
 
 It calls the SavedModel's own signatures, the ones TF Serving calls, so its scores are the
 served scores: files go through ``serving_default`` (encoded bytes, decoded and resized in the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -32,9 +34,21 @@ class Scores:
     anomaly_maps: Optional[np.ndarray]  # [N, H, W] for a model with a map, else None
     paths: list[str]  # the scored files (empty for arrays)
     failed: dict[str, str]  # file -> why it could not be read or decoded
+    # [N, 4] mean grey, contrast, red and blue cast of each image as the model sees it
+    # (cutpaste_tf.ops.shifts.STATISTICS); None for an export from before they were returned.
+    image_stats: Optional[np.ndarray] = None
+    # These images against the training images the export carries a reference of
+    # (cutpaste_tf.evaluation.drift.check; empty without one), and its one-line warning ("").
+    drift: dict = dataclasses.field(default_factory=dict)
+    drift_warning: str = ""
 
     def __len__(self) -> int:
         return len(self.scores)
+
+
+class DriftWarning(UserWarning):
+    """The scored images differ from the training images beyond the stated bounds
+    (:mod:`cutpaste_tf.evaluation.drift`)."""
 
 
 class Scorer:
@@ -82,7 +96,15 @@ class Scorer:
         if self.has_anomaly_map and outputs:
             maps = np.stack([o["anomaly_map"] for o in outputs])
         decided = scores > (math.inf if cut is None else cut)
-        return Scores(scores, decided, cut, maps, paths, failed)
+        stats = [o["image_stats"] for o in outputs if "image_stats" in o]
+        checked = predictions.drift_summary(
+            self.metadata.get("drift_reference"), [{"score": float(v)} for v in scores], stats,
+            threshold) if outputs else {}
+        if checked.get("drift_warning"):  # never silent: Python's warnings show it once
+            warnings.warn(checked["drift_warning"], DriftWarning, stacklevel=2)
+        return Scores(scores, decided, cut, maps, paths, failed,
+                      np.stack(stats) if len(stats) == len(outputs) and stats else None,
+                      checked.get("drift", {}), checked.get("drift_warning", ""))
 
     def _score_files(self, paths: list[str], batch_size: int
                      ) -> tuple[list[dict], list[str], dict[str, str]]:
