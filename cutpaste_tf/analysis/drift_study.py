@@ -164,7 +164,7 @@ def decide(records: Sequence[dict], arm: str, density: str = "run", z: float = 2
     seeds: dict[str, int] = {}
     for p in drift["pairs"]:
         seeds[p["family"]] = seeds.get(p["family"], 0) + 1
-    if sum(n >= min_seeds for n in seeds.values()) < min_families:
+    if sum(n >= min_seeds for n in seeds.values()) < min_families or drift["se"] is None:
         return {"verdict": "undecided", "drift": drift, "plain": plain}
     better = drift["mean"] > z * drift["se"] and drift["mean"] > 0
     worse = plain["mean"] < 0 and -plain["mean"] > z * plain["se"]
@@ -172,12 +172,17 @@ def decide(records: Sequence[dict], arm: str, density: str = "run", z: float = 2
             "plain": plain}
 
 
+def _points(mean: Optional[float], se: Optional[float], signed: bool = False) -> str:
+    """A fraction as percentage points, ± its standard error when there is one."""
+    if mean is None:
+        return "–"
+    text = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
+    return text if se is None else f"{text} ± {100 * se:.1f}"
+
+
 def _stat(records: Sequence[dict], key: str) -> str:
     values = [r[key] for r in records]
-    if not values:
-        return "–"
-    mean, se = metrics.mean_and_stderr(values)
-    return f"{100 * mean:.1f} ± {100 * se:.1f}" if len(values) > 1 else f"{100 * mean:.1f}"
+    return _points(*metrics.mean_and_stderr(values)) if values else "–"
 
 
 def table_markdown(records: Sequence[dict]) -> str:
@@ -213,7 +218,7 @@ def table_markdown(records: Sequence[dict]) -> str:
             if not d["drift"]["n"]:
                 continue
             lines.append(f"| {arm}, {density} density | {d['drift']['n']} | "
-                         f"{100 * d['drift']['mean']:+.1f} ± {100 * d['drift']['se']:.1f} | "
-                         f"{100 * d['plain']['mean']:+.1f} ± {100 * d['plain']['se']:.1f} | "
+                         f"{_points(d['drift']['mean'], d['drift']['se'], True)} | "
+                         f"{_points(d['plain']['mean'], d['plain']['se'], True)} | "
                          f"{d['verdict']} |")
     return "\n".join(lines) + "\n"
