@@ -32,6 +32,10 @@ FLAG_FOR: dict[str, str] = {
     "threshold.quantile": "threshold_quantile",
     "threshold.folds": "threshold_folds",
     "density.kind": "density",
+    "density.augment_copies": "density_augment_copies",
+    "density.augment_jitter": "density_augment_jitter",
+    "robustness.shifts": "stress_shifts",
+    "robustness.max_images": "stress_max_images",
 }
 
 # Flags whose value is an address, not a file path: the remote-path check leaves them alone

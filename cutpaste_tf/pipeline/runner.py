@@ -120,6 +120,8 @@ def stress_test(kind: ModuleType, fitted, unit: savedmodel.AnomalyScorer, data: 
         normals = kind.stress_normals(fitted, unit, data, config, val_files)
     except ValueError as e:
         return {"skipped": str(e)}
+    if len(normals.images) < 2:
+        return {"skipped": f"{len(normals.images)} normal image to shift; it needs 2 or more"}
     defects = [p for p, y in zip(*validation) if y == 1] if validation else []
     return stress.run(normals, cut.value, config, out, defects)
 

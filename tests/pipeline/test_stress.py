@@ -36,3 +36,29 @@ def test_without_held_out_images_the_normals_are_out_of_fold(dark_run):
     model_dir, _, _ = dark_run
     result = json.loads((model_dir / "washer" / "robustness.json").read_text())
     assert result["normals"] == "out-of-fold" and result["num_normal"] == 60
+
+
+def test_too_few_normals_skip_the_stress_test_and_never_fail_the_run():
+    """A category with one held-out image (the tiny public-layout copies) is not failed by the
+    stress test: it is skipped, with why; a patch model without held-out images likewise."""
+    import types
+
+    import numpy as np
+
+    from cutpaste_tf.config import RunConfig
+    from cutpaste_tf.evaluation import robustness
+    from cutpaste_tf.pipeline import runner
+
+    one = robustness.Normals(np.zeros((1, 8, 8, 3), np.float32), np.zeros(1, np.int64),
+                             [lambda x: np.zeros(len(x))], "held-out")
+    kind = types.SimpleNamespace(stress_normals=lambda *args: one)
+    result = runner.stress_test(kind, None, None, None, RunConfig(), ["a.png"], None, None, "")
+    assert result == {"skipped": "1 normal image to shift; it needs 2 or more"}
+    assert stress.end_line(result) == ("drift stress test skipped: 1 normal image to shift; it "
+                                       "needs 2 or more")
+
+    def refuse(*args):
+        raise ValueError("the stress test of a patch model needs held-out normal images")
+    kind = types.SimpleNamespace(stress_normals=refuse)
+    assert "needs held-out" in runner.stress_test(kind, None, None, None, RunConfig(), [], None,
+                                                  None, "")["skipped"]
