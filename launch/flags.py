@@ -165,13 +165,13 @@ flags.DEFINE_integer("scar_reference_size", 0, "0: --scar_width/--scar_length ar
 flags.DEFINE_float("scar_angle", 45.0, "Scar rotation range: U(-angle, angle) degrees.")
 flags.DEFINE_float("patch_jitter", 0.1, "Colour jitter of the pasted patch (all four factors; "
                    "Appendix A.2's 0.1; Table 8 puts 0.2 level or above it).")
-flags.DEFINE_float("translate", 0.0, "Pre-augmentation: max random shift as a fraction of the "
-                   "size, edges repeated (0: none; 0.0625: up to 1/16, which costs short runs on "
-                   "aligned images accuracy, docs/learning.md).")
-flags.DEFINE_list("jitter", ["0", "0", "0", "0"],
+flags.DEFINE_float("translate", 0.0625, "Pre-augmentation: max random shift as a fraction of "
+                   "the size, edges repeated (0.0625: up to 1/16; 0: none, which leaves a moved "
+                   "camera reading as a defect, docs/learning.md point 16).")
+flags.DEFINE_list("jitter", ["0.1", "0.1", "0.1", "0"],
                   "Pre-augmentation colour jitter of every training image: brightness, contrast, "
-                  "saturation, hue (torchvision ColorJitter semantics; 0,0,0,0: none; "
-                  "0.1,0.1,0.1,0: the previous default, docs/learning.md).")
+                  "saturation, hue (torchvision ColorJitter semantics; 0,0,0,0: none, which "
+                  "leaves a darker capture reading as a defect, docs/learning.md point 16).")
 
 # Density and evaluation.
 flags.DEFINE_enum("density", "gde", ["gde", "kde"], "Density estimator on the features.")

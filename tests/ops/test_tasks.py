@@ -103,8 +103,12 @@ def test_pre_augment_keeps_shape_and_range_and_is_seeded():
     np.testing.assert_array_equal(out, tasks.pre_augment(tf.constant(images), seed, both).numpy())
     other = tasks.pre_augment(tf.constant(images), tf.constant([9, 10]), both).numpy()
     assert np.abs(out - other).max() > 0.05
-    # Nothing to do (the default: no shift, no whole-image jitter) -> identity.
-    np.testing.assert_array_equal(tasks.pre_augment(tf.constant(images), seed).numpy(), images)
+    # Nothing to do (no shift, no whole-image jitter) -> identity.
+    none = AugmentConfig(translate=0.0, jitter=(0.0, 0.0, 0.0, 0.0))
+    np.testing.assert_array_equal(tasks.pre_augment(tf.constant(images), seed, none).numpy(),
+                                  images)
+    # The default is the paper's pre-augmentation (docs/learning.md, point 16): it moves pixels.
+    assert np.abs(tasks.pre_augment(tf.constant(images), seed).numpy() - images).mean() > 0.01
     # Jitter only: no pixel moves, so a constant image stays constant per example.
     flat = np.broadcast_to(np.linspace(0.2, 0.8, 16, dtype=np.float32)[:, None, None, None],
                            (16, 48, 80, 3)).copy()
