@@ -36,14 +36,15 @@ def test_the_main_config_is_the_paper_as_written(parse_flags):
 
 def test_the_cpu_budget_config_names_each_change(parse_flags):
     config = _config(parse_flags, "--flagfile=configs/3way_cpu.flags")
-    # The paper's pre-augmentation stays (docs/learning.md, point 16): no translation or jitter row.
+    # The paper's pre-augmentation stays (docs/learning.md, point 16): no translation or jitter
+    # row; the density is fitted on jittered copies too (the same point).
     assert _names(config) == {"image size", "training steps", "projection head",
-                              "classifier initialisation"}
+                              "classifier initialisation", "density fit"}
     rows = {r["setting"]: r for r in ps.differences(config)}
     assert rows["projection head"]["source"] == "open"
     assert rows["image size"]["run"] == "128 x 128" and rows["image size"]["paper"] == "256 x 256"
     table = ps.markdown(ps.differences(config))
-    assert table.startswith(f"### {ps.TITLE}") and table.count("\n| ") == 6  # header, rule, 4 rows
+    assert table.startswith(f"### {ps.TITLE}") and table.count("\n| ") == 7  # header, rule, 5 rows
     assert "projection head (open: the authors' code) | an MLP" in table
     assert "| 1 x 512 |" in table and "`docs/learning.md`" in table
 
