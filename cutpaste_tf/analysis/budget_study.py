@@ -249,7 +249,7 @@ def trend(records: Sequence[dict], arm: str, target_steps: int = 65536) -> Optio
             np.log2(target_steps)), "target_steps": target_steps, "flips": len(signs) > 1}
 
 
-def _pct(value: Optional[float], se: Optional[float] = None, signed: bool = False) -> str:
+def points(value: Optional[float], se: Optional[float] = None, signed: bool = False) -> str:
     """A fraction in points (with its sign when ``signed``: a difference), ± its standard error
     when it has one."""
     if value is None:
@@ -289,20 +289,20 @@ def table_markdown(records: Sequence[dict]) -> str:
                 diff = metrics.seed_stat([p["difference"] for p in pairs])
                 lines.append(
                     f"| {steps} | {family} | {len(pairs)} | "
-                    f"{_pct(float(np.mean([p['baseline'] for p in pairs])))} | "
-                    f"{_pct(float(np.mean([p['arm'] for p in pairs])))} | "
-                    f"{_pct(diff['mean'], diff['se'], signed=True)} | "
+                    f"{points(float(np.mean([p['baseline'] for p in pairs])))} | "
+                    f"{points(float(np.mean([p['arm'] for p in pairs])))} | "
+                    f"{points(diff['mean'], diff['se'], signed=True)} | "
                     f"{acc[BASELINE]['mean']:.3f} / {acc[arm]['mean']:.3f} | "
-                    f"{_pct(test[BASELINE]['mean'])} / {_pct(test[arm]['mean'])} |")
+                    f"{points(test[BASELINE]['mean'])} / {points(test[arm]['mean'])} |")
         lines.append("")
         if verdict["verdict"] == "undecided":
             lines.append("Rule: undecided (no budget yet has 3 seeds on 2 real families).")
         else:
-            lines.append(f"Rule at {verdict['steps']} steps: {_pct(verdict['mean'], verdict['se'], True)}"
+            lines.append(f"Rule at {verdict['steps']} steps: {points(verdict['mean'], verdict['se'], True)}"
                          f" over {verdict['n']} pairs → **{verdict['verdict']}**.")
         if line:
             lines.append(f"Trend: {100 * line['slope_per_doubling']:+.2f} points per doubling of "
-                         f"the budget, {_pct(line['at_target'])} at {line['target_steps']} steps "
+                         f"the budget, {points(line['at_target'])} at {line['target_steps']} steps "
                          f"if linear in log(steps); sign {'flips' if line['flips'] else 'holds'} "
                          "across the budgets measured.")
         lines.append("")

@@ -172,17 +172,9 @@ def decide(records: Sequence[dict], arm: str, density: str = "run", z: float = 2
             "plain": plain}
 
 
-def _points(mean: Optional[float], se: Optional[float], signed: bool = False) -> str:
-    """A fraction as percentage points, ± its standard error when there is one."""
-    if mean is None:
-        return "–"
-    text = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
-    return text if se is None else f"{text} ± {100 * se:.1f}"
-
-
 def _stat(records: Sequence[dict], key: str) -> str:
     values = [r[key] for r in records]
-    return _points(*metrics.mean_and_stderr(values)) if values else "–"
+    return study.points(*metrics.mean_and_stderr(values)) if values else "–"
 
 
 def table_markdown(records: Sequence[dict]) -> str:
@@ -218,7 +210,7 @@ def table_markdown(records: Sequence[dict]) -> str:
             if not d["drift"]["n"]:
                 continue
             lines.append(f"| {arm}, {density} density | {d['drift']['n']} | "
-                         f"{_points(d['drift']['mean'], d['drift']['se'], True)} | "
-                         f"{_points(d['plain']['mean'], d['plain']['se'], True)} | "
+                         f"{study.points(d['drift']['mean'], d['drift']['se'], True)} | "
+                         f"{study.points(d['plain']['mean'], d['plain']['se'], True)} | "
                          f"{d['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]  # 8-bit-rounded images [N, H, W, 3
 # Synthetic anomalies when no labelled defects are given: the four shapes in random colours
 # (natural-image fills need other categories' images, which a single category lacks).
 SYNTHETIC_KINDS = tuple(f"{s}_color" for s in synthetic.SYNTHETIC_SHAPES)
+MIN_NORMALS = 2  # the stress test's fewest normal images (a spread needs two)
 TARGET_FALSE_ALARMS = 0.10  # a ±10 % brightness or contrast drift flags at most this share
 
 
@@ -99,9 +100,9 @@ def stress_test(normals: Normals, anomalies: np.ndarray, threshold: float,
     """The figures of every shift (and of the clean images, ``shift`` "none"); see the module's
     docstring. ``anomalies`` are scored unshifted, by the function of ``anomaly_groups``
     (default: the first)."""
-    if len(normals.images) < 2 or len(anomalies) < 1:
-        raise ValueError(f"the stress test needs at least 2 normal images and 1 anomaly, got "
-                         f"{len(normals.images)} and {len(anomalies)}")
+    if len(normals.images) < MIN_NORMALS or len(anomalies) < 1:
+        raise ValueError(f"the stress test needs at least {MIN_NORMALS} normal images and 1 "
+                         f"anomaly, got {len(normals.images)} and {len(anomalies)}")
     groups = np.zeros(len(anomalies), np.int64) if anomaly_groups is None else anomaly_groups
     anomaly_scores = normals.score(anomalies, groups)
     clean = normals.score(normals.images)

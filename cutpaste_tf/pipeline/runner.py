@@ -23,7 +23,7 @@ from cutpaste_tf import config as config_lib
 from cutpaste_tf import console, devices, files, rundir
 from cutpaste_tf.config import RunConfig
 from cutpaste_tf.data import CategoryData
-from cutpaste_tf.evaluation import evaluate
+from cutpaste_tf.evaluation import evaluate, robustness
 from cutpaste_tf.evaluation import threshold as threshold_lib
 from cutpaste_tf.pipeline import build, drift_check, failures, image, patch, stress
 from cutpaste_tf.serving import savedmodel
@@ -120,8 +120,9 @@ def stress_test(kind: ModuleType, fitted, unit: savedmodel.AnomalyScorer, data: 
         normals = kind.stress_normals(fitted, unit, data, config, val_files)
     except ValueError as e:
         return {"skipped": str(e)}
-    if len(normals.images) < 2:
-        return {"skipped": f"{len(normals.images)} normal image to shift; it needs 2 or more"}
+    if len(normals.images) < robustness.MIN_NORMALS:
+        return {"skipped": f"{len(normals.images)} normal image to shift; it needs "
+                           f"{robustness.MIN_NORMALS} or more"}
     defects = [p for p, y in zip(*validation) if y == 1] if validation else []
     return stress.run(normals, cut.value, config, out, defects)
 

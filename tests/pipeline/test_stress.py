@@ -2,9 +2,14 @@
 run's results.md and the report; held-out normals, or out-of-fold ones without them."""
 
 import json
+import types
 
+import numpy as np
+
+from cutpaste_tf.config import RunConfig
+from cutpaste_tf.evaluation import robustness
 from cutpaste_tf.ops import shifts
-from cutpaste_tf.pipeline import stress
+from cutpaste_tf.pipeline import runner, stress
 
 
 def test_a_run_stress_tests_its_held_out_normals(tiny_run):
@@ -41,14 +46,6 @@ def test_without_held_out_images_the_normals_are_out_of_fold(dark_run):
 def test_too_few_normals_skip_the_stress_test_and_never_fail_the_run():
     """A category with one held-out image (the tiny public-layout copies) is not failed by the
     stress test: it is skipped, with why; a patch model without held-out images likewise."""
-    import types
-
-    import numpy as np
-
-    from cutpaste_tf.config import RunConfig
-    from cutpaste_tf.evaluation import robustness
-    from cutpaste_tf.pipeline import runner
-
     one = robustness.Normals(np.zeros((1, 8, 8, 3), np.float32), np.zeros(1, np.int64),
                              [lambda x: np.zeros(len(x))], "held-out")
     kind = types.SimpleNamespace(stress_normals=lambda *args: one)
